@@ -1,0 +1,52 @@
+//! The one error type at the library's edge. The CLI wraps it in anyhow and prints one line.
+
+use std::path::PathBuf;
+
+/// Everything netcopy's library can fail with, each naming what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot read BTF at {path}: {source} (netcopy needs a kernel built with \
+         CONFIG_DEBUG_INFO_BTF; NETCOPY_BTF names another file)"
+    )]
+    BtfRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("BTF at {path} is malformed: {what}")]
+    BtfMalformed { path: PathBuf, what: String },
+    #[error("this kernel's BTF has no {what}")]
+    BtfMissing { what: String },
+    #[error(
+        "tracing needs root (or CAP_BPF and CAP_PERFMON); run as root, or pass --no-trace to \
+         run without the kernel columns"
+    )]
+    NotPermitted,
+    #[error("cannot load netcopy's eBPF programs: {0}")]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error("cannot load {program} for {hook}: {source} (needs {requirement})")]
+    ProgramLoad {
+        program: &'static str,
+        hook: &'static str,
+        requirement: &'static str,
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    #[error("cannot attach {program} to {hook}: {source} (needs {requirement})")]
+    Attach {
+        program: &'static str,
+        hook: &'static str,
+        requirement: &'static str,
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    #[error("eBPF map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: Box<aya::maps::MapError>,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

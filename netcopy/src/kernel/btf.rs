@@ -1,0 +1,244 @@
+//! A small reader for the kernel's BTF: just enough to find struct member offsets (through
+//! anonymous unions and structs) and enum values, so no kernel layout is ever a literal.
+//!
+//! aya parses BTF too, but keeps member data private; the format is simple enough to read here.
+
+use std::{borrow::Cow, path::Path};
+
+use crate::error::Error;
+
+const MAGIC: u16 = 0xeb9f;
+const HEADER_MIN: usize = 24;
+
+const KIND_INT: u32 = 1;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+/// One parsed type header; `extra` is where its kind-specific records start in `data`.
+#[derive(Clone, Copy)]
+struct TypeEntry {
+    name_off: u32,
+    kind: u32,
+    vlen: usize,
+    kind_flag: bool,
+    size_or_type: u32,
+    extra: usize,
+}
+
+/// The kernel's BTF, read from a file such as /sys/kernel/btf/vmlinux.
+pub struct Btf {
+    data: Vec<u8>,
+    strings: usize,
+    strings_len: usize,
+    /// Index = type id - 1 (id 0 is void).
+    types: Vec<TypeEntry>,
+}
+
+fn u16_at(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl Btf {
+    /// Reads and indexes the BTF file at `path`.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let data = std::fs::read(path).map_err(|source| Error::BtfRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(data).map_err(|what| Error::BtfMalformed {
+            path: path.to_owned(),
+            what,
+        })
+    }
+
+    fn parse(data: Vec<u8>) -> Result<Self, String> {
+        let short = || "file too short for a BTF header".to_owned();
+        if u16_at(&data, 0).ok_or_else(short)? != MAGIC {
+            return Err("bad magic (not little-endian BTF)".into());
+        }
+        let hdr_len = u32_at(&data, 4).ok_or_else(short)? as usize;
+        if hdr_len < HEADER_MIN {
+            return Err(format!("header length {hdr_len} is too small"));
+        }
+        let field = |at| u32_at(&data, at).map(|v| v as usize).ok_or_else(short);
+        let (type_off, type_len) = (field(8)?, field(12)?);
+        let (str_off, str_len) = (field(16)?, field(20)?);
+        let types_start = hdr_len + type_off;
+        let types_end = types_start + type_len;
+        let strings = hdr_len + str_off;
+        if types_end > data.len() || strings + str_len > data.len() {
+            return Err("sections run past the end of the file".into());
+        }
+
+        let mut types = Vec::new();
+        let mut at = types_start;
+        while at < types_end {
+            let read = |off| u32_at(&data, at + off).ok_or("truncated type record");
+            let (name_off, info, size_or_type) = (read(0)?, read(4)?, read(8)?);
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            let extra = at + 12;
+            let extra_len = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                0..=19 => 0,
+                other => return Err(format!("unknown BTF kind {other}")),
+            };
+            types.push(TypeEntry {
+                name_off,
+                kind,
+                vlen,
+                kind_flag: info >> 31 == 1,
+                size_or_type,
+                extra,
+            });
+            at = extra + extra_len;
+        }
+        Ok(Self {
+            data,
+            strings,
+            strings_len: str_len,
+            types,
+        })
+    }
+
+    fn name(&self, off: u32) -> Cow<'_, str> {
+        let start = self.strings + off as usize;
+        let end = self.strings + self.strings_len;
+        let bytes = self.data.get(start..end).unwrap_or_default();
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..len])
+    }
+
+    fn entry(&self, id: u32) -> Option<&TypeEntry> {
+        id.checked_sub(1).and_then(|i| self.types.get(i as usize))
+    }
+
+    /// Follows typedefs and qualifiers down to the type they name.
+    fn resolve(&self, mut id: u32) -> Option<(u32, &TypeEntry)> {
+        for _ in 0..32 {
+            let entry = self.entry(id)?;
+            match entry.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = entry.size_or_type;
+                }
+                _ => return Some((id, entry)),
+            }
+        }
+        None
+    }
+
+    fn find(&self, name: &str, kinds: &[u32]) -> Option<(u32, &TypeEntry)> {
+        self.types.iter().enumerate().find_map(|(i, entry)| {
+            (kinds.contains(&entry.kind) && self.name(entry.name_off) == name)
+                .then_some((i as u32 + 1, entry))
+        })
+    }
+
+    /// (name offset, type id, bit offset) of each member of a struct or union.
+    fn members(&self, entry: &TypeEntry) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+        let (extra, vlen, kind_flag) = (entry.extra, entry.vlen, entry.kind_flag);
+        (0..vlen).filter_map(move |i| {
+            let at = extra + 12 * i;
+            let raw = u32_at(&self.data, at + 8)?;
+            // With kind_flag set the high byte is a bitfield size; the offset is the rest.
+            let bits = if kind_flag { raw & 0x00ff_ffff } else { raw };
+            Some((u32_at(&self.data, at)?, u32_at(&self.data, at + 4)?, bits))
+        })
+    }
+
+    /// Bit offset and type of `name` in the struct or union `entry`, looking through anonymous
+    /// members the way C does.
+    fn member(&self, entry: &TypeEntry, name: &str) -> Option<(u32, u32)> {
+        for (name_off, type_id, bits) in self.members(entry) {
+            if name_off != 0 {
+                if self.name(name_off) == name {
+                    return Some((bits, type_id));
+                }
+                continue;
+            }
+            if let Some((_, inner)) = self.resolve(type_id)
+                && matches!(inner.kind, KIND_STRUCT | KIND_UNION)
+                && let Some((inner_bits, found)) = self.member(inner, name)
+            {
+                return Some((bits + inner_bits, found));
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `path` (members separated by dots, e.g. `__sk_common.skc_num`) inside
+    /// `struct_name`.
+    pub fn member_offset(&self, struct_name: &str, path: &str) -> Result<u32, Error> {
+        let missing = || Error::BtfMissing {
+            what: format!("struct {struct_name} member {path}"),
+        };
+        let (_, mut entry) = self
+            .find(struct_name, &[KIND_STRUCT, KIND_UNION])
+            .ok_or_else(missing)?;
+        let mut bits = 0;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let (member_bits, type_id) = self.member(entry, part).ok_or_else(missing)?;
+            bits += member_bits;
+            if parts.peek().is_some() {
+                entry = self.resolve(type_id).ok_or_else(missing)?.1;
+            }
+        }
+        if bits % 8 != 0 {
+            return Err(Error::BtfMissing {
+                what: format!("byte-aligned struct {struct_name} member {path} (it is a bitfield)"),
+            });
+        }
+        Ok(bits / 8)
+    }
+
+    /// Value of `variant` in the enum `enum_name` (anonymous enums: pass "").
+    pub fn enum_value(&self, enum_name: &str, variant: &str) -> Result<i64, Error> {
+        for entry in &self.types {
+            if !matches!(entry.kind, KIND_ENUM | KIND_ENUM64)
+                || self.name(entry.name_off) != enum_name
+            {
+                continue;
+            }
+            let stride = if entry.kind == KIND_ENUM { 8 } else { 12 };
+            for i in 0..entry.vlen {
+                let at = entry.extra + stride * i;
+                let Some(name_off) = u32_at(&self.data, at) else {
+                    continue;
+                };
+                if self.name(name_off) != variant {
+                    continue;
+                }
+                let lo = u32_at(&self.data, at + 4).unwrap_or_default();
+                return Ok(if entry.kind == KIND_ENUM {
+                    i64::from(lo as i32)
+                } else {
+                    let hi = u32_at(&self.data, at + 8).unwrap_or_default();
+                    ((u64::from(hi) << 32) | u64::from(lo)) as i64
+                });
+            }
+        }
+        Err(Error::BtfMissing {
+            what: format!("enum {enum_name} value {variant}"),
+        })
+    }
+}

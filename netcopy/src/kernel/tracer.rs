@@ -1,0 +1,191 @@
+//! Loads netcopy's eBPF programs, attaches them, and reads their counters.
+//!
+//! Dropping a [`Tracer`] detaches every program: the links are file descriptors owned here, so
+//! even a process that dies leaves nothing attached.
+
+use std::collections::BTreeMap;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuHashMap},
+    programs::BtfTracePoint,
+};
+use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, names};
+
+use super::{btf::Btf, btf_path};
+use crate::error::{Error, Result};
+
+/// The eBPF object built by build.rs, embedded so the binary is self-contained.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netcopy-ebpf"));
+
+/// One eBPF program and the kernel hook it needs.
+pub struct Hook {
+    /// Program (function) name in the object.
+    pub program: &'static str,
+    /// Tracepoint it attaches to, as tp_btf.
+    pub tracepoint: &'static str,
+    /// What the kernel must offer for it, said when it is missing.
+    pub requirement: &'static str,
+}
+
+/// Every hook, in attach order.
+pub const HOOKS: &[Hook] = &[
+    Hook {
+        program: "sock_send_length",
+        tracepoint: "sock_send_length",
+        requirement: "tracepoint sock:sock_send_length (Linux 6.3+) and tp_btf (BTF)",
+    },
+    Hook {
+        program: "sock_recv_length",
+        tracepoint: "sock_recv_length",
+        requirement: "tracepoint sock:sock_recv_length (Linux 6.3+) and tp_btf (BTF)",
+    },
+];
+
+/// Resolves every offset the programs need from this kernel's BTF.
+pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
+    Ok(KernelOffsets {
+        sock_local_port: btf.member_offset("sock", "__sk_common.skc_num")?,
+        sock_remote_port: btf.member_offset("sock", "__sk_common.skc_dport")?,
+    })
+}
+
+/// netcopy's programs, loaded and attached.
+pub struct Tracer {
+    ebpf: Ebpf,
+    offsets: KernelOffsets,
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
+    move |source| Error::Map {
+        map,
+        source: Box::new(source),
+    }
+}
+
+impl Tracer {
+    /// Loads and attaches every program. Fails with the first hook that this kernel refuses.
+    pub fn load() -> Result<Self> {
+        if !super::is_root() {
+            return Err(Error::NotPermitted);
+        }
+        let path = btf_path();
+        let btf = Btf::from_file(&path)?;
+        let offsets = resolve_offsets(&btf)?;
+        let aya_btf = aya::Btf::parse_file(&path, aya::Endianness::default()).map_err(|err| {
+            Error::BtfMalformed {
+                path: path.clone(),
+                what: err.to_string(),
+            }
+        })?;
+
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&aya_btf))
+            .override_global(names::OFFSETS, &offsets, true)
+            .load(EBPF_OBJECT)
+            .map_err(|err| Error::Load(Box::new(err)))?;
+
+        for hook in HOOKS {
+            let program: &mut BtfTracePoint = ebpf
+                .program_mut(hook.program)
+                .and_then(|p| p.try_into().ok())
+                .ok_or_else(|| Error::BtfMissing {
+                    what: format!("program {} in netcopy's eBPF object", hook.program),
+                })?;
+            program
+                .load(hook.tracepoint, &aya_btf)
+                .map_err(|source| Error::ProgramLoad {
+                    program: hook.program,
+                    hook: hook.tracepoint,
+                    requirement: hook.requirement,
+                    source: Box::new(source),
+                })?;
+            program.attach().map_err(|source| Error::Attach {
+                program: hook.program,
+                hook: hook.tracepoint,
+                requirement: hook.requirement,
+                source: Box::new(source),
+            })?;
+        }
+        Ok(Self { ebpf, offsets })
+    }
+
+    /// The offsets handed to the programs.
+    pub fn offsets(&self) -> KernelOffsets {
+        self.offsets
+    }
+
+    fn ports(&mut self) -> Result<HashMap<&mut MapData, u16, u32>> {
+        let map = self
+            .ebpf
+            .map_mut(names::WATCHED_PORTS)
+            .expect("object defines WATCHED_PORTS");
+        HashMap::try_from(map).map_err(map_err(names::WATCHED_PORTS))
+    }
+
+    fn flows_map(&self) -> Result<PerCpuHashMap<&MapData, FlowKey, FlowCounters>> {
+        let map = self.ebpf.map(names::FLOWS).expect("object defines FLOWS");
+        PerCpuHashMap::try_from(map).map_err(map_err(names::FLOWS))
+    }
+
+    /// Counts traffic on sockets whose local or remote port is `port` under `slot`.
+    pub fn watch_port(&mut self, port: u16, slot: u32) -> Result<()> {
+        self.ports()?
+            .insert(port, slot, 0)
+            .map_err(map_err(names::WATCHED_PORTS))
+    }
+
+    /// Stops counting `port`; counts already made stay until [`Tracer::clear`].
+    pub fn unwatch_port(&mut self, port: u16) -> Result<()> {
+        match self.ports()?.remove(&port) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(err) => Err(map_err(names::WATCHED_PORTS)(err)),
+        }
+    }
+
+    /// Every socket counted under `slot`, each summed over CPUs.
+    pub fn flows(&self, slot: u32) -> Result<BTreeMap<FlowKey, FlowCounters>> {
+        let mut flows = BTreeMap::new();
+        for entry in self.flows_map()?.iter() {
+            let (key, per_cpu) = entry.map_err(map_err(names::FLOWS))?;
+            if key.slot != slot {
+                continue;
+            }
+            let total: &mut FlowCounters = flows.entry(key).or_default();
+            for counters in per_cpu.iter() {
+                total.accumulate(counters);
+            }
+        }
+        Ok(flows)
+    }
+
+    /// All of `slot`'s sockets folded into one set of counters.
+    pub fn totals(&self, slot: u32) -> Result<FlowCounters> {
+        let mut total = FlowCounters::default();
+        for counters in self.flows(slot)?.values() {
+            total.accumulate(counters);
+        }
+        Ok(total)
+    }
+
+    /// Forgets every count, so the next experiment starts from zero.
+    pub fn clear(&mut self) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(names::FLOWS)
+            .expect("object defines FLOWS");
+        let mut flows: PerCpuHashMap<_, FlowKey, FlowCounters> =
+            PerCpuHashMap::try_from(map).map_err(map_err(names::FLOWS))?;
+        let keys: Vec<FlowKey> = flows
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(names::FLOWS))?;
+        for key in keys {
+            match flows.remove(&key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(err) => return Err(map_err(names::FLOWS)(err)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+//! netcopy: what Linux really copies when a program sends data over a socket.
+//!
+//! The library holds the workloads, the kernel tracer and the output; `main.rs` is only the
+//! command line on top.
+
+pub mod error;
+pub mod kernel;
+
+pub use error::{Error, Result};

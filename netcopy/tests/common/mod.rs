@@ -1,0 +1,24 @@
+//! Shared by the integration tests: getting a tracer, or saying plainly why not.
+
+use std::io::Write as _;
+
+use netcopy::kernel::tracer::Tracer;
+
+/// True under CI, where a test that cannot load or attach its programs must fail, not skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Loads the tracer, or returns None after saying why the test skips. Under CI the reason is a
+/// failure instead.
+pub fn tracer_or_skip(test: &str) -> Option<Tracer> {
+    match Tracer::load() {
+        Ok(tracer) => Some(tracer),
+        Err(err) if in_ci() => panic!("{test}: cannot load or attach the eBPF programs: {err}"),
+        Err(err) => {
+            // Straight to stderr, past the test harness's capture, so the skip is visible.
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {err}");
+            None
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The commands that build, test and run netcopy once setup is done.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::setup;
+
+/// What `cargo xtask run` does without arguments: the main job.
+const DEFAULT_RUN_ARGS: &[&str] = &["check"];
+
+fn workspace_root() -> PathBuf {
+    // xtask lives one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent folder")
+        .to_path_buf()
+}
+
+fn cargo(env: &setup::Env) -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root()).env("PATH", &env.path);
+    cmd
+}
+
+fn run_status(mut cmd: Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn build_release(env: &setup::Env) -> Result<PathBuf> {
+    let mut cmd = cargo(env);
+    cmd.args(["build", "--release", "--package", "netcopy"]);
+    run_status(cmd)?;
+    Ok(workspace_root().join("target/release/netcopy"))
+}
+
+pub fn build() -> Result<()> {
+    let env = setup::run()?;
+    build_release(&env).map(|_| ())
+}
+
+pub fn test(args: &[String]) -> Result<()> {
+    let env = setup::run()?;
+    let mut cmd = cargo(&env);
+    cmd.args(["test", "--workspace", "--exclude", "netcopy-ebpf"]);
+    if !args.is_empty() {
+        cmd.arg("--").args(args);
+    }
+    run_status(cmd)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let env = setup::run()?;
+    let netcopy = build_release(&env)?;
+    let mut cmd = Command::new(netcopy);
+    cmd.current_dir(workspace_root());
+    if args.is_empty() {
+        cmd.args(DEFAULT_RUN_ARGS);
+    } else {
+        cmd.args(args);
+    }
+    run_status(cmd)
+}
