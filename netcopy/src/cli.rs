@@ -1,10 +1,15 @@
-//! Arguments and commands. Errors reach the user as one line on stderr.
+//! Arguments and commands. Errors reach the user as one line on stderr: bad input exits 2,
+//! a failed run exits 1.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
-use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
-use netcopy::kernel::{self, btf::Btf, tracer};
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use netcopy::{
+    kernel::{self, btf::Btf, tracer},
+    units,
+    workload::{self, Figures, Mode, Workload, message},
+};
 
 #[derive(Parser)]
 #[command(
@@ -21,20 +26,98 @@ struct Cli {
 enum Command {
     /// Resolve this kernel's struct offsets from BTF, load and attach every probe, report.
     Check,
+    /// Run one experiment and print its figures.
+    BenchOne(BenchOne),
+}
+
+#[derive(Args)]
+struct BenchOne {
+    /// Send path: a1 (two-copy), a2 (one-copy), a3 (MSG_ZEROCOPY), a4 (io_uring SENDMSG_ZC).
+    #[arg(long, value_parser = parse_mode, default_value = "a3")]
+    mode: Mode,
+    /// Traffic pattern: stream or rr (request-response).
+    #[arg(long, value_parser = parse_workload, default_value = "stream")]
+    workload: Workload,
+    /// Message size (bytes, or with a unit: 1K, 16KiB, 1M).
+    #[arg(long, value_parser = parse_message_size, default_value = "16K")]
+    size: usize,
+    /// Connections, each with its own sender and receiver thread.
+    #[arg(long, value_parser = parse_threads, default_value = "1")]
+    threads: usize,
+    /// Measured window (500ms, 2s, 1m).
+    #[arg(long, value_parser = parse_positive_duration, default_value = "2s")]
+    duration: Duration,
+    /// Traffic before the measured window.
+    #[arg(long, value_parser = units::parse_duration, default_value = "500ms")]
+    warmup: Duration,
+    /// Server port (default: 8080 + mode number, a1 = 8080).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Run without eBPF (no root needed); kernel figures are left out.
+    #[arg(long)]
+    no_trace: bool,
+}
+
+/// Most connections an experiment may open: each costs two threads.
+const MAX_THREADS: usize = 1024;
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+fn parse_workload(s: &str) -> Result<Workload, String> {
+    s.parse()
+}
+
+fn parse_message_size(s: &str) -> Result<usize, String> {
+    let size = units::parse_size(s)?;
+    if size < message::MIN_SIZE {
+        return Err(format!(
+            "size {s} is below {} bytes (one byte per field)",
+            message::MIN_SIZE
+        ));
+    }
+    if size > message::MAX_SIZE {
+        return Err(format!(
+            "size {s} is above the largest supported message, {}",
+            units::format_size(message::MAX_SIZE)
+        ));
+    }
+    Ok(size)
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid thread count '{s}' (expected 1 to {MAX_THREADS})"
+        )),
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match units::parse_duration(s)? {
+        d if d.is_zero() => Err(format!("duration '{s}' must be above zero")),
+        d => Ok(d),
+    }
 }
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            // --help and --version are not errors; everything else is bad input (exit 2).
-            let code = if err.use_stderr() { 2 } else { 0 };
-            let _ = err.print();
-            return ExitCode::from(code);
+            if !err.use_stderr() {
+                // --help and --version.
+                let _ = err.print();
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("netcopy: {}", first_line(&err.to_string()));
+            return ExitCode::from(2);
         }
     };
     let result = match cli.command {
         Command::Check => check(),
+        Command::BenchOne(args) => bench_one(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,6 +126,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message, reduced to its one informative line ("error: ..." without the prefix).
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or(text);
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
 }
 
 fn check() -> Result<()> {
@@ -60,4 +149,100 @@ fn check() -> Result<()> {
     }
     println!("ok: every probe loads and attaches on this kernel");
     Ok(())
+}
+
+fn bench_one(args: BenchOne) -> Result<()> {
+    let mut config = workload::Config::new(args.mode, args.workload, args.size, args.threads);
+    config.duration = args.duration;
+    config.warmup = args.warmup;
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    let prepared = workload::Prepared::bind(config)?;
+    const SLOT: u32 = 1;
+    let mut tracer = if args.no_trace {
+        None
+    } else {
+        let mut t = tracer::Tracer::load()?;
+        t.watch_port(prepared.port(), SLOT)?;
+        Some(t)
+    };
+    let config = prepared.config().clone();
+    let figures = prepared.run()?;
+    print_figures(&config, &figures);
+    if let Some(t) = tracer.as_mut() {
+        let k = t.totals(SLOT)?;
+        println!(
+            "kernel:     {} send calls, {} bytes sent; {} receive calls, {} bytes received",
+            k.send_calls, k.send_bytes, k.recv_calls, k.recv_bytes
+        );
+        if k.send_bytes != figures.bytes_sent || k.recv_bytes != figures.bytes_received {
+            bail!(
+                "kernel and userspace disagree: kernel sent {} / received {}, userspace sent {} / received {}",
+                k.send_bytes,
+                k.recv_bytes,
+                figures.bytes_sent,
+                figures.bytes_received
+            );
+        }
+        println!("check:      ok (kernel and userspace byte counts agree)");
+    }
+    Ok(())
+}
+
+fn print_figures(config: &workload::Config, f: &Figures) {
+    println!(
+        "experiment: {} ({}), {}, {} x {}, {:.2}s window after {:.2}s warmup",
+        config.mode,
+        config.mode.describe(),
+        config.workload,
+        units::format_size(config.size),
+        if config.threads == 1 {
+            "1 connection".to_owned()
+        } else {
+            format!("{} connections", config.threads)
+        },
+        f.window.as_secs_f64(),
+        config.warmup.as_secs_f64()
+    );
+    println!(
+        "throughput: {:.3} Gbit/s sent, {:.3} Gbit/s received, {:.0} messages/s",
+        f.send_gbps(),
+        f.recv_gbps(),
+        f.messages_per_sec()
+    );
+    if let Some(h) = &f.send_latency {
+        println!(
+            "send call:  p50 {:.2} us, p99 {:.2} us",
+            h.value_at_quantile(0.5) as f64 / 1e3,
+            h.value_at_quantile(0.99) as f64 / 1e3
+        );
+    }
+    if let Some(h) = &f.round_trip {
+        println!(
+            "round trip: p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, mean {:.2} us ({} round trips)",
+            h.value_at_quantile(0.5) as f64 / 1e3,
+            h.value_at_quantile(0.99) as f64 / 1e3,
+            h.value_at_quantile(0.999) as f64 / 1e3,
+            h.mean() / 1e3,
+            h.len()
+        );
+    }
+    println!(
+        "totals:     {} bytes sent in {} calls, {} bytes received in {} calls, {} messages verified",
+        f.bytes_sent, f.path.send_calls, f.bytes_received, f.recv_calls, f.verified_messages
+    );
+    if config.mode.is_zero_copy() {
+        let p = &f.path;
+        println!(
+            "zero-copy:  {} sends, {} completed in {} notifications, {} flagged copied ({}), {} ENOBUFS retries",
+            p.zc_sends,
+            p.zc_completed,
+            p.zc_notifications,
+            p.zc_copied,
+            p.copied_pct()
+                .map_or("n/a".to_owned(), |pct| format!("{pct:.1} %")),
+            p.enobufs_retries
+        );
+    }
 }

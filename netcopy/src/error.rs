@@ -41,12 +41,36 @@ pub enum Error {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source} (is another server using the port? pass --port)")]
+    Port {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mode {mode} is unavailable on this machine: {reason}")]
+    Unavailable { mode: &'static str, reason: String },
     #[error("eBPF map {map}: {source}")]
     Map {
         map: &'static str,
         #[source]
         source: Box<aya::maps::MapError>,
     },
+}
+
+impl Error {
+    /// An I/O failure, with what netcopy was doing.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,5 +5,7 @@
 
 pub mod error;
 pub mod kernel;
+pub mod units;
+pub mod workload;
 
 pub use error::{Error, Result};

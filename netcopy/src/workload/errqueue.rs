@@ -1,0 +1,103 @@
+//! Reading `MSG_ZEROCOPY` completions from a socket's error queue.
+
+use std::{
+    io,
+    net::TcpStream,
+    os::fd::AsRawFd as _,
+    time::{Duration, Instant},
+};
+
+use super::completions::Completions;
+
+/// include/uapi/linux/errqueue.h
+const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
+/// include/uapi/linux/in6.h
+const IPV6_RECVERR: i32 = 25;
+
+/// Reads every queued notification without blocking; returns how many were read.
+pub fn drain(stream: &TcpStream, completions: &mut Completions) -> io::Result<usize> {
+    let mut read = 0;
+    // u64 words keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    loop {
+        // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_control = control.as_mut_ptr().cast();
+        hdr.msg_controllen = size_of_val(&control);
+        // SAFETY: hdr describes a live control buffer and no data buffers.
+        let rc = unsafe {
+            libc::recvmsg(
+                stream.as_raw_fd(),
+                &mut hdr,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            return match err.kind() {
+                io::ErrorKind::WouldBlock => Ok(read),
+                io::ErrorKind::Interrupted => continue,
+                _ => Err(err),
+            };
+        }
+        // SAFETY: the kernel filled hdr's control buffer; the CMSG_* walkers stay inside it.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&hdr);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                let recverr = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
+                    || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == IPV6_RECVERR);
+                if recverr {
+                    let ee: libc::sock_extended_err =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    if ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee.ee_errno == 0 {
+                        // One notification covers sends ee_info..=ee_data, often many.
+                        let copied = ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0;
+                        completions.complete_range(ee.ee_info, ee.ee_data, copied);
+                        read += 1;
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&hdr, cmsg);
+            }
+        }
+    }
+}
+
+/// Waits (bounded by `limit`) until a notification arrives, then drains.
+pub fn wait(stream: &TcpStream, completions: &mut Completions, limit: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if drain(stream, completions)? > 0 {
+            return Ok(());
+        }
+        // A socket error (reset peer) also raises POLLERR but queues nothing: report it.
+        if let Some(err) = stream.take_error()? {
+            return Err(err);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no zero-copy completion within {limit:?} ({} sends in flight)",
+                    completions.in_flight()
+                ),
+            ));
+        }
+        // POLLERR is reported whatever `events` asks for: it means the error queue has data.
+        let mut pfd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        };
+        let ms = left.as_millis().min(1000) as i32;
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Request-response: each connection sends one message and waits for the peer's reply of the
+//! same size, sent back through the same send path. Round trips are timed one by one.
+
+use std::{
+    io,
+    net::{Shutdown, TcpListener, TcpStream},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+    time::Instant,
+};
+
+use hdrhistogram::Histogram;
+
+use super::{
+    Config, Figures, PathCounters, Phase, PhaseClock, Ring, coordinate, join, latency_histogram,
+    message::Verifier, net, path::SendPath,
+};
+use crate::error::{Error, Result};
+
+struct SideOut {
+    path: PathCounters,
+    bytes_received: u64,
+    recv_calls: u64,
+    verified: u64,
+    round_trip: Option<Histogram<u64>>,
+    window_messages: u64,
+}
+
+fn verify(verifier: &mut Verifier, buf: &[u8]) -> io::Result<()> {
+    verifier
+        .feed(buf)
+        .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m.to_string()))
+}
+
+fn client_loop(
+    mut stream: TcpStream,
+    mut path: Box<dyn SendPath>,
+    config: Config,
+    clock: PhaseClock,
+) -> io::Result<SideOut> {
+    let mut ring = Ring::new(config.size, config.ring);
+    let mut reply = vec![0u8; config.size];
+    let mut verifier = Verifier::new(config.size, config.sample_every);
+    let mut round_trip = latency_histogram();
+    let (mut seq, mut calls, mut window_messages) = (0u64, 0u64, 0u64);
+    loop {
+        let phase = clock.get();
+        if phase == Phase::Stop {
+            break;
+        }
+        let start = Instant::now();
+        ring.send(path.as_mut(), seq)?;
+        if !net::recv_exact(&mut stream, &mut reply, &mut calls)? {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let ns = start.elapsed().as_nanos() as u64;
+        if phase == Phase::Measure {
+            round_trip.saturating_record(ns);
+            window_messages += 1;
+        }
+        verify(&mut verifier, &reply)?;
+        seq += 1;
+    }
+    path.finish()?;
+    stream.shutdown(Shutdown::Write)?;
+    // The server answers our EOF with its own once its replies are all released.
+    let mut tail = [0u8; 1];
+    if net::recv_exact(&mut stream, &mut tail, &mut calls)? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "reply after the last request",
+        ));
+    }
+    Ok(SideOut {
+        path: path.counters(),
+        bytes_received: seq * config.size as u64,
+        recv_calls: calls,
+        verified: verifier.checked,
+        round_trip: Some(round_trip),
+        window_messages,
+    })
+}
+
+fn server_loop(
+    mut stream: TcpStream,
+    mut path: Box<dyn SendPath>,
+    config: Config,
+    progress: Arc<AtomicU64>,
+) -> io::Result<SideOut> {
+    let mut ring = Ring::new(config.size, config.ring);
+    let mut request = vec![0u8; config.size];
+    let mut verifier = Verifier::new(config.size, config.sample_every);
+    let (mut seq, mut calls) = (0u64, 0u64);
+    while net::recv_exact(&mut stream, &mut request, &mut calls)? {
+        progress.fetch_add(config.size as u64, Ordering::Relaxed);
+        verify(&mut verifier, &request)?;
+        ring.send(path.as_mut(), seq)?;
+        seq += 1;
+    }
+    path.finish()?;
+    stream.shutdown(Shutdown::Write)?;
+    Ok(SideOut {
+        path: path.counters(),
+        bytes_received: seq * config.size as u64,
+        recv_calls: calls,
+        verified: verifier.checked,
+        round_trip: None,
+        window_messages: 0,
+    })
+}
+
+pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listener's address", e))?;
+    let clock = PhaseClock::new();
+    let mut workers = Vec::with_capacity(2 * config.threads);
+    let mut progress = Vec::with_capacity(config.threads);
+    for i in 0..config.threads {
+        let client = net::connect(addr)?;
+        let server = net::accept(&listener, 1)?.remove(0);
+        let client_path = config.mode.open(&client, config.size)?;
+        let server_path = config.mode.open(&server, config.size)?;
+        let counter = Arc::new(AtomicU64::new(0));
+        progress.push(Arc::clone(&counter));
+        let cfg = config.clone();
+        workers.push(
+            thread::Builder::new()
+                .name(format!("rr-server-{i}"))
+                .spawn(move || server_loop(server, server_path, cfg, counter))
+                .map_err(|e| Error::io("spawning a server", e))?,
+        );
+        let (cfg, clock) = (config.clone(), clock.clone());
+        workers.push(
+            thread::Builder::new()
+                .name(format!("rr-client-{i}"))
+                .spawn(move || client_loop(client, client_path, cfg, clock))
+                .map_err(|e| Error::io("spawning a client", e))?,
+        );
+    }
+    drop(listener);
+
+    let (window, window_bytes_received) = coordinate(config, &clock, &progress);
+
+    let mut figures = Figures {
+        window,
+        window_bytes_received,
+        round_trip: Some(latency_histogram()),
+        ..Figures::default()
+    };
+    let mut first_error = None;
+    for worker in workers {
+        match join(worker, "request-response") {
+            Ok(out) => {
+                figures.path.accumulate(&out.path);
+                figures.bytes_received += out.bytes_received;
+                figures.recv_calls += out.recv_calls;
+                figures.verified_messages += out.verified;
+                figures.window_messages += out.window_messages;
+                if let (Some(all), Some(one)) = (figures.round_trip.as_mut(), out.round_trip) {
+                    all.add(&one).expect("same bounds");
+                }
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    figures.bytes_sent = figures.path.bytes_sent;
+    figures.window_bytes_sent = figures.window_messages * config.size as u64;
+    Ok(figures)
+}

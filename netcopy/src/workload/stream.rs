@@ -1,0 +1,167 @@
+//! Stream: every connection sends as fast as it can for the whole run; its receiver, on its own
+//! thread, reads everything and checks sampled messages byte for byte.
+
+use std::{
+    io::{self, Read as _},
+    net::{Shutdown, TcpListener, TcpStream},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+};
+
+use hdrhistogram::Histogram;
+
+use super::{
+    Config, Figures, Phase, PhaseClock, Ring, coordinate, join, latency_histogram,
+    message::Verifier, net, path::SendPath,
+};
+use crate::error::{Error, Result};
+
+/// Receive buffer per connection: large reads, as a real bulk receiver would make.
+const RECV_BUF: usize = 128 << 10;
+
+struct SenderOut {
+    path: super::PathCounters,
+    latency: Histogram<u64>,
+    window_messages: u64,
+}
+
+struct ReceiverOut {
+    bytes: u64,
+    calls: u64,
+    verified: u64,
+}
+
+fn send_loop(
+    stream: TcpStream,
+    mut path: Box<dyn SendPath>,
+    config: Config,
+    clock: PhaseClock,
+) -> io::Result<SenderOut> {
+    let mut ring = Ring::new(config.size, config.ring);
+    let mut latency = latency_histogram();
+    let mut window_messages = 0;
+    let mut seq = 0;
+    loop {
+        let phase = clock.get();
+        if phase == Phase::Stop {
+            break;
+        }
+        let ns = ring.send(path.as_mut(), seq)?;
+        if phase == Phase::Measure {
+            latency.saturating_record(ns);
+            window_messages += 1;
+        }
+        seq += 1;
+    }
+    // Every pinned page must be released before the messages are freed.
+    path.finish()?;
+    stream.shutdown(Shutdown::Write)?;
+    Ok(SenderOut {
+        path: path.counters(),
+        latency,
+        window_messages,
+    })
+}
+
+fn receive_loop(
+    mut stream: TcpStream,
+    size: usize,
+    sample_every: u64,
+    progress: Arc<AtomicU64>,
+) -> io::Result<ReceiverOut> {
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut verifier = Verifier::new(size, sample_every);
+    let (mut bytes, mut calls) = (0u64, 0u64);
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        bytes += n as u64;
+        calls += 1;
+        progress.fetch_add(n as u64, Ordering::Relaxed);
+        verifier
+            .feed(&buf[..n])
+            .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m.to_string()))?;
+    }
+    Ok(ReceiverOut {
+        bytes,
+        calls,
+        verified: verifier.checked,
+    })
+}
+
+pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listener's address", e))?;
+    let clock = PhaseClock::new();
+    let mut senders = Vec::with_capacity(config.threads);
+    let mut receivers = Vec::with_capacity(config.threads);
+    let mut progress = Vec::with_capacity(config.threads);
+    for i in 0..config.threads {
+        let client = net::connect(addr)?;
+        let server = net::accept(&listener, 1)?.remove(0);
+        let path = config.mode.open(&client, config.size)?;
+        let counter = Arc::new(AtomicU64::new(0));
+        progress.push(Arc::clone(&counter));
+        let (size, sample) = (config.size, config.sample_every);
+        receivers.push(
+            thread::Builder::new()
+                .name(format!("recv-{i}"))
+                .spawn(move || receive_loop(server, size, sample, counter))
+                .map_err(|e| Error::io("spawning a receiver", e))?,
+        );
+        let (config, clock) = (config.clone(), clock.clone());
+        senders.push(
+            thread::Builder::new()
+                .name(format!("send-{i}"))
+                .spawn(move || send_loop(client, path, config, clock))
+                .map_err(|e| Error::io("spawning a sender", e))?,
+        );
+    }
+    drop(listener);
+
+    let (window, window_bytes_received) = coordinate(config, &clock, &progress);
+
+    let mut figures = Figures {
+        window,
+        window_bytes_received,
+        send_latency: Some(latency_histogram()),
+        ..Figures::default()
+    };
+    let mut first_error = None;
+    for sender in senders {
+        match join(sender, "sending") {
+            Ok(out) => {
+                figures.path.accumulate(&out.path);
+                figures.window_messages += out.window_messages;
+                if let Some(h) = figures.send_latency.as_mut() {
+                    h.add(&out.latency).expect("same bounds");
+                }
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    for receiver in receivers {
+        match join(receiver, "receiving") {
+            Ok(out) => {
+                figures.bytes_received += out.bytes;
+                figures.recv_calls += out.calls;
+                figures.verified_messages += out.verified;
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    figures.bytes_sent = figures.path.bytes_sent;
+    figures.window_bytes_sent = figures.window_messages * config.size as u64;
+    Ok(figures)
+}
