@@ -55,6 +55,8 @@ pub enum Error {
     },
     #[error("mode {mode} is unavailable on this machine: {reason}")]
     Unavailable { mode: &'static str, reason: String },
+    #[error("network namespace: {0}")]
+    Netns(String),
     #[error("eBPF map {map}: {source}")]
     Map {
         map: &'static str,

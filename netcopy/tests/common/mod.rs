@@ -1,4 +1,6 @@
 //! Shared by the integration tests: getting a tracer, or saying plainly why not.
+// Each test binary compiles its own copy and uses only part of it.
+#![allow(dead_code)]
 
 use std::io::Write as _;
 
