@@ -12,6 +12,29 @@ pub mod names {
     pub const WATCHED_PORTS: &str = "WATCHED_PORTS";
     /// Per-CPU hash map: [`FlowKey`](super::FlowKey) -> [`FlowCounters`](super::FlowCounters).
     pub const FLOWS: &str = "FLOWS";
+    /// Hash map: task (pid_tgid) -> [`SendDecision`](super::SendDecision) of its send in progress.
+    pub const SEND_DECISIONS: &str = "SEND_DECISIONS";
+    /// Per-CPU array of one [`FlowKey`](super::FlowKey): the flow whose pinned skb this CPU is
+    /// delivering, so page allocations under `skb_copy_ubufs` can be attributed.
+    pub const DELIVERING: &str = "DELIVERING";
+    /// Per-CPU scratch buffer for kernel stacks.
+    pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
+}
+
+/// Kernel stack frames examined when attributing a page allocation.
+pub const STACK_DEPTH: usize = 32;
+/// Most page fragments one skb can carry that the probes walk (MAX_SKB_FRAGS is 17 by
+/// default and configurable up to 45).
+pub const MAX_FRAGS: u32 = 48;
+
+/// How the kernel handled the bytes of one TCP send call, decided from what
+/// `tcp_sendmsg_locked` saw.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendDecision {
+    /// 1: the pages are pinned (zero-copy); 0: the bytes are copied from user memory.
+    pub pinned: u32,
+    pub _pad: u32,
 }
 
 /// Capacity of [`names::WATCHED_PORTS`].
@@ -30,6 +53,46 @@ pub struct KernelOffsets {
     pub sock_local_port: u32,
     /// `struct sock` -> `__sk_common.skc_dport`: remote port, network byte order (u16).
     pub sock_remote_port: u32,
+    /// `struct sock` -> `sk_flags` (unsigned long bitmap of `enum sock_flags`).
+    pub sock_flags: u32,
+    /// `struct sock` -> `sk_route_caps` (netdev_features_t).
+    pub sock_route_caps: u32,
+    /// `struct sock` -> `sk_err` (int).
+    pub sock_err: u32,
+    /// `struct msghdr` -> `msg_flags` (unsigned int).
+    pub msghdr_flags: u32,
+    /// `struct msghdr` -> `msg_ubuf` (pointer; set by io_uring zero-copy sends).
+    pub msghdr_ubuf: u32,
+    /// `struct sk_buff` -> `sk` (pointer).
+    pub skb_sk: u32,
+    /// `struct sk_buff` -> `head` (pointer).
+    pub skb_head: u32,
+    /// `struct sk_buff` -> `end` (offset from head on 64-bit kernels).
+    pub skb_end: u32,
+    /// `struct sk_buff` -> `network_header` (u16 offset from head).
+    pub skb_network_header: u32,
+    /// `struct skb_shared_info` -> `flags` (u8).
+    pub shinfo_flags: u32,
+    /// `struct skb_shared_info` -> `nr_frags` (u8).
+    pub shinfo_nr_frags: u32,
+    /// `struct skb_shared_info` -> `frags` (array of skb_frag_t).
+    pub shinfo_frags: u32,
+    /// Size of one `skb_frag_t`.
+    pub frag_size: u32,
+    /// `skb_frag_t` -> its length member (u32).
+    pub frag_len: u32,
+    /// Bit number of `SOCK_ZEROCOPY` in `enum sock_flags`.
+    pub sock_zerocopy_bit: u32,
+    /// Bit number of `NETIF_F_SG_BIT` (scatter-gather) in netdev features.
+    pub netif_sg_bit: u32,
+    /// Value of `SKBFL_ZEROCOPY_ENABLE` in `skb_shinfo()->flags`.
+    pub skbfl_zerocopy_enable: u32,
+    /// 1 when `sk_buff.end` is an offset from `head` (64-bit kernels), 0 when a pointer.
+    pub skb_end_is_offset: u32,
+    /// Text address range of `skb_copy_ubufs` (from /proc/kallsyms): a page allocated with a
+    /// return address inside it is the deferred copy's.
+    pub skb_copy_ubufs_start: u64,
+    pub skb_copy_ubufs_end: u64,
 }
 
 /// What the programs count under: an experiment's slot and one socket's two ports.
@@ -62,6 +125,22 @@ pub struct FlowCounters {
     pub recv_calls: u64,
     /// Bytes those receive calls returned.
     pub recv_bytes: u64,
+    /// Sent bytes the kernel copied from user memory during the send call.
+    pub copied_at_send_bytes: u64,
+    /// Sent bytes whose user pages the kernel pinned instead of copying.
+    pub pinned_bytes: u64,
+    /// Sent bytes of a call `tcp_sendmsg_locked` never saw (not TCP), so not classified.
+    pub unclassified_send_bytes: u64,
+    /// Pinned bytes that reached local delivery carrying user pages, so `skb_copy_ubufs`
+    /// copied them there (`net:netif_receive_skb`, SKBFL_ZEROCOPY_ENABLE set).
+    pub deferred_copy_bytes: u64,
+    /// Pages allocated with `skb_copy_ubufs` on the kernel stack (2^order per allocation).
+    pub deferred_copy_pages: u64,
+    /// Error reports on the socket with no socket error: zero-copy notifications queued or
+    /// merged (`sock:inet_sk_error_report`).
+    pub zc_notifications: u64,
+    /// Bytes copied from kernel to user on receive (`skb:skb_copy_datagram_iovec`).
+    pub recv_copy_bytes: u64,
 }
 
 impl FlowCounters {
@@ -72,14 +151,22 @@ impl FlowCounters {
         self.send_errors += other.send_errors;
         self.recv_calls += other.recv_calls;
         self.recv_bytes += other.recv_bytes;
+        self.copied_at_send_bytes += other.copied_at_send_bytes;
+        self.pinned_bytes += other.pinned_bytes;
+        self.unclassified_send_bytes += other.unclassified_send_bytes;
+        self.deferred_copy_bytes += other.deferred_copy_bytes;
+        self.deferred_copy_pages += other.deferred_copy_pages;
+        self.zc_notifications += other.zc_notifications;
+        self.recv_copy_bytes += other.recv_copy_bytes;
     }
 }
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all three are #[repr(C)] structs of integers with no padding-sensitive invariants;
+    // SAFETY: all four are #[repr(C)] structs of integers with no padding-sensitive invariants;
     // any bit pattern is a valid value.
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowCounters {}
+    unsafe impl aya::Pod for super::SendDecision {}
 }

@@ -13,6 +13,12 @@ mod sock;
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
+/// `tcp:tcp_sendmsg_locked(sk, msg, skb, size_goal)`: decides copy or pin per send call.
+#[btf_tracepoint(function = "tcp_sendmsg_locked")]
+pub fn tcp_sendmsg_locked(ctx: BtfTracePointContext) -> i32 {
+    probes::send::try_tcp_sendmsg_locked(&ctx).map_or(1, |()| 0)
+}
+
 /// `sock:sock_send_length(sk, ret, flags)`: every send call's result.
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
@@ -23,6 +29,30 @@ pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
     probes::receive::try_sock_recv_length(&ctx).map_or(1, |()| 0)
+}
+
+/// `skb:skb_copy_datagram_iovec(skb, len)`: the kernel-to-user copy on receive.
+#[btf_tracepoint(function = "skb_copy_datagram_iovec")]
+pub fn skb_copy_datagram_iovec(ctx: BtfTracePointContext) -> i32 {
+    probes::receive::try_skb_copy_datagram_iovec(&ctx).map_or(1, |()| 0)
+}
+
+/// `net:netif_receive_skb(skb)`: pinned bytes about to be copied at local delivery.
+#[btf_tracepoint(function = "netif_receive_skb")]
+pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
+    probes::deferred_copy::try_netif_receive_skb(&ctx).map_or(1, |()| 0)
+}
+
+/// `kmem:mm_page_alloc(page, order, gfp, migratetype)`: pages the deferred copy allocates.
+#[btf_tracepoint(function = "mm_page_alloc")]
+pub fn mm_page_alloc(ctx: BtfTracePointContext) -> i32 {
+    probes::deferred_copy::try_mm_page_alloc(&ctx).map_or(1, |()| 0)
+}
+
+/// `sock:inet_sk_error_report(sk)`: zero-copy notifications queued or merged.
+#[btf_tracepoint(function = "inet_sk_error_report")]
+pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> i32 {
+    probes::completion::try_inet_sk_error_report(&ctx).map_or(1, |()| 0)
 }
 
 #[cfg(target_arch = "bpf")]

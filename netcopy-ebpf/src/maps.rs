@@ -4,16 +4,16 @@ use aya_ebpf::{
     Global,
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, PerCpuHashMap},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
 };
-use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_PORTS};
+use netcopy_common::{
+    FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_PORTS, STACK_DEPTH, SendDecision,
+};
 
-/// Filled in by userspace from BTF before load (see `netcopy::kernel::btf`).
+/// Filled in by userspace from BTF and kallsyms before load (see `netcopy::kernel::tracer`).
 #[unsafe(no_mangle)]
-static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
-    sock_local_port: 0,
-    sock_remote_port: 0,
-});
+// SAFETY: KernelOffsets is plain integers; all-zero is a valid (unresolved) value.
+static OFFSETS: Global<KernelOffsets> = Global::new(unsafe { core::mem::zeroed() });
 
 #[map(name = "WATCHED_PORTS")]
 pub static WATCHED_PORTS: HashMap<u16, u32> = HashMap::with_max_entries(MAX_WATCHED_PORTS, 0);
@@ -21,6 +21,20 @@ pub static WATCHED_PORTS: HashMap<u16, u32> = HashMap::with_max_entries(MAX_WATC
 #[map(name = "FLOWS")]
 pub static FLOWS: PerCpuHashMap<FlowKey, FlowCounters> =
     PerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
+
+/// Keyed by task: a send call runs in one task from `tcp_sendmsg_locked` to
+/// `sock_send_length`, even when it sleeps and wakes on another CPU.
+#[map(name = "SEND_DECISIONS")]
+pub static SEND_DECISIONS: HashMap<u64, SendDecision> = HashMap::with_max_entries(4096, 0);
+
+/// The watched flow whose pinned skb this CPU is delivering (local_port 0: none). Delivery
+/// and its `skb_copy_ubufs` run back to back in one softirq on one CPU.
+#[map(name = "DELIVERING")]
+pub static DELIVERING: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// A kernel stack is too big for the 512-byte BPF stack.
+#[map(name = "STACK_SCRATCH")]
+pub static STACK_SCRATCH: PerCpuArray<[u64; STACK_DEPTH]> = PerCpuArray::with_max_entries(1, 0);
 
 /// The offsets as patched in by the loader (`Global` keeps the compiler from folding in the
 /// zeros above).

@@ -1,25 +1,23 @@
-//! Reading `struct sock` through the BTF-resolved offsets.
+//! Reading kernel memory through the BTF-resolved offsets, and deciding which flow it is.
 
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use netcopy_common::FlowKey;
 
 use crate::maps::{WATCHED_PORTS, offsets};
 
-/// The flow a socket belongs to, when either of its ports is watched.
+/// Reads a `T` at `base + offset` in kernel memory. A bad address is None, never a fault.
 #[inline(always)]
-pub fn watched_flow(sk: *const u8) -> Option<FlowKey> {
-    if sk.is_null() {
+pub fn read<T>(base: *const u8, offset: u32) -> Option<T> {
+    if base.is_null() {
         return None;
     }
-    let offsets = offsets();
-    // SAFETY: bpf_probe_read_kernel validates the address; a bad one is an Err, not a fault.
-    let local_port: u16 = unsafe {
-        bpf_probe_read_kernel(sk.add(offsets.sock_local_port as usize).cast::<u16>()).ok()?
-    };
-    let remote_port_be: u16 = unsafe {
-        bpf_probe_read_kernel(sk.add(offsets.sock_remote_port as usize).cast::<u16>()).ok()?
-    };
-    let remote_port = u16::from_be(remote_port_be);
+    // SAFETY: bpf_probe_read_kernel validates the address.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize).cast::<T>()).ok() }
+}
+
+/// The flow of a socket with these ports, when either is watched.
+#[inline(always)]
+pub fn watched(local_port: u16, remote_port: u16) -> Option<FlowKey> {
     // SAFETY: the value is a u32 copied out at once; a racing delete only makes it stale.
     let slot = unsafe {
         match WATCHED_PORTS.get(local_port) {
@@ -32,4 +30,13 @@ pub fn watched_flow(sk: *const u8) -> Option<FlowKey> {
         local_port,
         remote_port,
     })
+}
+
+/// The flow a `struct sock` belongs to, when either of its ports is watched.
+#[inline(always)]
+pub fn watched_flow(sk: *const u8) -> Option<FlowKey> {
+    let offsets = offsets();
+    let local_port: u16 = read(sk, offsets.sock_local_port)?;
+    let remote_port: u16 = u16::from_be(read(sk, offsets.sock_remote_port)?);
+    watched(local_port, remote_port)
 }

@@ -6,6 +6,7 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use netcopy::{
+    experiment,
     kernel::{self, btf::Btf, tracer},
     units,
     workload::{self, Figures, Mode, Workload, message},
@@ -159,35 +160,46 @@ fn bench_one(args: BenchOne) -> Result<()> {
         config.port = port;
     }
     let prepared = workload::Prepared::bind(config)?;
-    const SLOT: u32 = 1;
     let mut tracer = if args.no_trace {
         None
     } else {
-        let mut t = tracer::Tracer::load()?;
-        t.watch_port(prepared.port(), SLOT)?;
-        Some(t)
+        Some(tracer::Tracer::load()?)
     };
-    let config = prepared.config().clone();
-    let figures = prepared.run()?;
-    print_figures(&config, &figures);
-    if let Some(t) = tracer.as_mut() {
-        let k = t.totals(SLOT)?;
-        println!(
-            "kernel:     {} send calls, {} bytes sent; {} receive calls, {} bytes received",
-            k.send_calls, k.send_bytes, k.recv_calls, k.recv_bytes
-        );
-        if k.send_bytes != figures.bytes_sent || k.recv_bytes != figures.bytes_received {
-            bail!(
-                "kernel and userspace disagree: kernel sent {} / received {}, userspace sent {} / received {}",
-                k.send_bytes,
-                k.recv_bytes,
-                figures.bytes_sent,
-                figures.bytes_received
-            );
+    let outcome = experiment::run(prepared, tracer.as_mut(), 1)?;
+    print_figures(&outcome.config, &outcome.figures);
+    if let Some(k) = &outcome.kernel {
+        print_kernel(k);
+        println!("checks:     {}", outcome.checks());
+        if !outcome.disagreements.is_empty() {
+            bail!("kernel and userspace disagree: {}", outcome.checks());
         }
-        println!("check:      ok (kernel and userspace byte counts agree)");
     }
     Ok(())
+}
+
+fn print_kernel(k: &experiment::KernelFigures) {
+    let c = &k.counters;
+    println!(
+        "kernel:     {} send calls, {} bytes: {} copied at send, {} pinned",
+        c.send_calls, c.send_bytes, c.copied_at_send_bytes, c.pinned_bytes
+    );
+    let pages = match &k.pages_unavailable {
+        None => format!(
+            "{} pages allocated by skb_copy_ubufs",
+            c.deferred_copy_pages
+        ),
+        Some(why) => format!("pages not measured ({why})"),
+    };
+    println!(
+        "            {} bytes copied at delivery (deferred), {pages}; fallback {}",
+        c.deferred_copy_bytes,
+        k.fallback_pct()
+            .map_or("n/a (nothing pinned)".to_owned(), |p| format!("{p:.1} %"))
+    );
+    println!(
+        "            {} receive calls, {} bytes copied to user; {} zero-copy notifications",
+        c.recv_calls, c.recv_copy_bytes, c.zc_notifications
+    );
 }
 
 fn print_figures(config: &workload::Config, f: &Figures) {

@@ -4,6 +4,7 @@
 //! command line on top.
 
 pub mod error;
+pub mod experiment;
 pub mod kernel;
 pub mod units;
 pub mod workload;

@@ -1,24 +1,73 @@
-//! Send side: what each send call handed to the kernel.
+//! Send side: what each send call handed to the kernel, and whether the kernel copied those
+//! bytes or pinned the pages they live in.
 
-use aya_ebpf::programs::BtfTracePointContext;
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::BtfTracePointContext};
+use netcopy_common::SendDecision;
 
-use super::Skip;
-use crate::{maps::flow_counters, sock::watched_flow};
+use super::{OrSkip as _, Skip};
+use crate::{
+    maps::{SEND_DECISIONS, flow_counters, offsets},
+    sock::{read, watched_flow},
+};
+
+/// include/linux/socket.h
+const MSG_ZEROCOPY: u32 = 0x400_0000;
+
+/// `tcp:tcp_sendmsg_locked(sk, msg, skb, size_goal)`: fires in the send loop of every TCP send
+/// call with data left. Decides, with the kernel's own inputs, whether this call's bytes are
+/// pinned: `MSG_ZEROCOPY` in the message flags, the socket's `SOCK_ZEROCOPY` flag (or an
+/// io_uring `msg_ubuf`, which needs none) and scatter-gather on the route's device.
+pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
+    let sk: *const u8 = ctx.arg(0);
+    let msg: *const u8 = ctx.arg(1);
+    watched_flow(sk).or_skip()?;
+    let o = offsets();
+    let flags: u32 = read(msg, o.msghdr_flags).or_skip()?;
+    let pinned = flags & MSG_ZEROCOPY != 0 && {
+        let ubuf: u64 = read(msg, o.msghdr_ubuf).or_skip()?;
+        let enabled = ubuf != 0 || {
+            let sk_flags: u64 = read(sk, o.sock_flags).or_skip()?;
+            sk_flags >> o.sock_zerocopy_bit & 1 == 1
+        };
+        let route_caps: u64 = read(sk, o.sock_route_caps).or_skip()?;
+        enabled && route_caps >> o.netif_sg_bit & 1 == 1
+    };
+    let decision = SendDecision {
+        pinned: u32::from(pinned),
+        _pad: 0,
+    };
+    SEND_DECISIONS
+        .insert(bpf_get_current_pid_tgid(), decision, 0)
+        .map_err(|_| Skip)
+}
 
 /// `sock:sock_send_length(struct sock *sk, int ret, int flags)`, fired by `sock_sendmsg_nosec`
-/// after every send call. `flags` is always 0 there, so it cannot tell MSG_ZEROCOPY.
+/// after every send call. `flags` is always 0 there, so the copy-or-pin decision comes from
+/// `tcp_sendmsg_locked` in the same task.
 pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let sk: *const u8 = ctx.arg(0);
     let ret: i32 = ctx.arg(1);
-    let key = watched_flow(sk).ok_or(Skip)?;
-    let counters = flow_counters(&key).ok_or(Skip)?;
+    let key = watched_flow(sk).or_skip()?;
+    let task = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let decision = unsafe { SEND_DECISIONS.get(task).copied() };
+    if decision.is_some() {
+        let _ = SEND_DECISIONS.remove(task);
+    }
+    let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
-        if ret >= 0 {
-            (*counters).send_calls += 1;
-            (*counters).send_bytes += ret as u64;
-        } else {
+        if ret < 0 {
             (*counters).send_errors += 1;
+            return Ok(());
+        }
+        let bytes = ret as u64;
+        (*counters).send_calls += 1;
+        (*counters).send_bytes += bytes;
+        match decision {
+            Some(SendDecision { pinned: 1, .. }) => (*counters).pinned_bytes += bytes,
+            Some(_) => (*counters).copied_at_send_bytes += bytes,
+            None => (*counters).unclassified_send_bytes += bytes,
         }
     }
     Ok(())

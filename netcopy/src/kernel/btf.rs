@@ -11,6 +11,7 @@ const MAGIC: u16 = 0xeb9f;
 const HEADER_MIN: usize = 24;
 
 const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
@@ -22,6 +23,7 @@ const KIND_RESTRICT: u32 = 11;
 const KIND_FUNC_PROTO: u32 = 13;
 const KIND_VAR: u32 = 14;
 const KIND_DATASEC: u32 = 15;
+const KIND_FLOAT: u32 = 16;
 const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
@@ -185,9 +187,36 @@ impl Btf {
         None
     }
 
+    /// Size in bytes of a type, following typedefs and qualifiers.
+    fn size_of(&self, id: u32) -> Option<u32> {
+        let (_, entry) = self.resolve(id)?;
+        match entry.kind {
+            KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT => {
+                Some(entry.size_or_type)
+            }
+            KIND_PTR => Some(8), // on the 64-bit kernels netcopy supports
+            _ => None,
+        }
+    }
+
+    /// Size in bytes of `struct struct_name`.
+    pub fn struct_size(&self, struct_name: &str) -> Result<u32, Error> {
+        self.find(struct_name, &[KIND_STRUCT, KIND_UNION])
+            .map(|(_, entry)| entry.size_or_type)
+            .ok_or_else(|| Error::BtfMissing {
+                what: format!("struct {struct_name}"),
+            })
+    }
+
     /// Byte offset of `path` (members separated by dots, e.g. `__sk_common.skc_num`) inside
     /// `struct_name`.
     pub fn member_offset(&self, struct_name: &str, path: &str) -> Result<u32, Error> {
+        self.member_layout(struct_name, path)
+            .map(|(offset, _)| offset)
+    }
+
+    /// Byte offset and size of `path` inside `struct_name`.
+    pub fn member_layout(&self, struct_name: &str, path: &str) -> Result<(u32, u32), Error> {
         let missing = || Error::BtfMissing {
             what: format!("struct {struct_name} member {path}"),
         };
@@ -195,10 +224,12 @@ impl Btf {
             .find(struct_name, &[KIND_STRUCT, KIND_UNION])
             .ok_or_else(missing)?;
         let mut bits = 0;
+        let mut last_type = 0;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
             let (member_bits, type_id) = self.member(entry, part).ok_or_else(missing)?;
             bits += member_bits;
+            last_type = type_id;
             if parts.peek().is_some() {
                 entry = self.resolve(type_id).ok_or_else(missing)?.1;
             }
@@ -208,7 +239,8 @@ impl Btf {
                 what: format!("byte-aligned struct {struct_name} member {path} (it is a bitfield)"),
             });
         }
-        Ok(bits / 8)
+        let size = self.size_of(last_type).unwrap_or(0);
+        Ok((bits / 8, size))
     }
 
     /// Value of `variant` in the enum `enum_name` (anonymous enums: pass "").

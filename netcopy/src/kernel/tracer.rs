@@ -31,6 +31,11 @@ pub struct Hook {
 /// Every hook, in attach order.
 pub const HOOKS: &[Hook] = &[
     Hook {
+        program: "tcp_sendmsg_locked",
+        tracepoint: "tcp_sendmsg_locked",
+        requirement: "tracepoint tcp:tcp_sendmsg_locked (Linux 6.6+) and tp_btf (BTF)",
+    },
+    Hook {
         program: "sock_send_length",
         tracepoint: "sock_send_length",
         requirement: "tracepoint sock:sock_send_length (Linux 6.3+) and tp_btf (BTF)",
@@ -40,13 +45,77 @@ pub const HOOKS: &[Hook] = &[
         tracepoint: "sock_recv_length",
         requirement: "tracepoint sock:sock_recv_length (Linux 6.3+) and tp_btf (BTF)",
     },
+    Hook {
+        program: "skb_copy_datagram_iovec",
+        tracepoint: "skb_copy_datagram_iovec",
+        requirement: "tracepoint skb:skb_copy_datagram_iovec and tp_btf (BTF)",
+    },
+    Hook {
+        program: "netif_receive_skb",
+        tracepoint: "netif_receive_skb",
+        requirement: "tracepoint net:netif_receive_skb and tp_btf (BTF)",
+    },
+    Hook {
+        program: "mm_page_alloc",
+        tracepoint: "mm_page_alloc",
+        requirement: "tracepoint kmem:mm_page_alloc, tp_btf (BTF) and bpf_get_stack",
+    },
+    Hook {
+        program: "inet_sk_error_report",
+        tracepoint: "inet_sk_error_report",
+        requirement: "tracepoint sock:inet_sk_error_report (Linux 5.16+) and tp_btf (BTF)",
+    },
 ];
 
-/// Resolves every offset the programs need from this kernel's BTF.
+/// skb_frag_t's length member: `struct skb_frag.len` since 6.x (netmem), `bio_vec.bv_len`
+/// before.
+fn frag_layout(btf: &Btf) -> Result<(u32, u32)> {
+    match btf.member_offset("skb_frag", "len") {
+        Ok(len) => Ok((btf.struct_size("skb_frag")?, len)),
+        Err(_) => Ok((
+            btf.struct_size("bio_vec")?,
+            btf.member_offset("bio_vec", "bv_len")?,
+        )),
+    }
+}
+
+fn enum_bit(btf: &Btf, enum_name: &str, variant: &str) -> Result<u32> {
+    let value = btf.enum_value(enum_name, variant)?;
+    u32::try_from(value).map_err(|_| Error::BtfMissing {
+        what: format!("a small non-negative {variant} (found {value})"),
+    })
+}
+
+/// Resolves every offset the programs need from this kernel's BTF. The address range of
+/// `skb_copy_ubufs` is left at zero; [`Tracer::load`] fills it from kallsyms.
 pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
+    let (frag_size, frag_len) = frag_layout(btf)?;
+    let (skb_end, skb_end_size) = btf.member_layout("sk_buff", "end")?;
+    let skbfl = btf.enum_value("", "SKBFL_ZEROCOPY_ENABLE")?;
     Ok(KernelOffsets {
         sock_local_port: btf.member_offset("sock", "__sk_common.skc_num")?,
         sock_remote_port: btf.member_offset("sock", "__sk_common.skc_dport")?,
+        sock_flags: btf.member_offset("sock", "__sk_common.skc_flags")?,
+        sock_route_caps: btf.member_offset("sock", "sk_route_caps")?,
+        sock_err: btf.member_offset("sock", "sk_err")?,
+        msghdr_flags: btf.member_offset("msghdr", "msg_flags")?,
+        msghdr_ubuf: btf.member_offset("msghdr", "msg_ubuf")?,
+        skb_sk: btf.member_offset("sk_buff", "sk")?,
+        skb_head: btf.member_offset("sk_buff", "head")?,
+        skb_end,
+        skb_network_header: btf.member_offset("sk_buff", "network_header")?,
+        shinfo_flags: btf.member_offset("skb_shared_info", "flags")?,
+        shinfo_nr_frags: btf.member_offset("skb_shared_info", "nr_frags")?,
+        shinfo_frags: btf.member_offset("skb_shared_info", "frags")?,
+        frag_size,
+        frag_len,
+        sock_zerocopy_bit: enum_bit(btf, "sock_flags", "SOCK_ZEROCOPY")?,
+        netif_sg_bit: enum_bit(btf, "", "NETIF_F_SG_BIT")?,
+        skbfl_zerocopy_enable: u32::try_from(skbfl).unwrap_or(0),
+        // A 4-byte `end` is an offset from head (NET_SKBUFF_DATA_USES_OFFSET).
+        skb_end_is_offset: u32::from(skb_end_size == 4),
+        skb_copy_ubufs_start: 0,
+        skb_copy_ubufs_end: 0,
     })
 }
 
@@ -54,6 +123,8 @@ pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
 pub struct Tracer {
     ebpf: Ebpf,
     offsets: KernelOffsets,
+    /// Why `deferred_copy_pages` cannot be counted here, if it cannot.
+    pages_unavailable: Option<String>,
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
@@ -71,7 +142,15 @@ impl Tracer {
         }
         let path = btf_path();
         let btf = Btf::from_file(&path)?;
-        let offsets = resolve_offsets(&btf)?;
+        let mut offsets = resolve_offsets(&btf)?;
+        let pages_unavailable = match super::kallsyms::function_range("skb_copy_ubufs") {
+            Some((start, end)) => {
+                offsets.skb_copy_ubufs_start = start;
+                offsets.skb_copy_ubufs_end = end;
+                None
+            }
+            None => Some("skb_copy_ubufs has no address in /proc/kallsyms".to_owned()),
+        };
         let aya_btf = aya::Btf::parse_file(&path, aya::Endianness::default()).map_err(|err| {
             Error::BtfMalformed {
                 path: path.clone(),
@@ -107,12 +186,21 @@ impl Tracer {
                 source: Box::new(source),
             })?;
         }
-        Ok(Self { ebpf, offsets })
+        Ok(Self {
+            ebpf,
+            offsets,
+            pages_unavailable,
+        })
     }
 
     /// The offsets handed to the programs.
     pub fn offsets(&self) -> KernelOffsets {
         self.offsets
+    }
+
+    /// Why the deferred copy's pages are not counted on this machine, when they are not.
+    pub fn pages_unavailable(&self) -> Option<&str> {
+        self.pages_unavailable.as_deref()
     }
 
     fn ports(&mut self) -> Result<HashMap<&mut MapData, u16, u32>> {
