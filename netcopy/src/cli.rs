@@ -29,6 +29,30 @@ enum Command {
     Check,
     /// Run one experiment and print its figures.
     BenchOne(BenchOne),
+    /// Run every send path once and print, side by side, where the kernel copied the bytes.
+    Compare(Compare),
+}
+
+#[derive(Args)]
+struct Compare {
+    /// Traffic pattern: stream or rr (request-response).
+    #[arg(long, value_parser = parse_workload, default_value = "stream")]
+    workload: Workload,
+    /// Message size (bytes, or with a unit: 1K, 16KiB, 1M).
+    #[arg(long, value_parser = parse_message_size, default_value = "16K")]
+    size: usize,
+    /// Connections, each with its own sender and receiver thread.
+    #[arg(long, value_parser = parse_threads, default_value = "1")]
+    threads: usize,
+    /// Measured window per mode.
+    #[arg(long, value_parser = parse_positive_duration, default_value = "2s")]
+    duration: Duration,
+    /// Traffic before each measured window.
+    #[arg(long, value_parser = units::parse_duration, default_value = "500ms")]
+    warmup: Duration,
+    /// Run without eBPF (no root needed); kernel columns stay empty.
+    #[arg(long)]
+    no_trace: bool,
 }
 
 #[derive(Args)]
@@ -119,6 +143,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check => check(),
         Command::BenchOne(args) => bench_one(args),
+        Command::Compare(args) => compare(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,6 +198,77 @@ fn bench_one(args: BenchOne) -> Result<()> {
         if !outcome.disagreements.is_empty() {
             bail!("kernel and userspace disagree: {}", outcome.checks());
         }
+    }
+    Ok(())
+}
+
+fn compare(args: Compare) -> Result<()> {
+    let mut tracer = if args.no_trace {
+        None
+    } else {
+        Some(tracer::Tracer::load()?)
+    };
+    println!(
+        "{} {} x {} connection(s), {:.1}s per mode after {:.1}s warmup; bytes per byte sent:",
+        args.workload,
+        units::format_size(args.size),
+        args.threads,
+        args.duration.as_secs_f64(),
+        args.warmup.as_secs_f64()
+    );
+    println!(
+        "{:<4} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9}  checks",
+        "mode", "Gbit/s", "copy@send", "pinned", "deferred", "to user", "fallback"
+    );
+    let mut failed = Vec::new();
+    for mode in Mode::ALL {
+        let mut config = workload::Config::new(mode, args.workload, args.size, args.threads);
+        config.duration = args.duration;
+        config.warmup = args.warmup;
+        let outcome = match workload::Prepared::bind(config)
+            .and_then(|p| experiment::run(p, tracer.as_mut(), 1))
+        {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                println!("{:<4} failed: {err}", mode.name());
+                failed.push(mode.name());
+                continue;
+            }
+        };
+        let sent = outcome.figures.bytes_sent.max(1) as f64;
+        let per_byte = |v: u64| format!("{:.2}", v as f64 / sent);
+        let (copied, pinned, deferred, to_user, fallback) = match &outcome.kernel {
+            Some(k) => (
+                per_byte(k.counters.copied_at_send_bytes),
+                per_byte(k.counters.pinned_bytes),
+                per_byte(k.counters.deferred_copy_bytes),
+                per_byte(k.counters.recv_copy_bytes),
+                k.fallback_pct()
+                    .map_or("-".to_owned(), |p| format!("{p:.0} %")),
+            ),
+            None => Default::default(),
+        };
+        println!(
+            "{:<4} {:>9.3} {:>10} {:>8} {:>9} {:>9} {:>9}  {}",
+            mode.name(),
+            outcome.figures.send_gbps(),
+            copied,
+            pinned,
+            deferred,
+            to_user,
+            fallback,
+            if outcome.kernel.is_some() {
+                outcome.checks()
+            } else {
+                "not traced".to_owned()
+            }
+        );
+        if !outcome.disagreements.is_empty() {
+            failed.push(mode.name());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} failed or disagreed", failed.join(", "));
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::setup;
 
 /// What `cargo xtask run` does without arguments: the main job.
-const DEFAULT_RUN_ARGS: &[&str] = &["check"];
+const DEFAULT_RUN_ARGS: &[&str] = &["compare"];
 
 fn workspace_root() -> PathBuf {
     // xtask lives one level below the workspace root.
