@@ -33,33 +33,9 @@ enum Command {
     Compare(Compare),
 }
 
+/// What every experiment-running command takes.
 #[derive(Args)]
-struct Compare {
-    /// Traffic pattern: stream or rr (request-response).
-    #[arg(long, value_parser = parse_workload, default_value = "stream")]
-    workload: Workload,
-    /// Message size (bytes, or with a unit: 1K, 16KiB, 1M).
-    #[arg(long, value_parser = parse_message_size, default_value = "16K")]
-    size: usize,
-    /// Connections, each with its own sender and receiver thread.
-    #[arg(long, value_parser = parse_threads, default_value = "1")]
-    threads: usize,
-    /// Measured window per mode.
-    #[arg(long, value_parser = parse_positive_duration, default_value = "2s")]
-    duration: Duration,
-    /// Traffic before each measured window.
-    #[arg(long, value_parser = units::parse_duration, default_value = "500ms")]
-    warmup: Duration,
-    /// Run without eBPF (no root needed); kernel columns stay empty.
-    #[arg(long)]
-    no_trace: bool,
-}
-
-#[derive(Args)]
-struct BenchOne {
-    /// Send path: a1 (two-copy), a2 (one-copy), a3 (MSG_ZEROCOPY), a4 (io_uring SENDMSG_ZC).
-    #[arg(long, value_parser = parse_mode, default_value = "a3")]
-    mode: Mode,
+struct RunArgs {
     /// Traffic pattern: stream or rr (request-response).
     #[arg(long, value_parser = parse_workload, default_value = "stream")]
     workload: Workload,
@@ -75,12 +51,44 @@ struct BenchOne {
     /// Traffic before the measured window.
     #[arg(long, value_parser = units::parse_duration, default_value = "500ms")]
     warmup: Duration,
-    /// Server port (default: 8080 + mode number, a1 = 8080).
-    #[arg(long)]
-    port: Option<u16>,
     /// Run without eBPF (no root needed); kernel figures are left out.
     #[arg(long)]
     no_trace: bool,
+}
+
+impl RunArgs {
+    fn config(&self, mode: Mode) -> workload::Config {
+        let mut config = workload::Config::new(mode, self.workload, self.size, self.threads);
+        config.duration = self.duration;
+        config.warmup = self.warmup;
+        config
+    }
+
+    fn tracer(&self) -> Result<Option<tracer::Tracer>> {
+        Ok(if self.no_trace {
+            None
+        } else {
+            Some(tracer::Tracer::load()?)
+        })
+    }
+}
+
+#[derive(Args)]
+struct BenchOne {
+    /// Send path: a1 (two-copy), a2 (one-copy), a3 (MSG_ZEROCOPY), a4 (io_uring SENDMSG_ZC).
+    #[arg(long, value_parser = parse_mode, default_value = "a3")]
+    mode: Mode,
+    /// Server port (default: 8080 + mode number, a1 = 8080).
+    #[arg(long)]
+    port: Option<u16>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct Compare {
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Most connections an experiment may open: each costs two threads.
@@ -178,18 +186,12 @@ fn check() -> Result<()> {
 }
 
 fn bench_one(args: BenchOne) -> Result<()> {
-    let mut config = workload::Config::new(args.mode, args.workload, args.size, args.threads);
-    config.duration = args.duration;
-    config.warmup = args.warmup;
+    let mut config = args.run.config(args.mode);
     if let Some(port) = args.port {
         config.port = port;
     }
     let prepared = workload::Prepared::bind(config)?;
-    let mut tracer = if args.no_trace {
-        None
-    } else {
-        Some(tracer::Tracer::load()?)
-    };
+    let mut tracer = args.run.tracer()?;
     let outcome = experiment::run(prepared, tracer.as_mut(), 1)?;
     print_figures(&outcome.config, &outcome.figures);
     if let Some(k) = &outcome.kernel {
@@ -202,12 +204,8 @@ fn bench_one(args: BenchOne) -> Result<()> {
     Ok(())
 }
 
-fn compare(args: Compare) -> Result<()> {
-    let mut tracer = if args.no_trace {
-        None
-    } else {
-        Some(tracer::Tracer::load()?)
-    };
+fn compare(Compare { run: args }: Compare) -> Result<()> {
+    let mut tracer = args.tracer()?;
     println!(
         "{} {} x {} connection(s), {:.1}s per mode after {:.1}s warmup; bytes per byte sent:",
         args.workload,
@@ -222,10 +220,7 @@ fn compare(args: Compare) -> Result<()> {
     );
     let mut failed = Vec::new();
     for mode in Mode::ALL {
-        let mut config = workload::Config::new(mode, args.workload, args.size, args.threads);
-        config.duration = args.duration;
-        config.warmup = args.warmup;
-        let outcome = match workload::Prepared::bind(config)
+        let outcome = match workload::Prepared::bind(args.config(mode))
             .and_then(|p| experiment::run(p, tracer.as_mut(), 1))
         {
             Ok(outcome) => outcome,

@@ -251,6 +251,17 @@ fn coordinate(config: &Config, clock: &PhaseClock, received: &[Arc<AtomicU64>]) 
     (window, sum() - before)
 }
 
+/// Starts a named worker thread.
+fn spawn<T: Send + 'static>(
+    name: String,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<std::thread::JoinHandle<std::io::Result<T>>> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(work)
+        .map_err(|e| Error::io("spawning a worker thread", e))
+}
+
 /// Joins a worker, turning a panic into an error instead of taking the process down.
 fn join<T>(handle: std::thread::JoinHandle<std::io::Result<T>>, what: &str) -> Result<T> {
     match handle.join() {

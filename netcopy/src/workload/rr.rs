@@ -8,7 +8,6 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    thread,
     time::Instant,
 };
 
@@ -16,7 +15,7 @@ use hdrhistogram::Histogram;
 
 use super::{
     Config, Figures, PathCounters, Phase, PhaseClock, Ring, coordinate, join, latency_histogram,
-    message::Verifier, net, path::SendPath,
+    message::Verifier, net, path::SendPath, spawn,
 };
 use crate::error::{Error, Result};
 
@@ -127,19 +126,13 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
         let cfg = config.clone();
-        workers.push(
-            thread::Builder::new()
-                .name(format!("rr-server-{i}"))
-                .spawn(move || server_loop(server, server_path, cfg, counter))
-                .map_err(|e| Error::io("spawning a server", e))?,
-        );
+        workers.push(spawn(format!("rr-server-{i}"), move || {
+            server_loop(server, server_path, cfg, counter)
+        })?);
         let (cfg, clock) = (config.clone(), clock.clone());
-        workers.push(
-            thread::Builder::new()
-                .name(format!("rr-client-{i}"))
-                .spawn(move || client_loop(client, client_path, cfg, clock))
-                .map_err(|e| Error::io("spawning a client", e))?,
-        );
+        workers.push(spawn(format!("rr-client-{i}"), move || {
+            client_loop(client, client_path, cfg, clock)
+        })?);
     }
     drop(listener);
 

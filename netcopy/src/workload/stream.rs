@@ -8,14 +8,13 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    thread,
 };
 
 use hdrhistogram::Histogram;
 
 use super::{
     Config, Figures, Phase, PhaseClock, Ring, coordinate, join, latency_histogram,
-    message::Verifier, net, path::SendPath,
+    message::Verifier, net, path::SendPath, spawn,
 };
 use crate::error::{Error, Result};
 
@@ -111,19 +110,13 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
         let (size, sample) = (config.size, config.sample_every);
-        receivers.push(
-            thread::Builder::new()
-                .name(format!("recv-{i}"))
-                .spawn(move || receive_loop(server, size, sample, counter))
-                .map_err(|e| Error::io("spawning a receiver", e))?,
-        );
+        receivers.push(spawn(format!("recv-{i}"), move || {
+            receive_loop(server, size, sample, counter)
+        })?);
         let (config, clock) = (config.clone(), clock.clone());
-        senders.push(
-            thread::Builder::new()
-                .name(format!("send-{i}"))
-                .spawn(move || send_loop(client, path, config, clock))
-                .map_err(|e| Error::io("spawning a sender", e))?,
-        );
+        senders.push(spawn(format!("send-{i}"), move || {
+            send_loop(client, path, config, clock)
+        })?);
     }
     drop(listener);
 

@@ -56,14 +56,6 @@ impl SendPath for TwoCopy {
         Ok(None)
     }
 
-    fn wait_released(&mut self, _: Ticket) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
     fn counters(&self) -> PathCounters {
         self.counters
     }

@@ -33,14 +33,6 @@ impl SendPath for OneCopy {
         Ok(None)
     }
 
-    fn wait_released(&mut self, _: Ticket) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
     fn counters(&self) -> PathCounters {
         self.counters
     }
