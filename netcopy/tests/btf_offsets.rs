@@ -1,12 +1,19 @@
 //! The offsets the probes use come from this kernel's BTF, never from literals.
 
+use std::io::Write as _;
+
 use netcopy::kernel::{btf::Btf, btf_path, tracer::resolve_offsets};
 
 #[test]
 fn resolves_and_shows_this_kernels_sock_offsets() {
     let btf = Btf::from_file(&btf_path()).expect("this kernel has BTF");
     let offsets = resolve_offsets(&btf).expect("struct sock members are in BTF");
-    eprintln!("resolved from {}: {offsets:?}", btf_path().display());
+    // Straight to stderr, past the harness's capture: the offsets are part of the evidence.
+    let _ = writeln!(
+        std::io::stderr(),
+        "resolved from {}: {offsets:?}",
+        btf_path().display()
+    );
     // skc_dport and skc_num share the __portpair union member: dport first, then num. That
     // holds on every kernel, so it checks the reader without knowing this kernel's layout.
     let pair = btf
