@@ -273,6 +273,23 @@ fn join<T>(handle: std::thread::JoinHandle<std::io::Result<T>>, what: &str) -> R
     }
 }
 
+/// Joins every worker, folding each one's output in; after all are joined, returns the first
+/// failure, if any (a failed worker must not leave the others running).
+fn join_all<T>(
+    workers: Vec<std::thread::JoinHandle<std::io::Result<T>>>,
+    what: &str,
+    mut fold: impl FnMut(T),
+) -> Result<()> {
+    let mut first_error = None;
+    for worker in workers {
+        match join(worker, what) {
+            Ok(out) => fold(out),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 /// A ring of messages and, per slot, the ticket of its last send: a slot is restamped only
 /// once the kernel has released it.
 struct Ring {

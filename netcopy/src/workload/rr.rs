@@ -14,8 +14,8 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{
-    Config, Figures, PathCounters, Phase, PhaseClock, Ring, coordinate, join, latency_histogram,
-    message::Verifier, net, path::SendPath, spawn,
+    Config, Figures, PathCounters, Phase, PhaseClock, Ring, coordinate, join_all,
+    latency_histogram, message::Verifier, net, path::SendPath, spawn,
 };
 use crate::error::{Error, Result};
 
@@ -144,25 +144,16 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
         round_trip: Some(latency_histogram()),
         ..Figures::default()
     };
-    let mut first_error = None;
-    for worker in workers {
-        match join(worker, "request-response") {
-            Ok(out) => {
-                figures.path.accumulate(&out.path);
-                figures.bytes_received += out.bytes_received;
-                figures.recv_calls += out.recv_calls;
-                figures.verified_messages += out.verified;
-                figures.window_messages += out.window_messages;
-                if let (Some(all), Some(one)) = (figures.round_trip.as_mut(), out.round_trip) {
-                    all.add(&one).expect("same bounds");
-                }
-            }
-            Err(e) => first_error = first_error.or(Some(e)),
+    join_all(workers, "request-response", |out: SideOut| {
+        figures.path.accumulate(&out.path);
+        figures.bytes_received += out.bytes_received;
+        figures.recv_calls += out.recv_calls;
+        figures.verified_messages += out.verified;
+        figures.window_messages += out.window_messages;
+        if let (Some(all), Some(one)) = (figures.round_trip.as_mut(), out.round_trip) {
+            all.add(&one).expect("same bounds");
         }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    })?;
     figures.bytes_sent = figures.path.bytes_sent;
     figures.window_bytes_sent = figures.window_messages * config.size as u64;
     Ok(figures)

@@ -13,7 +13,7 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{
-    Config, Figures, Phase, PhaseClock, Ring, coordinate, join, latency_histogram,
+    Config, Figures, Phase, PhaseClock, Ring, coordinate, join_all, latency_histogram,
     message::Verifier, net, path::SendPath, spawn,
 };
 use crate::error::{Error, Result};
@@ -128,32 +128,19 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
         send_latency: Some(latency_histogram()),
         ..Figures::default()
     };
-    let mut first_error = None;
-    for sender in senders {
-        match join(sender, "sending") {
-            Ok(out) => {
-                figures.path.accumulate(&out.path);
-                figures.window_messages += out.window_messages;
-                if let Some(h) = figures.send_latency.as_mut() {
-                    h.add(&out.latency).expect("same bounds");
-                }
-            }
-            Err(e) => first_error = first_error.or(Some(e)),
+    let sent = join_all(senders, "sending", |out: SenderOut| {
+        figures.path.accumulate(&out.path);
+        figures.window_messages += out.window_messages;
+        if let Some(h) = figures.send_latency.as_mut() {
+            h.add(&out.latency).expect("same bounds");
         }
-    }
-    for receiver in receivers {
-        match join(receiver, "receiving") {
-            Ok(out) => {
-                figures.bytes_received += out.bytes;
-                figures.recv_calls += out.calls;
-                figures.verified_messages += out.verified;
-            }
-            Err(e) => first_error = first_error.or(Some(e)),
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    });
+    let received = join_all(receivers, "receiving", |out: ReceiverOut| {
+        figures.bytes_received += out.bytes;
+        figures.recv_calls += out.calls;
+        figures.verified_messages += out.verified;
+    });
+    sent.and(received)?;
     figures.bytes_sent = figures.path.bytes_sent;
     figures.window_bytes_sent = figures.window_messages * config.size as u64;
     Ok(figures)
