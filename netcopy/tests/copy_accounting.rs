@@ -37,11 +37,17 @@ fn loopback_copies_every_byte_once_or_defers_it() {
         if mode.is_zero_copy() {
             assert_eq!(c.pinned_bytes, sent, "{mode}: every byte pinned");
             assert_eq!(c.copied_at_send_bytes, 0, "{mode}");
-            assert_eq!(
-                c.deferred_copy_bytes, c.pinned_bytes,
-                "{mode}: every pinned byte copied later"
+            // Every pinned byte is copied at delivery at least once. A segment dropped after
+            // delivery began (receive-queue pruning under load) is retransmitted and really
+            // copied again, so "more than pinned" is possible and counted, never "less".
+            assert!(
+                c.deferred_copy_bytes >= c.pinned_bytes,
+                "{mode}: only {} of {} pinned bytes copied at delivery",
+                c.deferred_copy_bytes,
+                c.pinned_bytes
             );
-            assert_eq!(k.fallback_pct(), Some(100.0), "{mode}");
+            let fallback = k.fallback_pct().expect("bytes were pinned");
+            assert!(fallback >= 100.0, "{mode}: fallback {fallback}");
             assert!(
                 k.pages_unavailable.is_none(),
                 "{mode}: {:?}",
