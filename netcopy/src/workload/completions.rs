@@ -93,9 +93,9 @@ impl Completions {
         id < self.low_water
     }
 
-    /// True when nothing is in flight.
-    pub fn all_released(&self) -> bool {
-        self.low_water == self.next_id
+    /// The newest send's id: once it is released, all are. None before the first send.
+    pub fn last(&self) -> Option<u64> {
+        self.next_id.checked_sub(1)
     }
 }
 
@@ -114,7 +114,7 @@ mod tests {
         assert!(c.released(6) && !c.released(7));
         c.complete_range(7, 9, false);
         assert_eq!((c.completed, c.copied, c.notifications), (10, 7, 2));
-        assert!(c.all_released());
+        assert_eq!(c.in_flight(), 0);
     }
 
     #[test]
@@ -126,6 +126,6 @@ mod tests {
         c.complete_range(2, 3, true);
         assert!(!c.released(0));
         c.complete_range(0, 1, true);
-        assert!(c.all_released());
+        assert_eq!(c.in_flight(), 0);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::{
     io::{self, Read as _},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{TcpListener, TcpStream},
     time::Duration,
 };
 
@@ -11,23 +11,18 @@ use crate::error::{Error, Result};
 /// How long a blocked read may wait before the peer counts as stuck.
 pub const STUCK_PEER: Duration = Duration::from_secs(10);
 
-/// Connects with Nagle off: small messages must leave when sent, not when batched.
-pub fn connect(addr: SocketAddr) -> Result<TcpStream> {
-    let stream =
+/// One connection to `listener`: (client end, server end), both with Nagle off (small
+/// messages must leave when sent, not when batched) and a read timeout.
+pub fn connected_pair(listener: &TcpListener) -> Result<(TcpStream, TcpStream)> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listener's address", e))?;
+    let client =
         TcpStream::connect(addr).map_err(|e| Error::io(format!("connecting to {addr}"), e))?;
-    prepare(&stream)?;
-    Ok(stream)
-}
-
-/// Accepts `n` connections, each with Nagle off and a read timeout.
-pub fn accept(listener: &TcpListener, n: usize) -> Result<Vec<TcpStream>> {
-    (0..n)
-        .map(|_| {
-            let (stream, _) = listener.accept().map_err(|e| Error::io("accepting", e))?;
-            prepare(&stream)?;
-            Ok(stream)
-        })
-        .collect()
+    let (server, _) = listener.accept().map_err(|e| Error::io("accepting", e))?;
+    prepare(&client)?;
+    prepare(&server)?;
+    Ok((client, server))
 }
 
 fn prepare(stream: &TcpStream) -> Result<()> {

@@ -17,7 +17,7 @@ use super::{
     Config, Figures, PathCounters, Phase, PhaseClock, Ring, coordinate, join_all,
     latency_histogram, message::Verifier, net, path::SendPath, spawn,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 struct SideOut {
     path: PathCounters,
@@ -112,15 +112,11 @@ fn server_loop(
 }
 
 pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the listener's address", e))?;
     let clock = PhaseClock::new();
     let mut workers = Vec::with_capacity(2 * config.threads);
     let mut progress = Vec::with_capacity(config.threads);
     for i in 0..config.threads {
-        let client = net::connect(addr)?;
-        let server = net::accept(&listener, 1)?.remove(0);
+        let (client, server) = net::connected_pair(&listener)?;
         let client_path = config.mode.open(&client, config.size)?;
         let server_path = config.mode.open(&server, config.size)?;
         let counter = Arc::new(AtomicU64::new(0));

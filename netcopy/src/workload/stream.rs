@@ -16,7 +16,7 @@ use super::{
     Config, Figures, Phase, PhaseClock, Ring, coordinate, join_all, latency_histogram,
     message::Verifier, net, path::SendPath, spawn,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Receive buffer per connection: large reads, as a real bulk receiver would make.
 const RECV_BUF: usize = 128 << 10;
@@ -96,16 +96,12 @@ fn receive_loop(
 }
 
 pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the listener's address", e))?;
     let clock = PhaseClock::new();
     let mut senders = Vec::with_capacity(config.threads);
     let mut receivers = Vec::with_capacity(config.threads);
     let mut progress = Vec::with_capacity(config.threads);
     for i in 0..config.threads {
-        let client = net::connect(addr)?;
-        let server = net::accept(&listener, 1)?.remove(0);
+        let (client, server) = net::connected_pair(&listener)?;
         let path = config.mode.open(&client, config.size)?;
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
