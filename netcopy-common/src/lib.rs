@@ -17,6 +17,9 @@ pub mod names {
     /// Per-CPU array of one [`FlowKey`](super::FlowKey): the flow whose pinned skb this CPU is
     /// delivering, so page allocations under `skb_copy_ubufs` can be attributed.
     pub const DELIVERING: &str = "DELIVERING";
+    /// LRU hash map: sending [`FlowKey`](super::FlowKey) -> end of the highest TCP sequence
+    /// delivered with pinned pages, to tell a first delivery from a retransmitted one.
+    pub const DELIVERED_UP_TO: &str = "DELIVERED_UP_TO";
     /// Per-CPU scratch buffer for kernel stacks.
     pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
 }
@@ -57,6 +60,8 @@ pub struct KernelOffsets {
     pub sock_flags: u32,
     /// `struct sock` -> `sk_route_caps` (netdev_features_t).
     pub sock_route_caps: u32,
+    /// `struct sock` -> `sk_protocol` (u16: IPPROTO_TCP, IPPROTO_UDP, ...).
+    pub sock_protocol: u32,
     /// `struct sock` -> `sk_err` (int).
     pub sock_err: u32,
     /// `struct msghdr` -> `msg_flags` (unsigned int).
@@ -71,6 +76,8 @@ pub struct KernelOffsets {
     pub skb_end: u32,
     /// `struct sk_buff` -> `network_header` (u16 offset from head).
     pub skb_network_header: u32,
+    /// `struct sk_buff` -> `data_len` (u32: bytes in page fragments, not in the linear part).
+    pub skb_data_len: u32,
     /// `struct skb_shared_info` -> `flags` (u8).
     pub shinfo_flags: u32,
     /// `struct skb_shared_info` -> `nr_frags` (u8).
@@ -125,15 +132,24 @@ pub struct FlowCounters {
     pub recv_calls: u64,
     /// Bytes those receive calls returned.
     pub recv_bytes: u64,
-    /// Sent bytes the kernel copied from user memory during the send call.
-    pub copied_at_send_bytes: u64,
-    /// Sent bytes whose user pages the kernel pinned instead of copying.
-    pub pinned_bytes: u64,
-    /// Sent bytes of a call `tcp_sendmsg_locked` never saw (not TCP), so not classified.
+    /// TCP: sent bytes the kernel copied from user memory during the send call, as decided
+    /// in `tcp:tcp_sendmsg_locked`.
+    pub tcp_copied_at_send_bytes: u64,
+    /// TCP: sent bytes whose user pages the kernel pinned instead of copying.
+    pub tcp_pinned_bytes: u64,
+    /// TCP: sent bytes of a call `tcp_sendmsg_locked` never decided, so not classified.
     pub unclassified_send_bytes: u64,
+    /// UDP: datagram payload bytes that left in kernel memory (`net:net_dev_start_xmit`).
+    pub udp_copied_at_send_bytes: u64,
+    /// UDP: datagram payload bytes that left as pinned user pages.
+    pub udp_pinned_bytes: u64,
     /// Pinned bytes that reached local delivery carrying user pages, so `skb_copy_ubufs`
-    /// copied them there (`net:netif_receive_skb`, SKBFL_ZEROCOPY_ENABLE set).
+    /// copied them there (`net:netif_receive_skb`, SKBFL_ZEROCOPY_ENABLE set). Each TCP
+    /// sequence byte counts once: see `recopied_bytes`.
     pub deferred_copy_bytes: u64,
+    /// Pinned TCP bytes delivered, and so copied, again: a retransmitted segment still
+    /// carries the user pages (the write queue keeps them until acknowledged).
+    pub recopied_bytes: u64,
     /// Pages allocated with `skb_copy_ubufs` on the kernel stack (2^order per allocation).
     pub deferred_copy_pages: u64,
     /// Error reports on the socket with no socket error: zero-copy notifications queued or
@@ -151,13 +167,28 @@ impl FlowCounters {
         self.send_errors += other.send_errors;
         self.recv_calls += other.recv_calls;
         self.recv_bytes += other.recv_bytes;
-        self.copied_at_send_bytes += other.copied_at_send_bytes;
-        self.pinned_bytes += other.pinned_bytes;
+        self.tcp_copied_at_send_bytes += other.tcp_copied_at_send_bytes;
+        self.tcp_pinned_bytes += other.tcp_pinned_bytes;
         self.unclassified_send_bytes += other.unclassified_send_bytes;
+        self.udp_copied_at_send_bytes += other.udp_copied_at_send_bytes;
+        self.udp_pinned_bytes += other.udp_pinned_bytes;
         self.deferred_copy_bytes += other.deferred_copy_bytes;
+        self.recopied_bytes += other.recopied_bytes;
         self.deferred_copy_pages += other.deferred_copy_pages;
         self.zc_notifications += other.zc_notifications;
         self.recv_copy_bytes += other.recv_copy_bytes;
+    }
+
+    /// Sent bytes copied from user memory at send time, TCP and UDP. The two are counted by
+    /// different programs (a softirq transmit may interrupt a send call's program on one CPU,
+    /// and per-CPU counters are added without atomics), so they are summed here.
+    pub fn copied_at_send_bytes(&self) -> u64 {
+        self.tcp_copied_at_send_bytes + self.udp_copied_at_send_bytes
+    }
+
+    /// Sent bytes pinned as user pages instead of copied, TCP and UDP.
+    pub fn pinned_bytes(&self) -> u64 {
+        self.tcp_pinned_bytes + self.udp_pinned_bytes
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod maps;
 mod probes;
+mod skb;
 mod sock;
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
@@ -35,6 +36,12 @@ pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
 #[btf_tracepoint(function = "skb_copy_datagram_iovec")]
 pub fn skb_copy_datagram_iovec(ctx: BtfTracePointContext) -> i32 {
     probes::receive::try_skb_copy_datagram_iovec(&ctx).map_or(1, |()| 0)
+}
+
+/// `net:net_dev_start_xmit(skb, dev)`: decides copy or pin per UDP datagram as it leaves.
+#[btf_tracepoint(function = "net_dev_start_xmit")]
+pub fn net_dev_start_xmit(ctx: BtfTracePointContext) -> i32 {
+    probes::send::try_net_dev_start_xmit(&ctx).map_or(1, |()| 0)
 }
 
 /// `net:netif_receive_skb(skb)`: pinned bytes about to be copied at local delivery.

@@ -4,7 +4,7 @@ use aya_ebpf::{
     Global,
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use netcopy_common::{
     FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_PORTS, STACK_DEPTH, SendDecision,
@@ -31,6 +31,10 @@ pub static SEND_DECISIONS: HashMap<u64, SendDecision> = HashMap::with_max_entrie
 /// and its `skb_copy_ubufs` run back to back in one softirq on one CPU.
 #[map(name = "DELIVERING")]
 pub static DELIVERING: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// End (exclusive) of the highest TCP sequence a flow delivered with pinned pages.
+#[map(name = "DELIVERED_UP_TO")]
+pub static DELIVERED_UP_TO: LruHashMap<FlowKey, u32> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// A kernel stack is too big for the 512-byte BPF stack.
 #[map(name = "STACK_SCRATCH")]

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use netcopy::{
     experiment,
     kernel::{self, btf::Btf, tracer},
+    netpath::{NetPath, Network},
     units,
     workload::{self, Figures, Mode, Workload, message},
 };
@@ -51,6 +52,10 @@ struct RunArgs {
     /// Traffic before the measured window.
     #[arg(long, value_parser = units::parse_duration, default_value = "500ms")]
     warmup: Duration,
+    /// Network path: loopback, veth (TCP into a second namespace) or ifb-sink (UDP out of
+    /// a device that frees every packet, where zero-copy really avoids the copy).
+    #[arg(long, value_parser = parse_path, default_value = "loopback")]
+    path: NetPath,
     /// Run without eBPF (no root needed); kernel figures are left out.
     #[arg(long)]
     no_trace: bool,
@@ -99,6 +104,10 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
+    s.parse()
+}
+
+fn parse_path(s: &str) -> Result<NetPath, String> {
     s.parse()
 }
 
@@ -190,8 +199,9 @@ fn bench_one(args: BenchOne) -> Result<()> {
     if let Some(port) = args.port {
         config.port = port;
     }
-    let prepared = workload::Prepared::bind(config)?;
     let mut tracer = args.run.tracer()?;
+    let network = Network::create(args.run.path)?;
+    let prepared = workload::Prepared::bind_on(config, &network)?;
     let outcome = experiment::run(prepared, tracer.as_mut(), 1)?;
     print_figures(&outcome.config, &outcome.figures);
     if let Some(k) = &outcome.kernel {
@@ -206,6 +216,7 @@ fn bench_one(args: BenchOne) -> Result<()> {
 
 fn compare(Compare { run: args }: Compare) -> Result<()> {
     let mut tracer = args.tracer()?;
+    let network = Network::create(args.path)?;
     println!(
         "{} {} x {} connection(s), {:.1}s per mode after {:.1}s warmup; bytes per byte sent:",
         args.workload,
@@ -220,7 +231,7 @@ fn compare(Compare { run: args }: Compare) -> Result<()> {
     );
     let mut failed = Vec::new();
     for mode in Mode::ALL {
-        let outcome = match workload::Prepared::bind(args.config(mode))
+        let outcome = match workload::Prepared::bind_on(args.config(mode), &network)
             .and_then(|p| experiment::run(p, tracer.as_mut(), 1))
         {
             Ok(outcome) => outcome,
@@ -234,8 +245,8 @@ fn compare(Compare { run: args }: Compare) -> Result<()> {
         let per_byte = |v: u64| format!("{:.2}", v as f64 / sent);
         let (copied, pinned, deferred, to_user, fallback) = match &outcome.kernel {
             Some(k) => (
-                per_byte(k.counters.copied_at_send_bytes),
-                per_byte(k.counters.pinned_bytes),
+                per_byte(k.counters.copied_at_send_bytes()),
+                per_byte(k.counters.pinned_bytes()),
                 per_byte(k.counters.deferred_copy_bytes),
                 per_byte(k.counters.recv_copy_bytes),
                 k.fallback_pct()
@@ -272,7 +283,10 @@ fn print_kernel(k: &experiment::KernelFigures) {
     let c = &k.counters;
     println!(
         "kernel:     {} send calls, {} bytes: {} copied at send, {} pinned",
-        c.send_calls, c.send_bytes, c.copied_at_send_bytes, c.pinned_bytes
+        c.send_calls,
+        c.send_bytes,
+        c.copied_at_send_bytes(),
+        c.pinned_bytes()
     );
     let pages = match &k.pages_unavailable {
         None => format!(
@@ -282,8 +296,9 @@ fn print_kernel(k: &experiment::KernelFigures) {
         Some(why) => format!("pages not measured ({why})"),
     };
     println!(
-        "            {} bytes copied at delivery (deferred), {pages}; fallback {}",
+        "            {} bytes copied at delivery (deferred), {} copied again (retransmitted), {pages}; fallback {}",
         c.deferred_copy_bytes,
+        c.recopied_bytes,
         k.fallback_pct()
             .map_or("n/a (nothing pinned)".to_owned(), |p| format!("{p:.1} %"))
     );

@@ -55,6 +55,10 @@ pub enum Error {
     },
     #[error("mode {mode} is unavailable on this machine: {reason}")]
     Unavailable { mode: &'static str, reason: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("interrupted")]
+    Interrupted,
     #[error("network namespace: {0}")]
     Netns(String),
     #[error("eBPF map {map}: {source}")]

@@ -21,7 +21,8 @@ impl KernelFigures {
     /// Deferred-copied bytes as a percentage of pinned bytes; None when nothing was pinned.
     pub fn fallback_pct(&self) -> Option<f64> {
         let k = &self.counters;
-        (k.pinned_bytes > 0).then(|| k.deferred_copy_bytes as f64 * 100.0 / k.pinned_bytes as f64)
+        let pinned = k.pinned_bytes();
+        (pinned > 0).then(|| k.deferred_copy_bytes as f64 * 100.0 / pinned as f64)
     }
 }
 
@@ -66,7 +67,7 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
     expect("receive copy bytes", c.recv_copy_bytes, f.bytes_received);
     expect(
         "classified send bytes",
-        c.copied_at_send_bytes + c.pinned_bytes,
+        c.copied_at_send_bytes() + c.pinned_bytes(),
         f.bytes_sent,
     );
     if config.mode.is_zero_copy() {
@@ -81,7 +82,7 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
             _ => {}
         }
     } else {
-        expect("pinned bytes of a copying mode", c.pinned_bytes, 0);
+        expect("pinned bytes of a copying mode", c.pinned_bytes(), 0);
     }
     out
 }

@@ -5,7 +5,10 @@
 
 pub mod error;
 pub mod experiment;
+pub mod interrupt;
 pub mod kernel;
+pub mod netpath;
+pub mod perf;
 pub mod units;
 pub mod workload;
 

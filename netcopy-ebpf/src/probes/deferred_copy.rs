@@ -3,16 +3,17 @@
 //! pinned skbs entering local receive, and the pages allocated under `skb_copy_ubufs`.
 
 use aya_ebpf::{EbpfContext as _, helpers::bpf_get_stack, programs::BtfTracePointContext};
-use netcopy_common::{FlowKey, MAX_FRAGS, STACK_DEPTH};
+use netcopy_common::{FlowKey, STACK_DEPTH};
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{DELIVERING, STACK_SCRATCH, flow_counters, offsets},
-    sock::{read, watched},
+    maps::{DELIVERED_UP_TO, DELIVERING, STACK_SCRATCH, flow_counters, offsets},
+    skb::{
+        IPPROTO_TCP, IPPROTO_UDP, Packet, carries_user_pages, fragment_bytes, ip_packet,
+        shared_info, tcp_segment,
+    },
+    sock::watched,
 };
-
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 
 /// Marks this CPU as delivering `key`'s pinned skb, or nothing (local_port 0).
 #[inline(always)]
@@ -28,51 +29,53 @@ fn set_delivering(key: FlowKey) {
 /// copied by `skb_copy_ubufs` on local delivery.
 pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let skb: *const u8 = ctx.arg(0);
-    let o = offsets();
-    let head: u64 = read(skb, o.skb_head).or_skip()?;
-    let end = if o.skb_end_is_offset == 1 {
-        head + u64::from(read::<u32>(skb, o.skb_end).or_skip()?)
-    } else {
-        read::<u64>(skb, o.skb_end).or_skip()?
-    };
-    let shinfo = end as *const u8;
-    let flags: u8 = read(shinfo, o.shinfo_flags).or_skip()?;
-    if u32::from(flags) & o.skbfl_zerocopy_enable == 0 {
+    let shinfo = shared_info(skb).or_skip()?;
+    if !carries_user_pages(shinfo).or_skip()? {
         set_delivering(FlowKey::default());
         return Err(Skip);
     }
-
     // Attribute by the packet's own ports: on loopback the skb has no socket any more.
-    let network: u16 = read(skb, o.skb_network_header).or_skip()?;
-    let ip = (head + u64::from(network)) as *const u8;
-    let version_ihl: u8 = read(ip, 0).or_skip()?;
-    let (protocol, transport): (u8, u32) = match version_ihl >> 4 {
-        4 => (read(ip, 9).or_skip()?, u32::from(version_ihl & 0xf) * 4),
-        6 => (read(ip, 6).or_skip()?, 40),
-        _ => return Err(Skip),
-    };
-    if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
+    let packet = ip_packet(skb).or_skip()?;
+    if packet.protocol != IPPROTO_TCP && packet.protocol != IPPROTO_UDP {
         return Err(Skip);
     }
-    let source: u16 = u16::from_be(read(ip, transport).or_skip()?);
-    let dest: u16 = u16::from_be(read(ip, transport + 2).or_skip()?);
     // The sender's flow: its local port is the packet's source.
-    let key = watched(source, dest).or_skip()?;
-
-    let nr_frags: u8 = read(shinfo, o.shinfo_nr_frags).or_skip()?;
-    let mut bytes = 0u64;
-    for i in 0..MAX_FRAGS {
-        if i >= u32::from(nr_frags) {
-            break;
-        }
-        let at = o.shinfo_frags + i * o.frag_size + o.frag_len;
-        bytes += u64::from(read::<u32>(shinfo, at).or_skip()?);
-    }
+    let key = watched(packet.source, packet.dest).or_skip()?;
+    let bytes = fragment_bytes(shinfo).or_skip()?;
+    let again = if packet.protocol == IPPROTO_TCP {
+        delivered_before(&key, &packet, bytes)
+    } else {
+        0
+    };
     set_delivering(key);
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
-    unsafe { (*counters).deferred_copy_bytes += bytes };
+    unsafe {
+        (*counters).deferred_copy_bytes += bytes - again;
+        (*counters).recopied_bytes += again;
+    }
     Ok(())
+}
+
+/// How many of this segment's `bytes` the flow already delivered (a retransmission), and
+/// moves the flow's delivered mark past the segment. Sequence numbers wrap: compared as i32.
+#[inline(always)]
+fn delivered_before(key: &FlowKey, packet: &Packet, bytes: u64) -> u64 {
+    let Some((seq, len)) = tcp_segment(packet) else {
+        return 0;
+    };
+    let end = seq.wrapping_add(len);
+    // SAFETY: the value is a u32 copied out at once.
+    let mark = unsafe { DELIVERED_UP_TO.get(key).copied() };
+    let fresh = match mark {
+        None => len,
+        Some(mark) if (end.wrapping_sub(mark) as i32) <= 0 => 0,
+        Some(mark) => end.wrapping_sub(mark).min(len),
+    };
+    if fresh > 0 {
+        let _ = DELIVERED_UP_TO.insert(key, end, 0);
+    }
+    bytes.saturating_sub(u64::from(fresh))
 }
 
 /// `kmem:mm_page_alloc(page, order, gfp_flags, migratetype)`: while this CPU delivers a

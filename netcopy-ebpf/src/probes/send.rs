@@ -7,6 +7,7 @@ use netcopy_common::SendDecision;
 use super::{OrSkip as _, Skip};
 use crate::{
     maps::{SEND_DECISIONS, flow_counters, offsets},
+    skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
     sock::{read, watched_flow},
 };
 
@@ -65,10 +66,55 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         (*counters).send_calls += 1;
         (*counters).send_bytes += bytes;
         match decision {
-            Some(SendDecision { pinned: 1, .. }) => (*counters).pinned_bytes += bytes,
-            Some(_) => (*counters).copied_at_send_bytes += bytes,
+            Some(SendDecision { pinned: 1, .. }) => (*counters).tcp_pinned_bytes += bytes,
+            Some(_) => (*counters).tcp_copied_at_send_bytes += bytes,
+            // UDP is classified when it leaves (`net_dev_start_xmit`); a TCP call without a
+            // decision is a gap in the accounting, counted so the cross-check can see it.
+            None if is_udp(sk) => {}
             None => (*counters).unclassified_send_bytes += bytes,
         }
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn is_udp(sk: *const u8) -> bool {
+    read::<u16>(sk, offsets().sock_protocol) == Some(u16::from(IPPROTO_UDP))
+}
+
+/// `net:net_dev_start_xmit(skb, dev)`: a packet handed to a device. For UDP this is where the
+/// copy-or-pin decision shows: a datagram sent whole (unfragmented) whose skb carries user
+/// pages left its fragment bytes pinned; every other payload byte was copied into kernel
+/// memory by the send call. TCP is decided in `tcp_sendmsg_locked` instead (its segments are
+/// retransmitted and resegmented, so transmits do not map to send calls).
+pub fn try_net_dev_start_xmit(ctx: &BtfTracePointContext) -> Result<(), Skip> {
+    let skb: *const u8 = ctx.arg(0);
+    let o = offsets();
+    // Every fragment of a datagram still belongs to the sending socket.
+    let sk: u64 = read(skb, o.skb_sk).or_skip()?;
+    let sk = sk as *const u8;
+    if !is_udp(sk) {
+        return Err(Skip);
+    }
+    let key = watched_flow(sk).or_skip()?;
+    let packet = ip_packet(skb).or_skip()?;
+    if packet.protocol != IPPROTO_UDP {
+        return Err(Skip);
+    }
+    let udp_header = if packet.has_transport_header { 8 } else { 0 };
+    let payload = u64::from(packet.ip_payload.saturating_sub(udp_header));
+    let shinfo = shared_info(skb).or_skip()?;
+    let pinned = if packet.unfragmented && carries_user_pages(shinfo).or_skip()? {
+        let data_len: u32 = read(skb, o.skb_data_len).or_skip()?;
+        u64::from(data_len).min(payload)
+    } else {
+        0
+    };
+    let counters = flow_counters(&key).or_skip()?;
+    // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
+    unsafe {
+        (*counters).udp_pinned_bytes += pinned;
+        (*counters).udp_copied_at_send_bytes += payload - pinned;
     }
     Ok(())
 }

@@ -1,9 +1,58 @@
 //! Private network namespaces: experiments that change kernel settings (optmem_max) or build
 //! devices run inside one, so the machine's own network is never touched.
 
-use std::{io, path::Path};
+use std::{
+    fs::File,
+    io,
+    os::fd::{AsRawFd as _, BorrowedFd, OwnedFd},
+    path::Path,
+    process::Command,
+};
 
 use crate::error::{Error, Result};
+
+/// A handle on the calling thread's current network namespace; it keeps the namespace alive.
+pub fn current() -> Result<OwnedFd> {
+    File::open("/proc/thread-self/ns/net")
+        .map(OwnedFd::from)
+        .map_err(|e| Error::Netns(format!("opening /proc/thread-self/ns/net: {e}")))
+}
+
+/// Moves the calling thread into the namespace behind `ns`.
+pub fn enter(ns: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: setns only changes this thread's namespace; the fd is a live namespace handle.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(Error::Netns(format!(
+            "setns: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// A path that names `ns` for another process (iproute2's `netns` argument).
+pub fn proc_path(ns: BorrowedFd<'_>) -> String {
+    format!("/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd())
+}
+
+/// Runs iproute2's `ip` with `args` in the calling thread's namespace (a child inherits the
+/// namespace of the thread that starts it).
+pub fn ip(args: &[&str]) -> Result<()> {
+    let output = Command::new("ip").args(args).output().map_err(|e| {
+        Error::Netns(format!(
+            "running ip {}: {e} (control paths need iproute2)",
+            args.join(" ")
+        ))
+    })?;
+    if !output.status.success() {
+        return Err(Error::Netns(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
+}
 
 /// Moves the calling thread (not the process) into a fresh network namespace and brings its
 /// loopback up. Threads it spawns afterwards inherit the namespace; the namespace goes away

@@ -51,6 +51,11 @@ pub const HOOKS: &[Hook] = &[
         requirement: "tracepoint skb:skb_copy_datagram_iovec and tp_btf (BTF)",
     },
     Hook {
+        program: "net_dev_start_xmit",
+        tracepoint: "net_dev_start_xmit",
+        requirement: "tracepoint net:net_dev_start_xmit and tp_btf (BTF)",
+    },
+    Hook {
         program: "netif_receive_skb",
         tracepoint: "netif_receive_skb",
         requirement: "tracepoint net:netif_receive_skb and tp_btf (BTF)",
@@ -97,6 +102,7 @@ pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
         sock_remote_port: btf.member_offset("sock", "__sk_common.skc_dport")?,
         sock_flags: btf.member_offset("sock", "__sk_common.skc_flags")?,
         sock_route_caps: btf.member_offset("sock", "sk_route_caps")?,
+        sock_protocol: btf.member_offset("sock", "sk_protocol")?,
         sock_err: btf.member_offset("sock", "sk_err")?,
         msghdr_flags: btf.member_offset("msghdr", "msg_flags")?,
         msghdr_ubuf: btf.member_offset("msghdr", "msg_ubuf")?,
@@ -104,6 +110,7 @@ pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
         skb_head: btf.member_offset("sk_buff", "head")?,
         skb_end,
         skb_network_header: btf.member_offset("sk_buff", "network_header")?,
+        skb_data_len: btf.member_offset("sk_buff", "data_len")?,
         shinfo_flags: btf.member_offset("skb_shared_info", "flags")?,
         shinfo_nr_frags: btf.member_offset("skb_shared_info", "nr_frags")?,
         shinfo_frags: btf.member_offset("skb_shared_info", "frags")?,
@@ -256,8 +263,21 @@ impl Tracer {
         Ok(total)
     }
 
-    /// Forgets every count, so the next experiment starts from zero.
+    /// Forgets every count and delivery mark, so the next experiment starts from zero.
     pub fn clear(&mut self) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(names::DELIVERED_UP_TO)
+            .expect("object defines DELIVERED_UP_TO");
+        let mut marks: HashMap<_, FlowKey, u32> =
+            HashMap::try_from(map).map_err(map_err(names::DELIVERED_UP_TO))?;
+        let keys: Vec<FlowKey> = marks
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(names::DELIVERED_UP_TO))?;
+        for key in keys {
+            let _ = marks.remove(&key);
+        }
         let map = self
             .ebpf
             .map_mut(names::FLOWS)

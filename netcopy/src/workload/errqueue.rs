@@ -2,8 +2,7 @@
 
 use std::{
     io,
-    net::TcpStream,
-    os::fd::AsRawFd as _,
+    os::fd::{AsRawFd as _, BorrowedFd},
     time::{Duration, Instant},
 };
 
@@ -16,7 +15,7 @@ const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 const IPV6_RECVERR: i32 = 25;
 
 /// Reads every queued notification without blocking; returns how many were read.
-pub fn drain(stream: &TcpStream, completions: &mut Completions) -> io::Result<usize> {
+pub fn drain(socket: BorrowedFd<'_>, completions: &mut Completions) -> io::Result<usize> {
     let mut read = 0;
     // u64 words keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; 16];
@@ -28,7 +27,7 @@ pub fn drain(stream: &TcpStream, completions: &mut Completions) -> io::Result<us
         // SAFETY: hdr describes a live control buffer and no data buffers.
         let rc = unsafe {
             libc::recvmsg(
-                stream.as_raw_fd(),
+                socket.as_raw_fd(),
                 &mut hdr,
                 libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
             )
@@ -65,14 +64,18 @@ pub fn drain(stream: &TcpStream, completions: &mut Completions) -> io::Result<us
 }
 
 /// Waits (bounded by `limit`) until a notification arrives, then drains.
-pub fn wait(stream: &TcpStream, completions: &mut Completions, limit: Duration) -> io::Result<()> {
+pub fn wait(
+    socket: BorrowedFd<'_>,
+    completions: &mut Completions,
+    limit: Duration,
+) -> io::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
-        if drain(stream, completions)? > 0 {
+        if drain(socket, completions)? > 0 {
             return Ok(());
         }
         // A socket error (reset peer) also raises POLLERR but queues nothing: report it.
-        if let Some(err) = stream.take_error()? {
+        if let Some(err) = super::net::socket_error(socket)? {
             return Err(err);
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -87,7 +90,7 @@ pub fn wait(stream: &TcpStream, completions: &mut Completions, limit: Duration) 
         }
         // POLLERR is reported whatever `events` asks for: it means the error queue has data.
         let mut pfd = libc::pollfd {
-            fd: stream.as_raw_fd(),
+            fd: socket.as_raw_fd(),
             events: 0,
             revents: 0,
         };

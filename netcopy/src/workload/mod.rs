@@ -11,14 +11,15 @@ pub mod message;
 pub mod net;
 pub mod path;
 mod rr;
+mod sink;
 mod stream;
 
 use std::{
     fmt,
-    net::{IpAddr, Ipv4Addr, TcpListener},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
     str::FromStr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU8, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -27,7 +28,12 @@ use std::{
 use hdrhistogram::Histogram;
 pub use path::{Mode, PathCounters};
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    interrupt,
+    netpath::{MAX_DATAGRAM, NetPath, Network},
+    perf::{self, PerfFigures, Side},
+};
 
 /// Which traffic pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,6 +77,8 @@ impl FromStr for Workload {
 pub struct Config {
     pub mode: Mode,
     pub workload: Workload,
+    /// The network path the bytes take (set from the [`Network`] the experiment binds on).
+    pub path: NetPath,
     /// Message size in bytes.
     pub size: usize,
     /// Connections, each with its own sender and receiver thread.
@@ -95,6 +103,7 @@ impl Config {
         Self {
             mode,
             workload,
+            path: NetPath::Loopback,
             size,
             threads,
             warmup: Duration::from_millis(500),
@@ -132,6 +141,8 @@ pub struct Figures {
     pub send_latency: Option<Histogram<u64>>,
     /// Rr: round trip per message, ns.
     pub round_trip: Option<Histogram<u64>>,
+    /// CPU counters over the window, per side.
+    pub perf: PerfFigures,
 }
 
 impl Figures {
@@ -160,9 +171,13 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid")
 }
 
-/// Where an experiment is in its life; loops read it once per message.
+/// Where an experiment is in its life; loops read it once per message. It also collects the
+/// worker threads' ids as they start, so counters can be opened on them from outside.
 #[derive(Clone)]
-pub struct PhaseClock(Arc<AtomicU8>);
+pub struct PhaseClock {
+    phase: Arc<AtomicU8>,
+    threads: Arc<Mutex<Vec<(Side, i32)>>>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -174,92 +189,191 @@ pub enum Phase {
 
 impl PhaseClock {
     fn new() -> Self {
-        Self(Arc::new(AtomicU8::new(Phase::Warmup as u8)))
+        Self {
+            phase: Arc::new(AtomicU8::new(Phase::Warmup as u8)),
+            threads: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     fn set(&self, phase: Phase) {
-        self.0.store(phase as u8, Ordering::Release);
+        self.phase.store(phase as u8, Ordering::Release);
     }
 
     #[inline]
     pub fn get(&self) -> Phase {
-        match self.0.load(Ordering::Acquire) {
+        match self.phase.load(Ordering::Acquire) {
             0 => Phase::Warmup,
             1 => Phase::Measure,
             _ => Phase::Stop,
         }
     }
-}
 
-/// A bound server socket, ready to run: bind first, so a tracer can watch the port before the
-/// first byte moves.
-pub struct Prepared {
-    config: Config,
-    listener: TcpListener,
-}
-
-impl Prepared {
-    /// Binds the experiment's listening socket.
-    pub fn bind(config: Config) -> Result<Self> {
-        let listener =
-            TcpListener::bind((config.bind, config.port)).map_err(|source| Error::Port {
-                addr: format!("{}:{}", config.bind, config.port),
-                source,
-            })?;
-        Ok(Self { config, listener })
+    fn register(&self, side: Side) {
+        let tid = perf::current_tid();
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((side, tid));
     }
 
-    /// The port the server listens on (the one the kernel picked when asked for 0).
-    pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Runs warmup and the measured window, drains, and returns the figures.
-    pub fn run(self) -> Result<Figures> {
-        match self.config.workload {
-            Workload::Stream => stream::run(&self.config, self.listener),
-            Workload::Rr => rr::run(&self.config, self.listener),
-        }
+    fn threads(&self) -> Vec<(Side, i32)> {
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
-/// Runs one whole experiment: bind, run, figures.
-pub fn run(config: Config) -> Result<Figures> {
-    Prepared::bind(config)?.run()
-}
+/// How long the coordinator waits for every worker to start before counting without it.
+const START_WAIT: Duration = Duration::from_secs(5);
 
-/// Runs the experiment's clock on the calling thread: warmup, then the measured window, then
-/// stop. Returns the window's length and how many bytes the `received` counters grew by in it.
-fn coordinate(config: &Config, clock: &PhaseClock, received: &[Arc<AtomicU64>]) -> (Duration, u64) {
+/// Runs the experiment's clock on the calling thread: perf counters opened on every worker,
+/// warmup, then the measured window (counters enabled), then stop. Returns the window's
+/// length, how many bytes the `received` counters grew by in it, and the counters.
+fn coordinate(
+    config: &Config,
+    clock: &PhaseClock,
+    workers: usize,
+    received: &[Arc<AtomicU64>],
+) -> (Duration, u64, PerfFigures) {
     let sum = || {
         received
             .iter()
             .map(|r| r.load(Ordering::Relaxed))
             .sum::<u64>()
     };
-    std::thread::sleep(config.warmup);
+    let started = Instant::now();
+    while clock.threads().len() < workers && started.elapsed() < START_WAIT {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut counters = perf::Session::open(&clock.threads());
+    interrupt::sleep(config.warmup);
     let before = sum();
+    counters.enable();
     clock.set(Phase::Measure);
     let start = Instant::now();
-    std::thread::sleep(config.duration);
+    interrupt::sleep(config.duration);
     clock.set(Phase::Stop);
+    counters.disable();
     let window = start.elapsed();
-    (window, sum() - before)
+    (window, sum() - before, counters.read())
 }
 
-/// Starts a named worker thread.
+/// Starts a named worker thread for `side`; it registers its thread id with the clock first.
 fn spawn<T: Send + 'static>(
     name: String,
+    side: Side,
+    clock: &PhaseClock,
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<std::thread::JoinHandle<std::io::Result<T>>> {
+    let clock = clock.clone();
     std::thread::Builder::new()
         .name(name)
-        .spawn(work)
+        .spawn(move || {
+            clock.register(side);
+            work()
+        })
         .map_err(|e| Error::io("spawning a worker thread", e))
+}
+
+/// The receiving end of an experiment.
+enum Server {
+    /// A TCP listener; the workload connects to it.
+    Listener(TcpListener),
+    /// An address that swallows datagrams; nothing receives them.
+    Sink(SocketAddr),
+}
+
+/// A bound server socket, ready to run: bind first, so a tracer can watch the port before the
+/// first byte moves.
+pub struct Prepared {
+    config: Config,
+    server: Server,
+}
+
+impl Prepared {
+    /// Binds the experiment's listening socket on the machine's loopback.
+    pub fn bind(config: Config) -> Result<Self> {
+        Self::bind_on(config, &Network::loopback())
+    }
+
+    /// Binds the experiment's receiving end on `network` (the calling thread must be the
+    /// one that built it).
+    pub fn bind_on(mut config: Config, network: &Network) -> Result<Self> {
+        config.path = network.path();
+        check_fits(&config)?;
+        let addr = network.server_addr(config.bind);
+        if config.path.is_sink() {
+            let port = match config.port {
+                0 => config.mode.default_port(),
+                port => port,
+            };
+            let server = Server::Sink(SocketAddr::new(addr, port));
+            return Ok(Self { config, server });
+        }
+        let listener = network
+            .in_server_namespace(|| TcpListener::bind((addr, config.port)))?
+            .map_err(|source| Error::Port {
+                addr: format!("{addr}:{}", config.port),
+                source,
+            })?;
+        Ok(Self {
+            config,
+            server: Server::Listener(listener),
+        })
+    }
+
+    /// The port the server listens on (the one the kernel picked when asked for 0).
+    pub fn port(&self) -> u16 {
+        match &self.server {
+            Server::Listener(l) => l.local_addr().map(|a| a.port()).unwrap_or(0),
+            Server::Sink(addr) => addr.port(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs warmup and the measured window, drains, and returns the figures. An experiment
+    /// cut short by Ctrl-C or SIGTERM is abandoned: its figures would not mean anything.
+    pub fn run(self) -> Result<Figures> {
+        let figures = match (self.server, self.config.workload) {
+            (Server::Listener(l), Workload::Stream) => stream::run(&self.config, l),
+            (Server::Listener(l), Workload::Rr) => rr::run(&self.config, l),
+            (Server::Sink(addr), Workload::Stream) => sink::run(&self.config, addr),
+            (Server::Sink(_), Workload::Rr) => unreachable!("check_fits refuses rr on a sink"),
+        }?;
+        if interrupt::requested() {
+            return Err(Error::Interrupted);
+        }
+        Ok(figures)
+    }
+}
+
+/// Refuses what a path cannot carry: replies from a sink, datagrams over the UDP maximum.
+pub fn check_fits(config: &Config) -> Result<()> {
+    if !config.path.is_sink() {
+        return Ok(());
+    }
+    if config.workload == Workload::Rr {
+        return Err(Error::Unsupported(format!(
+            "the {} path has no receiver to reply: use --workload stream",
+            config.path
+        )));
+    }
+    if config.size > MAX_DATAGRAM {
+        return Err(Error::Unsupported(format!(
+            "size {} does not fit one UDP datagram on the {} path (at most {MAX_DATAGRAM} bytes)",
+            config.size, config.path
+        )));
+    }
+    Ok(())
+}
+
+/// Runs one whole experiment on loopback: bind, run, figures.
+pub fn run(config: Config) -> Result<Figures> {
+    Prepared::bind(config)?.run()
 }
 
 /// Joins a worker, turning a panic into an error instead of taking the process down.

@@ -3,6 +3,7 @@
 use std::{
     io::{self, Read as _},
     net::{TcpListener, TcpStream},
+    os::fd::{AsRawFd as _, BorrowedFd},
     time::Duration,
 };
 
@@ -49,4 +50,25 @@ pub fn recv_exact(stream: &mut TcpStream, buf: &mut [u8], calls: &mut u64) -> io
         }
     }
     Ok(true)
+}
+
+/// The socket's pending error (`SO_ERROR`), clearing it, as `TcpStream::take_error` does for
+/// any kind of socket.
+pub fn socket_error(socket: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid fd and an int-sized option buffer.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((value != 0).then(|| io::Error::from_raw_os_error(value)))
 }

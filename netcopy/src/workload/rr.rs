@@ -4,6 +4,7 @@
 use std::{
     io,
     net::{Shutdown, TcpListener, TcpStream},
+    os::fd::AsFd as _,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -17,7 +18,7 @@ use super::{
     Config, Figures, PathCounters, Phase, PhaseClock, Ring, coordinate, join_all,
     latency_histogram, message::Verifier, net, path::SendPath, spawn,
 };
-use crate::error::Result;
+use crate::{error::Result, perf::Side};
 
 struct SideOut {
     path: PathCounters,
@@ -117,27 +118,35 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
     let mut progress = Vec::with_capacity(config.threads);
     for i in 0..config.threads {
         let (client, server) = net::connected_pair(&listener)?;
-        let client_path = config.mode.open(&client, config.size)?;
-        let server_path = config.mode.open(&server, config.size)?;
+        let client_path = config.mode.open(client.as_fd(), config.size)?;
+        let server_path = config.mode.open(server.as_fd(), config.size)?;
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
         let cfg = config.clone();
-        workers.push(spawn(format!("rr-server-{i}"), move || {
-            server_loop(server, server_path, cfg, counter)
-        })?);
-        let (cfg, clock) = (config.clone(), clock.clone());
-        workers.push(spawn(format!("rr-client-{i}"), move || {
-            client_loop(client, client_path, cfg, clock)
-        })?);
+        workers.push(spawn(
+            format!("rr-server-{i}"),
+            Side::Server,
+            &clock,
+            move || server_loop(server, server_path, cfg, counter),
+        )?);
+        let (cfg, worker_clock) = (config.clone(), clock.clone());
+        workers.push(spawn(
+            format!("rr-client-{i}"),
+            Side::Client,
+            &clock,
+            move || client_loop(client, client_path, cfg, worker_clock),
+        )?);
     }
     drop(listener);
 
-    let (window, window_bytes_received) = coordinate(config, &clock, &progress);
+    let (window, window_bytes_received, perf) =
+        coordinate(config, &clock, 2 * config.threads, &progress);
 
     let mut figures = Figures {
         window,
         window_bytes_received,
         round_trip: Some(latency_histogram()),
+        perf,
         ..Figures::default()
     };
     join_all(workers, "request-response", |out: SideOut| {

@@ -4,10 +4,12 @@
 use std::{
     io::{self, Read as _},
     net::{Shutdown, TcpListener, TcpStream},
+    os::fd::AsFd as _,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    thread::JoinHandle,
 };
 
 use hdrhistogram::Histogram;
@@ -16,12 +18,12 @@ use super::{
     Config, Figures, Phase, PhaseClock, Ring, coordinate, join_all, latency_histogram,
     message::Verifier, net, path::SendPath, spawn,
 };
-use crate::error::Result;
+use crate::{error::Result, perf::Side};
 
 /// Receive buffer per connection: large reads, as a real bulk receiver would make.
 const RECV_BUF: usize = 128 << 10;
 
-struct SenderOut {
+pub(super) struct SenderOut {
     path: super::PathCounters,
     latency: Histogram<u64>,
     window_messages: u64,
@@ -33,8 +35,8 @@ struct ReceiverOut {
     verified: u64,
 }
 
-fn send_loop(
-    stream: TcpStream,
+/// Sends as fast as the path allows until the clock says stop, then waits for every release.
+pub(super) fn send_loop(
     mut path: Box<dyn SendPath>,
     config: Config,
     clock: PhaseClock,
@@ -57,12 +59,29 @@ fn send_loop(
     }
     // Every pinned page must be released before the messages are freed.
     path.finish()?;
-    stream.shutdown(Shutdown::Write)?;
     Ok(SenderOut {
         path: path.counters(),
         latency,
         window_messages,
     })
+}
+
+/// Joins the senders and folds their counts into `figures`.
+pub(super) fn collect_senders(
+    config: &Config,
+    figures: &mut Figures,
+    senders: Vec<JoinHandle<io::Result<SenderOut>>>,
+) -> Result<()> {
+    let mut latency = latency_histogram();
+    let joined = join_all(senders, "sending", |out: SenderOut| {
+        figures.path.accumulate(&out.path);
+        figures.window_messages += out.window_messages;
+        latency.add(&out.latency).expect("same bounds");
+    });
+    figures.send_latency = Some(latency);
+    figures.bytes_sent = figures.path.bytes_sent;
+    figures.window_bytes_sent = figures.window_messages * config.size as u64;
+    joined
 }
 
 fn receive_loop(
@@ -102,42 +121,45 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
     let mut progress = Vec::with_capacity(config.threads);
     for i in 0..config.threads {
         let (client, server) = net::connected_pair(&listener)?;
-        let path = config.mode.open(&client, config.size)?;
+        let path = config.mode.open(client.as_fd(), config.size)?;
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
         let (size, sample) = (config.size, config.sample_every);
-        receivers.push(spawn(format!("recv-{i}"), move || {
-            receive_loop(server, size, sample, counter)
-        })?);
-        let (config, clock) = (config.clone(), clock.clone());
-        senders.push(spawn(format!("send-{i}"), move || {
-            send_loop(client, path, config, clock)
-        })?);
+        receivers.push(spawn(
+            format!("recv-{i}"),
+            Side::Server,
+            &clock,
+            move || receive_loop(server, size, sample, counter),
+        )?);
+        let (config, worker_clock) = (config.clone(), clock.clone());
+        senders.push(spawn(
+            format!("send-{i}"),
+            Side::Client,
+            &clock,
+            move || {
+                let out = send_loop(path, config, worker_clock)?;
+                client.shutdown(Shutdown::Write)?;
+                Ok(out)
+            },
+        )?);
     }
     drop(listener);
 
-    let (window, window_bytes_received) = coordinate(config, &clock, &progress);
+    let (window, window_bytes_received, perf) =
+        coordinate(config, &clock, 2 * config.threads, &progress);
 
     let mut figures = Figures {
         window,
         window_bytes_received,
-        send_latency: Some(latency_histogram()),
+        perf,
         ..Figures::default()
     };
-    let sent = join_all(senders, "sending", |out: SenderOut| {
-        figures.path.accumulate(&out.path);
-        figures.window_messages += out.window_messages;
-        if let Some(h) = figures.send_latency.as_mut() {
-            h.add(&out.latency).expect("same bounds");
-        }
-    });
+    let sent = collect_senders(config, &mut figures, senders);
     let received = join_all(receivers, "receiving", |out: ReceiverOut| {
         figures.bytes_received += out.bytes;
         figures.recv_calls += out.calls;
         figures.verified_messages += out.verified;
     });
     sent.and(received)?;
-    figures.bytes_sent = figures.path.bytes_sent;
-    figures.window_bytes_sent = figures.window_messages * config.size as u64;
     Ok(figures)
 }

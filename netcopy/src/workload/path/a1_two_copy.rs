@@ -1,22 +1,25 @@
 //! A1, two copies: the eight fields are copied into one contiguous buffer for every message
 //! (the user copy), then `send()` copies that buffer into the kernel (the kernel copy).
 
-use std::{io, net::TcpStream, os::fd::AsRawFd as _};
+use std::{
+    io,
+    os::fd::{AsRawFd as _, OwnedFd},
+};
 
 use super::{PathCounters, SendPath, Ticket};
 use crate::workload::message::Message;
 
 pub struct TwoCopy {
-    stream: TcpStream,
+    socket: OwnedFd,
     /// Allocated once; the hot loop only copies into it.
     buf: Box<[u8]>,
     counters: PathCounters,
 }
 
 impl TwoCopy {
-    pub fn new(stream: TcpStream, size: usize) -> Self {
+    pub fn new(socket: OwnedFd, size: usize) -> Self {
         Self {
-            stream,
+            socket,
             buf: vec![0; size].into_boxed_slice(),
             counters: PathCounters::default(),
         }
@@ -36,7 +39,7 @@ impl SendPath for TwoCopy {
             // SAFETY: buf[off..at] is live, initialised memory.
             let n = unsafe {
                 libc::send(
-                    self.stream.as_raw_fd(),
+                    self.socket.as_raw_fd(),
                     self.buf[off..].as_ptr().cast(),
                     at - off,
                     0,

@@ -1,20 +1,23 @@
 //! A2, one copy: `sendmsg()` with an iovec entry per field; the kernel gathers the fields
 //! straight from where they live (the only copy is the kernel's).
 
-use std::{io, net::TcpStream, os::fd::AsRawFd as _};
+use std::{
+    io,
+    os::fd::{AsRawFd as _, OwnedFd},
+};
 
 use super::{FIELDS, PathCounters, SendPath, Ticket, advance, sendmsg};
 use crate::workload::message::Message;
 
 pub struct OneCopy {
-    stream: TcpStream,
+    socket: OwnedFd,
     counters: PathCounters,
 }
 
 impl OneCopy {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(socket: OwnedFd) -> Self {
         Self {
-            stream,
+            socket,
             counters: PathCounters::default(),
         }
     }
@@ -25,7 +28,7 @@ impl SendPath for OneCopy {
         let mut iov = msg.iovecs();
         let mut start = 0;
         while start < FIELDS {
-            let n = sendmsg(self.stream.as_raw_fd(), &mut iov, start, 0)?;
+            let n = sendmsg(self.socket.as_raw_fd(), &mut iov, start, 0)?;
             self.counters.send_calls += 1;
             self.counters.bytes_sent += n as u64;
             start = advance(&mut iov, start, n);

@@ -5,7 +5,11 @@
 //! flag is silently ignored), completions are counted per `[ee_info, ee_data]` range, and the
 //! error queue is drained whenever the kernel answers ENOBUFS (pinned memory over optmem_max).
 
-use std::{io, net::TcpStream, os::fd::AsRawFd as _, time::Duration};
+use std::{
+    io,
+    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
+    time::Duration,
+};
 
 use super::{FIELDS, PathCounters, SendPath, Ticket, advance, sendmsg};
 use crate::{
@@ -17,7 +21,7 @@ use crate::{
 const SO_ZEROCOPY: i32 = 60;
 
 pub struct MsgZerocopy {
-    stream: TcpStream,
+    socket: OwnedFd,
     completions: Completions,
     enobufs_retries: u64,
     send_calls: u64,
@@ -25,12 +29,12 @@ pub struct MsgZerocopy {
 }
 
 impl MsgZerocopy {
-    pub fn new(stream: TcpStream) -> Result<Self> {
+    pub fn new(socket: OwnedFd) -> Result<Self> {
         let one: libc::c_int = 1;
         // SAFETY: a valid fd and a c_int option value of the right size.
         let rc = unsafe {
             libc::setsockopt(
-                stream.as_raw_fd(),
+                socket.as_raw_fd(),
                 libc::SOL_SOCKET,
                 SO_ZEROCOPY,
                 (&raw const one).cast(),
@@ -44,7 +48,7 @@ impl MsgZerocopy {
             });
         }
         Ok(Self {
-            stream,
+            socket,
             completions: Completions::default(),
             enobufs_retries: 0,
             send_calls: 0,
@@ -59,7 +63,11 @@ impl MsgZerocopy {
                 "no zero-copy send in flight to wait for (is optmem_max too small for one send?)",
             ));
         }
-        errqueue::wait(&self.stream, &mut self.completions, Duration::from_secs(10))
+        errqueue::wait(
+            self.socket.as_fd(),
+            &mut self.completions,
+            Duration::from_secs(10),
+        )
     }
 }
 
@@ -72,7 +80,7 @@ impl SendPath for MsgZerocopy {
             if self.completions.window_full() {
                 self.wait_for_completion()?;
             }
-            match sendmsg(self.stream.as_raw_fd(), &mut iov, start, libc::MSG_ZEROCOPY) {
+            match sendmsg(self.socket.as_raw_fd(), &mut iov, start, libc::MSG_ZEROCOPY) {
                 Ok(n) => {
                     // Every call that sent bytes got the next notification id.
                     last = Some(self.completions.issue());
@@ -82,7 +90,7 @@ impl SendPath for MsgZerocopy {
                 }
                 Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => {
                     self.enobufs_retries += 1;
-                    if errqueue::drain(&self.stream, &mut self.completions)? == 0 {
+                    if errqueue::drain(self.socket.as_fd(), &mut self.completions)? == 0 {
                         self.wait_for_completion()?;
                     }
                 }
@@ -95,7 +103,7 @@ impl SendPath for MsgZerocopy {
     fn wait_released(&mut self, ticket: Ticket) -> io::Result<()> {
         let Some(id) = ticket else { return Ok(()) };
         while !self.completions.released(id) {
-            if errqueue::drain(&self.stream, &mut self.completions)? == 0 {
+            if errqueue::drain(self.socket.as_fd(), &mut self.completions)? == 0 {
                 self.wait_for_completion()?;
             }
         }

@@ -3,7 +3,11 @@
 //! `IORING_SEND_ZC_REPORT_USAGE` that notification's `res` says whether the kernel copied.
 //! It needs no `SO_ZEROCOPY`.
 
-use std::{io, net::TcpStream, os::fd::AsRawFd as _, time::Duration};
+use std::{
+    io,
+    os::fd::{AsRawFd as _, OwnedFd},
+    time::Duration,
+};
 
 use io_uring::{IoUring, Probe, cqueue, opcode, types};
 
@@ -21,7 +25,7 @@ const CQE_WAIT: Duration = Duration::from_secs(1);
 const STALL_LIMIT: u32 = 10;
 
 pub struct UringSendZc {
-    stream: TcpStream,
+    socket: OwnedFd,
     ring: IoUring,
     completions: Completions,
     counters: PathCounters,
@@ -38,7 +42,7 @@ pub struct UringSendZc {
 unsafe impl Send for UringSendZc {}
 
 impl UringSendZc {
-    pub fn new(stream: TcpStream) -> Result<Self> {
+    pub fn new(socket: OwnedFd) -> Result<Self> {
         let unavailable = |reason: String| Error::Unavailable { mode: "a4", reason };
         let ring = IoUring::new(64).map_err(|e| unavailable(format!("io_uring_setup: {e}")))?;
         let mut probe = Probe::new();
@@ -51,7 +55,7 @@ impl UringSendZc {
             ));
         }
         Ok(Self {
-            stream,
+            socket,
             ring,
             completions: Completions::default(),
             counters: PathCounters::default(),
@@ -114,7 +118,7 @@ impl UringSendZc {
         self.hdr.msg_iovlen = FIELDS - start;
         let id = self.completions.issue();
         let entry =
-            opcode::SendMsgZc::new(types::Fd(self.stream.as_raw_fd()), &raw const *self.hdr)
+            opcode::SendMsgZc::new(types::Fd(self.socket.as_raw_fd()), &raw const *self.hdr)
                 .ioprio(IORING_SEND_ZC_REPORT_USAGE)
                 .build()
                 .user_data(id);

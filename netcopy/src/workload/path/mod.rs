@@ -6,7 +6,7 @@ mod a2_one_copy;
 mod a3_msg_zerocopy;
 mod a4_uring_send_zc;
 
-use std::{fmt, io, net::TcpStream, str::FromStr};
+use std::{fmt, io, os::fd::BorrowedFd, str::FromStr};
 
 use super::message::{FIELDS, Message};
 use crate::error::{Error, Result};
@@ -56,16 +56,17 @@ impl Mode {
         8080 + self as u16
     }
 
-    /// Opens this send path on a connected socket (the path keeps its own handle to it).
-    pub fn open(self, stream: &TcpStream, size: usize) -> Result<Box<dyn SendPath>> {
-        let stream = stream
-            .try_clone()
+    /// Opens this send path on a connected socket, TCP or UDP (the path keeps its own
+    /// handle to it).
+    pub fn open(self, socket: BorrowedFd<'_>, size: usize) -> Result<Box<dyn SendPath>> {
+        let socket = socket
+            .try_clone_to_owned()
             .map_err(|e| Error::io("duplicating a socket", e))?;
         Ok(match self {
-            Mode::A1 => Box::new(a1_two_copy::TwoCopy::new(stream, size)),
-            Mode::A2 => Box::new(a2_one_copy::OneCopy::new(stream)),
-            Mode::A3 => Box::new(a3_msg_zerocopy::MsgZerocopy::new(stream)?),
-            Mode::A4 => Box::new(a4_uring_send_zc::UringSendZc::new(stream)?),
+            Mode::A1 => Box::new(a1_two_copy::TwoCopy::new(socket, size)),
+            Mode::A2 => Box::new(a2_one_copy::OneCopy::new(socket)),
+            Mode::A3 => Box::new(a3_msg_zerocopy::MsgZerocopy::new(socket)?),
+            Mode::A4 => Box::new(a4_uring_send_zc::UringSendZc::new(socket)?),
         })
     }
 }

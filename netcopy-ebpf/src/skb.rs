@@ -1,0 +1,121 @@
+//! Reading an `sk_buff`: its shared info (page fragments, zero-copy flag) and the IP and
+//! transport headers it carries. Only headers are read, never payload.
+
+use netcopy_common::MAX_FRAGS;
+
+use crate::{maps::offsets, sock::read};
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// The parts of an IP packet the probes use.
+pub struct Packet {
+    pub protocol: u8,
+    /// Transport ports, host order; 0 for a non-first IPv4 fragment (no transport header).
+    pub source: u16,
+    pub dest: u16,
+    /// Bytes after the IP header (transport header included when present).
+    pub ip_payload: u32,
+    /// Whether this is a whole datagram (not an IPv4 fragment).
+    pub unfragmented: bool,
+    /// Whether the transport header is in this packet (it is in the first fragment only).
+    pub has_transport_header: bool,
+    /// Where the transport header starts.
+    pub transport: *const u8,
+}
+
+/// A TCP segment's sequence number and payload length.
+#[inline(always)]
+pub fn tcp_segment(packet: &Packet) -> Option<(u32, u32)> {
+    let seq = u32::from_be(read(packet.transport, 4)?);
+    let data_offset: u8 = read(packet.transport, 12)?;
+    let header = u32::from(data_offset >> 4) * 4;
+    Some((seq, packet.ip_payload.saturating_sub(header)))
+}
+
+/// The skb's `skb_shared_info` (at `head + end`).
+#[inline(always)]
+pub fn shared_info(skb: *const u8) -> Option<*const u8> {
+    let o = offsets();
+    let head: u64 = read(skb, o.skb_head)?;
+    let end = if o.skb_end_is_offset == 1 {
+        head + u64::from(read::<u32>(skb, o.skb_end)?)
+    } else {
+        read::<u64>(skb, o.skb_end)?
+    };
+    Some(end as *const u8)
+}
+
+/// Whether the skb's fragments are user pages whose release must be notified
+/// (`SKBFL_ZEROCOPY_ENABLE`).
+#[inline(always)]
+pub fn carries_user_pages(shinfo: *const u8) -> Option<bool> {
+    let o = offsets();
+    let flags: u8 = read(shinfo, o.shinfo_flags)?;
+    Some(u32::from(flags) & o.skbfl_zerocopy_enable != 0)
+}
+
+/// Sum of the skb's page-fragment lengths.
+#[inline(always)]
+pub fn fragment_bytes(shinfo: *const u8) -> Option<u64> {
+    let o = offsets();
+    let nr_frags: u8 = read(shinfo, o.shinfo_nr_frags)?;
+    let mut bytes = 0u64;
+    for i in 0..MAX_FRAGS {
+        if i >= u32::from(nr_frags) {
+            break;
+        }
+        let at = o.shinfo_frags + i * o.frag_size + o.frag_len;
+        bytes += u64::from(read::<u32>(shinfo, at)?);
+    }
+    Some(bytes)
+}
+
+/// The IP packet in the skb, from its network header. None for anything but IPv4/IPv6.
+#[inline(always)]
+pub fn ip_packet(skb: *const u8) -> Option<Packet> {
+    let o = offsets();
+    let head: u64 = read(skb, o.skb_head)?;
+    let network: u16 = read(skb, o.skb_network_header)?;
+    let ip = (head + u64::from(network)) as *const u8;
+    let version_ihl: u8 = read(ip, 0)?;
+    let (protocol, header, ip_payload, fragment) = match version_ihl >> 4 {
+        4 => {
+            let header = u32::from(version_ihl & 0xf) * 4;
+            let total = u32::from(u16::from_be(read(ip, 2)?));
+            // Flags and fragment offset: MF (0x2000) or a non-zero offset (0x1fff).
+            let frag = u16::from_be(read(ip, 6)?);
+            (
+                read(ip, 9)?,
+                header,
+                total.saturating_sub(header),
+                (frag & 0x2000 != 0, frag & 0x1fff != 0),
+            )
+        }
+        6 => (
+            read(ip, 6)?,
+            40,
+            u32::from(u16::from_be(read(ip, 4)?)),
+            (false, false),
+        ),
+        _ => return None,
+    };
+    let (more_fragments, later_fragment) = fragment;
+    let (source, dest) = if later_fragment {
+        (0, 0)
+    } else {
+        (
+            u16::from_be(read(ip, header)?),
+            u16::from_be(read(ip, header + 2)?),
+        )
+    };
+    Some(Packet {
+        protocol,
+        source,
+        dest,
+        ip_payload,
+        unfragmented: !more_fragments && !later_fragment,
+        has_transport_header: !later_fragment,
+        transport: ip.wrapping_add(header as usize),
+    })
+}

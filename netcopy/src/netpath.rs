@@ -1,0 +1,222 @@
+//! Where the bytes travel: loopback, as the course measured it, and two control paths that
+//! netcopy builds in private network namespaces of its own, so that the same instruments can
+//! be seen reporting both outcomes of a zero-copy send.
+//!
+//! | path       | transport | receiver                                | zero-copy outcome        |
+//! |------------|-----------|-----------------------------------------|--------------------------|
+//! | `loopback` | TCP       | 127.0.0.1 in the machine's namespace    | copied at delivery       |
+//! | `veth`     | TCP       | a second namespace across a veth pair   | copied at delivery       |
+//! | `ifb-sink` | UDP       | none: an ifb device frees what it is sent | pages really not copied |
+
+use std::{
+    fmt,
+    marker::PhantomData,
+    net::{IpAddr, Ipv4Addr},
+    os::fd::{AsFd as _, OwnedFd},
+    str::FromStr,
+};
+
+use crate::{
+    error::{Error, Result},
+    kernel::netns,
+};
+
+/// Which network path an experiment's bytes take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum NetPath {
+    #[default]
+    Loopback,
+    Veth,
+    IfbSink,
+}
+
+/// Largest UDP payload in one IPv4 datagram: 65535 - 20 (IP) - 8 (UDP).
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// Client and server addresses of the veth pair, and the sink's, inside netcopy's namespaces.
+const VETH_CLIENT: &str = "10.203.0.1/24";
+const VETH_SERVER: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 2);
+const SINK_LOCAL: &str = "10.203.1.1/24";
+const SINK_PEER: Ipv4Addr = Ipv4Addr::new(10, 203, 1, 2);
+
+impl NetPath {
+    pub const ALL: [NetPath; 3] = [NetPath::Loopback, NetPath::Veth, NetPath::IfbSink];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NetPath::Loopback => "loopback",
+            NetPath::Veth => "veth",
+            NetPath::IfbSink => "ifb-sink",
+        }
+    }
+
+    /// What the path is, in a few words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NetPath::Loopback => "TCP over lo to 127.0.0.1",
+            NetPath::Veth => "TCP over a veth pair into a second network namespace",
+            NetPath::IfbSink => "UDP out of an ifb device that frees every packet (no receiver)",
+        }
+    }
+
+    /// Whether the path carries datagrams to a sink instead of TCP to a receiver.
+    pub fn is_sink(self) -> bool {
+        self == NetPath::IfbSink
+    }
+
+    /// The fallback the kernel is known to take on this path for zero-copy sends, in %.
+    pub fn expected_fallback_pct(self) -> f64 {
+        match self {
+            NetPath::Loopback | NetPath::Veth => 100.0,
+            NetPath::IfbSink => 0.0,
+        }
+    }
+}
+
+impl fmt::Display for NetPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for NetPath {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        NetPath::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown path '{s}' (expected loopback, veth or ifb-sink)"))
+    }
+}
+
+/// A network path, built. For the control paths the calling thread has moved into netcopy's
+/// client namespace (sockets take the namespace of the thread that creates them, and threads
+/// inherit it); dropping the `Network` moves it back. The namespaces, and the devices in them,
+/// vanish with their last handle and socket, so nothing outlives the process.
+pub struct Network {
+    path: NetPath,
+    namespaces: Option<Namespaces>,
+    /// Namespace membership is per thread: the value must be dropped where it was made.
+    _same_thread: PhantomData<*const ()>,
+}
+
+struct Namespaces {
+    original: OwnedFd,
+    /// The receiving end's namespace (veth only).
+    server: Option<OwnedFd>,
+}
+
+impl Network {
+    /// The machine's own loopback; nothing is built.
+    pub fn loopback() -> Self {
+        Self {
+            path: NetPath::Loopback,
+            namespaces: None,
+            _same_thread: PhantomData,
+        }
+    }
+
+    /// Builds `path`: loopback needs nothing; veth and ifb-sink need root and iproute2.
+    pub fn create(path: NetPath) -> Result<Self> {
+        if path == NetPath::Loopback {
+            return Ok(Self::loopback());
+        }
+        let original = netns::current()?;
+        let mut network = Self {
+            path,
+            namespaces: Some(Namespaces {
+                original,
+                server: None,
+            }),
+            _same_thread: PhantomData,
+        };
+        // From here on, an error drops `network`, which moves the thread back.
+        let server = if path == NetPath::Veth {
+            netns::enter_private()?;
+            Some(netns::current()?)
+        } else {
+            None
+        };
+        netns::enter_private()?;
+        match &server {
+            Some(server) => build_veth(server)?,
+            None => build_sink()?,
+        }
+        if let Some(ns) = network.namespaces.as_mut() {
+            ns.server = server;
+        }
+        Ok(network)
+    }
+
+    pub fn path(&self) -> NetPath {
+        self.path
+    }
+
+    /// The address the receiving end listens on (or the sink's), given the address asked
+    /// for on loopback.
+    pub fn server_addr(&self, loopback: IpAddr) -> IpAddr {
+        match self.path {
+            NetPath::Loopback => loopback,
+            NetPath::Veth => IpAddr::V4(VETH_SERVER),
+            NetPath::IfbSink => IpAddr::V4(SINK_PEER),
+        }
+    }
+
+    /// Runs `f` with the calling thread in the receiving end's namespace, then moves it back.
+    pub fn in_server_namespace<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let Some(server) = self.namespaces.as_ref().and_then(|n| n.server.as_ref()) else {
+            return Ok(f());
+        };
+        let client = netns::current()?;
+        netns::enter(server.as_fd())?;
+        let out = f();
+        netns::enter(client.as_fd())?;
+        Ok(out)
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Some(ns) = &self.namespaces {
+            // Nothing sensible is left to do if this fails; the thread stays where it is.
+            let _ = netns::enter(ns.original.as_fd());
+        }
+    }
+}
+
+/// A veth pair from the calling thread's namespace (client) into `server`'s, addressed.
+fn build_veth(server: &OwnedFd) -> Result<()> {
+    let server_path = netns::proc_path(server.as_fd());
+    netns::ip(&[
+        "link",
+        "add",
+        "nc-client",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "nc-server",
+        "netns",
+        &server_path,
+    ])?;
+    netns::ip(&["addr", "add", VETH_CLIENT, "dev", "nc-client"])?;
+    netns::set_link_up("nc-client")?;
+    let client = netns::current()?;
+    netns::enter(server.as_fd())?;
+    let server_addr = format!("{VETH_SERVER}/24");
+    let built = netns::ip(&["addr", "add", &server_addr, "dev", "nc-server"])
+        .and_then(|()| netns::set_link_up("nc-server"));
+    netns::enter(client.as_fd())?;
+    built
+}
+
+/// An ifb device that frees every packet it is sent, with the largest MTU, so a datagram of
+/// up to [`MAX_DATAGRAM`] bytes leaves whole (a fragmented one is copied at send time).
+fn build_sink() -> Result<()> {
+    netns::ip(&["link", "add", "nc-sink", "type", "ifb"])
+        .map_err(|e| Error::Netns(format!("{e} (the ifb-sink path needs the ifb module)")))?;
+    netns::ip(&["link", "set", "nc-sink", "mtu", "65535"])?;
+    netns::ip(&["addr", "add", SINK_LOCAL, "dev", "nc-sink"])?;
+    netns::set_link_up("nc-sink")
+}

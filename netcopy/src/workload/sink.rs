@@ -1,0 +1,50 @@
+//! Sink: every connection sends datagrams as fast as it can to an address where nothing
+//! listens; the device frees them. Only the send path is measured, which is the point: it is
+//! where a zero-copy send can keep its promise on one machine.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
+    os::fd::AsFd as _,
+};
+
+use super::{Config, Figures, PhaseClock, coordinate, spawn, stream};
+use crate::{
+    error::{Error, Result},
+    perf::Side,
+};
+
+pub fn run(config: &Config, sink: SocketAddr) -> Result<Figures> {
+    let clock = PhaseClock::new();
+    let any = match sink.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let mut senders = Vec::with_capacity(config.threads);
+    for i in 0..config.threads {
+        // Connected, so the kernel sees the sink's port on the socket and the tracer can
+        // attribute its datagrams.
+        let socket = UdpSocket::bind((any, 0))
+            .and_then(|s| s.connect(sink).map(|()| s))
+            .map_err(|e| Error::io(format!("opening a UDP socket to {sink}"), e))?;
+        let path = config.mode.open(socket.as_fd(), config.size)?;
+        let (config, worker_clock) = (config.clone(), clock.clone());
+        senders.push(spawn(
+            format!("send-{i}"),
+            Side::Client,
+            &clock,
+            move || {
+                let out = stream::send_loop(path, config, worker_clock);
+                drop(socket);
+                out
+            },
+        )?);
+    }
+    let (window, _, perf) = coordinate(config, &clock, config.threads, &[]);
+    let mut figures = Figures {
+        window,
+        perf,
+        ..Figures::default()
+    };
+    stream::collect_senders(config, &mut figures, senders)?;
+    Ok(figures)
+}
