@@ -1,15 +1,17 @@
 //! Arguments and commands. Errors reach the user as one line on stderr: bad input exits 2,
 //! a failed run exits 1.
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use netcopy::{
-    experiment,
+    experiment, interrupt,
     kernel::{self, btf::Btf, tracer},
     netpath::{NetPath, Network},
-    units,
+    output,
+    row::Row,
+    sweep, units,
     workload::{self, Figures, Mode, Workload, message},
 };
 
@@ -32,6 +34,98 @@ enum Command {
     BenchOne(BenchOne),
     /// Run every send path once and print, side by side, where the kernel copied the bytes.
     Compare(Compare),
+    /// Run the grid (modes x sizes x threads x workloads, repeated) and write results.csv,
+    /// results.json, plots and report.md into a new folder under --out.
+    Sweep(Sweep),
+    /// Run one experiment and draw its data path, stage by stage, with the bytes measured at
+    /// each stage and a one-line verdict.
+    Explain(BenchOne),
+    /// Redraw the plots and report.md of a finished run from its results.csv.
+    Report(Report),
+}
+
+#[derive(Args)]
+struct Report {
+    /// The run's folder (results/latest, or results/<time>).
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+struct Sweep {
+    /// The preset that finishes within a minute (flags below still override it).
+    #[arg(long)]
+    quick: bool,
+    /// Send paths, comma-separated (default a1,a2,a3,a4).
+    #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
+    modes: Vec<Mode>,
+    /// Message sizes, comma-separated, with units: 256,1K,16KiB (default 256,1K,4K,16K,64K).
+    #[arg(long, value_delimiter = ',', value_parser = parse_message_size)]
+    sizes: Vec<usize>,
+    /// Connection counts, comma-separated (default 1,2,4,8).
+    #[arg(long, value_delimiter = ',', value_parser = parse_threads)]
+    threads: Vec<usize>,
+    /// Workloads, comma-separated: stream, rr (default both).
+    #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
+    workload: Vec<Workload>,
+    /// Measured window per experiment (default 800ms; 400ms with --quick).
+    #[arg(long, value_parser = parse_positive_duration)]
+    duration: Option<Duration>,
+    /// Traffic before each window (default 200ms; 100ms with --quick).
+    #[arg(long, value_parser = units::parse_duration)]
+    warmup: Option<Duration>,
+    /// Repetitions of every point (default 3; 2 with --quick).
+    #[arg(long, value_parser = parse_reps)]
+    reps: Option<u32>,
+    /// Network path: loopback, veth or ifb-sink.
+    #[arg(long, value_parser = parse_path, default_value = "loopback")]
+    path: NetPath,
+    /// Folder that receives <timestamp>/ and the `latest` link.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Exit 0 even when kernel and userspace disagree (the rows still say so).
+    #[arg(long)]
+    keep_going: bool,
+    /// Run without eBPF (no root needed); the kernel columns stay empty.
+    #[arg(long)]
+    no_trace: bool,
+}
+
+impl Sweep {
+    fn grid(&self) -> sweep::Grid {
+        let mut grid = if self.quick {
+            sweep::Grid::quick()
+        } else {
+            sweep::Grid::default_run()
+        };
+        if !self.modes.is_empty() {
+            grid.modes = dedup(&self.modes);
+        }
+        if !self.sizes.is_empty() {
+            grid.sizes = dedup(&self.sizes);
+        }
+        if !self.threads.is_empty() {
+            grid.threads = dedup(&self.threads);
+        }
+        if !self.workload.is_empty() {
+            grid.workloads = dedup(&self.workload);
+        }
+        grid.duration = self.duration.unwrap_or(grid.duration);
+        grid.warmup = self.warmup.unwrap_or(grid.warmup);
+        grid.reps = self.reps.unwrap_or(grid.reps);
+        grid.path = self.path;
+        grid
+    }
+}
+
+/// The values in first-seen order, each once.
+fn dedup<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        if !out.contains(v) {
+            out.push(*v);
+        }
+    }
+    out
 }
 
 /// What every experiment-running command takes.
@@ -66,6 +160,7 @@ impl RunArgs {
         let mut config = workload::Config::new(mode, self.workload, self.size, self.threads);
         config.duration = self.duration;
         config.warmup = self.warmup;
+        config.path = self.path;
         config
     }
 
@@ -115,17 +210,26 @@ fn parse_message_size(s: &str) -> Result<usize, String> {
     let size = units::parse_size(s)?;
     if size < message::MIN_SIZE {
         return Err(format!(
-            "size {s} is below {} bytes (one byte per field)",
+            "size '{s}' is below {} bytes (one byte per field)",
             message::MIN_SIZE
         ));
     }
     if size > message::MAX_SIZE {
         return Err(format!(
-            "size {s} is above the largest supported message, {}",
+            "size '{s}' is above the largest supported message, {}",
             units::format_size(message::MAX_SIZE)
         ));
     }
     Ok(size)
+}
+
+fn parse_reps(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid repetition count '{s}' (expected 1 to 100)"
+        )),
+    }
 }
 
 fn parse_threads(s: &str) -> Result<usize, String> {
@@ -157,18 +261,46 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(err) = interrupt::install() {
+        eprintln!("netcopy: cannot handle Ctrl-C: {err}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Check => check(),
         Command::BenchOne(args) => bench_one(args),
         Command::Compare(args) => compare(args),
+        Command::Sweep(args) => sweep(args),
+        Command::Explain(args) => explain(args),
+        Command::Report(args) => report(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
-            eprintln!("netcopy: {err:#}");
-            ExitCode::FAILURE
+            // Bad input found only once running (a path that cannot carry the request, an
+            // output folder that cannot be written) is still bad input: exit 2.
+            let usage = err.downcast_ref::<Usage>().is_some()
+                || matches!(
+                    err.downcast_ref::<netcopy::Error>(),
+                    Some(netcopy::Error::Unsupported(_) | netcopy::Error::Port { .. })
+                );
+            eprintln!("netcopy: {}", one_line(&format!("{err:#}")));
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// Bad input discovered after parsing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+/// An error as one line: whatever its sources said, joined.
+fn one_line(text: &str) -> String {
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// clap's message, reduced to its one informative line ("error: ..." without the prefix).
@@ -177,7 +309,7 @@ fn first_line(text: &str) -> String {
     line.strip_prefix("error: ").unwrap_or(line).to_owned()
 }
 
-fn check() -> Result<()> {
+fn check() -> Result<ExitCode> {
     let path = kernel::btf_path();
     let btf = Btf::from_file(&path)?;
     let offsets = tracer::resolve_offsets(&btf)?;
@@ -191,11 +323,12 @@ fn check() -> Result<()> {
         println!("attached: {} (tp_btf/{})", hook.program, hook.tracepoint);
     }
     println!("ok: every probe loads and attaches on this kernel");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-fn bench_one(args: BenchOne) -> Result<()> {
+fn bench_one(args: BenchOne) -> Result<ExitCode> {
     let mut config = args.run.config(args.mode);
+    workload::check_fits(&config)?;
     if let Some(port) = args.port {
         config.port = port;
     }
@@ -211,10 +344,11 @@ fn bench_one(args: BenchOne) -> Result<()> {
             bail!("kernel and userspace disagree: {}", outcome.checks());
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-fn compare(Compare { run: args }: Compare) -> Result<()> {
+fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
+    workload::check_fits(&args.config(Mode::A1))?;
     let mut tracer = args.tracer()?;
     let network = Network::create(args.path)?;
     println!(
@@ -276,7 +410,7 @@ fn compare(Compare { run: args }: Compare) -> Result<()> {
     if !failed.is_empty() {
         bail!("{} failed or disagreed", failed.join(", "));
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_kernel(k: &experiment::KernelFigures) {
@@ -363,4 +497,117 @@ fn print_figures(config: &workload::Config, f: &Figures) {
             p.enobufs_retries
         );
     }
+}
+
+/// Fails with a usage error unless `dir` exists (or can be made) and can be written.
+fn writable_folder(dir: &std::path::Path) -> Result<()> {
+    let bad = |e: std::io::Error| {
+        Usage(format!(
+            "cannot write to output folder {}: {e}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(bad)?;
+    let probe = dir.join(".netcopy-write-test");
+    std::fs::write(&probe, b"").map_err(bad)?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn sweep(args: Sweep) -> Result<ExitCode> {
+    let grid = args.grid();
+    writable_folder(&args.out)?;
+    if args.path.is_sink() && grid.workloads == [Workload::Rr] {
+        return Err(Usage(format!(
+            "the {} path cannot run rr (nothing replies from a sink)",
+            args.path
+        ))
+        .into());
+    }
+    let mut tracer = if args.no_trace {
+        None
+    } else {
+        Some(tracer::Tracer::load()?)
+    };
+    let network = Network::create(args.path)?;
+    let mut out = output::ResultsDir::create(&args.out)?;
+    let started = std::time::Instant::now();
+    let ended = sweep::run(&grid, &network, tracer.as_mut(), &mut out)?;
+    // Detach before the slow part: plots and report need no kernel.
+    drop(tracer);
+    drop(network);
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let written = finish_report(out.dir(), out.id(), &ended.rows, &command);
+    output::give_to_invoking_user(out.dir());
+    output::give_to_invoking_user(&args.out.join("latest"));
+    println!(
+        "{} rows in {:.0}s: {}",
+        ended.rows.len(),
+        started.elapsed().as_secs_f64(),
+        out.dir().display()
+    );
+    written?;
+    if ended.interrupted {
+        eprintln!(
+            "netcopy: interrupted; every finished row is in {}",
+            out.dir().display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if ended.failed > 0 {
+        bail!(
+            "{} experiment(s) failed (rows marked failed, with the reason)",
+            ended.failed
+        );
+    }
+    if ended.disagreed > 0 && !args.keep_going {
+        bail!(
+            "{} experiment(s) where kernel and userspace disagree (see the checks column; --keep-going to exit 0)",
+            ended.disagreed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plots and report.md from the rows; the rows are already safe on disk whatever happens here.
+fn finish_report(dir: &std::path::Path, run: &str, rows: &[Row], command: &str) -> Result<()> {
+    let summary = output::report::Summary::from_rows(rows);
+    let plots = output::plots::write_all(&dir.join("plots"), &summary)
+        .map_err(|e| anyhow::anyhow!("drawing the plots: {e}"))?;
+    let machine = output::report::Machine::detect();
+    let report = output::report::render(&summary, run, &machine, &plots, command);
+    let path = dir.join("report.md");
+    std::fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn report(args: Report) -> Result<ExitCode> {
+    let csv = args.dir.join("results.csv");
+    if !csv.is_file() {
+        return Err(Usage(format!("no results.csv in {}", args.dir.display())).into());
+    }
+    let rows = output::read_rows(&csv)?;
+    let run = rows.first().map_or_else(String::new, |r| r.run.clone());
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    finish_report(&args.dir, &run, &rows, &command)?;
+    output::give_to_invoking_user(&args.dir);
+    println!("{}", args.dir.join("report.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(args: BenchOne) -> Result<ExitCode> {
+    let mut config = args.run.config(args.mode);
+    workload::check_fits(&config)?;
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    let mut tracer = tracer::Tracer::load()?;
+    let network = Network::create(args.run.path)?;
+    let prepared = workload::Prepared::bind_on(config, &network)?;
+    let outcome = experiment::run(prepared, Some(&mut tracer), 1)?;
+    print!("{}", netcopy::explain::draw(&outcome));
+    if !outcome.disagreements.is_empty() {
+        bail!("kernel and userspace disagree: {}", outcome.checks());
+    }
+    Ok(ExitCode::SUCCESS)
 }

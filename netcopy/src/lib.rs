@@ -5,10 +5,14 @@
 
 pub mod error;
 pub mod experiment;
+pub mod explain;
 pub mod interrupt;
 pub mod kernel;
 pub mod netpath;
+pub mod output;
 pub mod perf;
+pub mod row;
+pub mod sweep;
 pub mod units;
 pub mod workload;
 

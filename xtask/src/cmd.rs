@@ -10,8 +10,9 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::setup;
 
-/// What `cargo xtask run` does without arguments: the main job.
-const DEFAULT_RUN_ARGS: &[&str] = &["compare"];
+/// The netcopy command `cargo xtask run` runs: the main job, the whole study. Arguments that
+/// start with a flag (`cargo xtask run -- --quick`) are the sweep's.
+const MAIN_JOB: &str = "sweep";
 
 fn workspace_root() -> PathBuf {
     // xtask lives one level below the workspace root.
@@ -64,10 +65,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let netcopy = build_release(&env)?;
     let mut cmd = Command::new(netcopy);
     cmd.current_dir(workspace_root());
-    if args.is_empty() {
-        cmd.args(DEFAULT_RUN_ARGS);
-    } else {
-        cmd.args(args);
+    if args.first().is_none_or(|a| a.starts_with('-')) {
+        cmd.arg(MAIN_JOB);
     }
+    cmd.args(args);
     run_status(cmd)
 }

@@ -358,7 +358,7 @@ pub fn check_fits(config: &Config) -> Result<()> {
     }
     if config.workload == Workload::Rr {
         return Err(Error::Unsupported(format!(
-            "the {} path has no receiver to reply: use --workload stream",
+            "workload rr cannot run on the {} path: nothing there replies (use --workload stream)",
             config.path
         )));
     }

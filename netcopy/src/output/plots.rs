@@ -1,0 +1,393 @@
+//! The plots, each as PNG and SVG, drawn from rows (medians over repetitions). A plot whose
+//! figure this machine could not measure says so in place of drawing zeros.
+
+use std::{collections::BTreeMap, path::Path, sync::Once};
+
+use plotters::{
+    coord::Shift,
+    prelude::*,
+    style::{FontStyle, register_font},
+};
+
+use super::report::{Cell, Summary};
+
+/// One line per series: (label, points).
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
+/// What a plot shows.
+pub struct LinePlot {
+    pub file: &'static str,
+    pub title: String,
+    pub x_label: &'static str,
+    pub y_label: &'static str,
+    pub log_x: bool,
+    pub series: Series,
+    /// Shown instead of the lines when the figure was not measured.
+    pub not_measured: Option<String>,
+}
+
+/// Stacked bars: per group, (component, value).
+pub struct StackedBars {
+    pub file: &'static str,
+    pub title: String,
+    pub y_label: &'static str,
+    pub groups: Vec<(String, Vec<(&'static str, f64)>)>,
+    pub not_measured: Option<String>,
+}
+
+const SIZE: (u32, u32) = (900, 560);
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Embedded, so plots look the same on a machine without fonts.
+        let _ = register_font("sans-serif", FontStyle::Normal, ttf_noto_sans::REGULAR);
+    });
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn draw_note<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    note: &str,
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(err)?;
+    let (_, h) = root.dim_in_pixel();
+    root.draw(&Text::new(
+        title.to_owned(),
+        (30, 30),
+        ("sans-serif", 24).into_font(),
+    ))
+    .map_err(err)?;
+    root.draw(&Text::new(
+        format!("not measured on this machine: {note}"),
+        (30, h as i32 / 2),
+        ("sans-serif", 18).into_font(),
+    ))
+    .map_err(err)?;
+    Ok(())
+}
+
+fn draw_lines<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    plot: &LinePlot,
+) -> Result<(), String> {
+    if let Some(note) = &plot.not_measured {
+        draw_note(&root, &plot.title, note)?;
+        return root.present().map_err(err);
+    }
+    root.fill(&WHITE).map_err(err)?;
+    let points = plot.series.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0f64);
+    for &(x, y) in points {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        draw_note(&root, &plot.title, "no rows to draw")?;
+        return root.present().map_err(err);
+    }
+    let tx = |x: f64| if plot.log_x { x.log2() } else { x };
+    let (lo, hi) = (tx(x0), tx(x1).max(tx(x0) + 1.0));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&plot.title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(lo..hi, 0f64..(y1 * 1.1).max(1e-9))
+        .map_err(err)?;
+    let log_x = plot.log_x;
+    chart
+        .configure_mesh()
+        .x_desc(plot.x_label)
+        .y_desc(plot.y_label)
+        .x_label_formatter(&|v| {
+            if log_x {
+                // Powers of two only: between them a size label means nothing.
+                if (v - v.round()).abs() < 0.01 {
+                    crate::units::format_size(2f64.powf(v.round()) as usize)
+                } else {
+                    String::new()
+                }
+            } else {
+                format!("{v:.0}")
+            }
+        })
+        .draw()
+        .map_err(err)?;
+    for (i, (label, pts)) in plot.series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let line: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (tx(x), y)).collect();
+        chart
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+fn draw_stacked<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    plot: &StackedBars,
+) -> Result<(), String> {
+    if let Some(note) = &plot.not_measured {
+        draw_note(&root, &plot.title, note)?;
+        return root.present().map_err(err);
+    }
+    root.fill(&WHITE).map_err(err)?;
+    let top = plot
+        .groups
+        .iter()
+        .map(|(_, parts)| parts.iter().map(|(_, v)| v).sum::<f64>())
+        .fold(0f64, f64::max);
+    let n = plot.groups.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&plot.title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..n as f64, 0f64..(top * 1.25).max(1.0))
+        .map_err(err)?;
+    let names: Vec<String> = plot.groups.iter().map(|(g, _)| g.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n * 2 + 1)
+        .x_label_formatter(&|v| {
+            let i = (*v - 0.5).round();
+            if (v - 0.5 - i).abs() < 0.01 && i >= 0.0 && (i as usize) < names.len() {
+                names[i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(plot.y_label)
+        .draw()
+        .map_err(err)?;
+    let mut components: Vec<&'static str> = Vec::new();
+    for (_, parts) in &plot.groups {
+        for (name, _) in parts {
+            if !components.contains(name) {
+                components.push(name);
+            }
+        }
+    }
+    for (ci, component) in components.iter().enumerate() {
+        let color = COLORS[ci % COLORS.len()];
+        let bars = plot
+            .groups
+            .iter()
+            .enumerate()
+            .filter_map(|(gi, (_, parts))| {
+                let below: f64 = parts
+                    .iter()
+                    .take_while(|(n, _)| n != component)
+                    .map(|(_, v)| v)
+                    .sum();
+                let value = parts.iter().find(|(n, _)| n == component)?.1;
+                let x = gi as f64;
+                Some(Rectangle::new(
+                    [(x + 0.15, below), (x + 0.85, below + value)],
+                    color.filled(),
+                ))
+            });
+        chart
+            .draw_series(bars)
+            .map_err(err)?
+            .label(*component)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Renders every plot of `summary` into `dir`; returns the file stems written.
+pub fn write_all(dir: &Path, summary: &Summary) -> Result<Vec<String>, String> {
+    fonts();
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut written = Vec::new();
+    for plot in line_plots(summary) {
+        let svg = dir.join(format!("{}.svg", plot.file));
+        let png = dir.join(format!("{}.png", plot.file));
+        draw_lines(SVGBackend::new(&svg, SIZE).into_drawing_area(), &plot)?;
+        draw_lines(BitMapBackend::new(&png, SIZE).into_drawing_area(), &plot)?;
+        written.push(plot.file.to_owned());
+    }
+    let bars = kernel_bytes(summary);
+    let svg = dir.join(format!("{}.svg", bars.file));
+    let png = dir.join(format!("{}.png", bars.file));
+    draw_stacked(SVGBackend::new(&svg, SIZE).into_drawing_area(), &bars)?;
+    draw_stacked(BitMapBackend::new(&png, SIZE).into_drawing_area(), &bars)?;
+    written.push(bars.file.to_owned());
+    Ok(written)
+}
+
+/// Median `value` per (mode, x) over the cells `keep` selects.
+fn by_mode(
+    summary: &Summary,
+    keep: impl Fn(&Cell) -> bool,
+    x: impl Fn(&Cell) -> f64,
+    value: impl Fn(&Cell) -> Option<f64>,
+) -> Series {
+    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for cell in summary.cells.iter().filter(|c| keep(c)) {
+        if let Some(v) = value(cell) {
+            lines
+                .entry(cell.mode.clone())
+                .or_default()
+                .push((x(cell), v));
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(mode, mut pts)| {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (mode, pts)
+        })
+        .collect()
+}
+
+fn line_plots(s: &Summary) -> Vec<LinePlot> {
+    let threads = s.min_threads();
+    let size = s.reference_size();
+    let hw_missing = s.hw_unavailable();
+    vec![
+        LinePlot {
+            file: "throughput_vs_size",
+            title: format!("Stream throughput vs message size ({threads} connection(s))"),
+            x_label: "message size",
+            y_label: "Gbit/s (median)",
+            log_x: true,
+            series: by_mode(
+                s,
+                |c| c.workload == "stream" && c.threads == threads,
+                |c| c.size as f64,
+                |c| c.median(|r| r.send_gbps),
+            ),
+            not_measured: None,
+        },
+        LinePlot {
+            file: "latency_vs_threads",
+            title: format!(
+                "Request-response round trip vs connections ({})",
+                crate::units::format_size(size as usize)
+            ),
+            x_label: "connections (threads per side)",
+            y_label: "p50 round trip, us (median)",
+            log_x: false,
+            series: by_mode(
+                s,
+                |c| c.workload == "rr" && c.size == size,
+                |c| c.threads as f64,
+                |c| c.median(|r| r.rtt_p50_us),
+            ),
+            not_measured: (!s.has_workload("rr")).then(|| "no request-response rows".to_owned()),
+        },
+        LinePlot {
+            file: "cache_misses_vs_size",
+            title: format!("Cache misses per message vs size (stream, {threads} connection(s))"),
+            x_label: "message size",
+            y_label: "cache misses per message, both sides",
+            log_x: true,
+            series: by_mode(
+                s,
+                |c| c.workload == "stream" && c.threads == threads,
+                |c| c.size as f64,
+                |c| {
+                    c.median(|r| {
+                        let misses = r.client_cache_misses? + r.server_cache_misses.unwrap_or(0);
+                        let msgs = r.messages_per_s? * r.duration_s;
+                        (msgs > 0.0).then(|| misses as f64 / msgs)
+                    })
+                },
+            ),
+            not_measured: hw_missing.clone(),
+        },
+        LinePlot {
+            file: "cycles_per_byte_vs_size",
+            title: format!("CPU cycles per byte sent vs size (stream, {threads} connection(s))"),
+            x_label: "message size",
+            y_label: "cycles per byte, both sides",
+            log_x: true,
+            series: by_mode(
+                s,
+                |c| c.workload == "stream" && c.threads == threads,
+                |c| c.size as f64,
+                |c| c.median(|r| r.cycles_per_byte),
+            ),
+            not_measured: hw_missing,
+        },
+    ]
+}
+
+fn kernel_bytes(s: &Summary) -> StackedBars {
+    let threads = s.min_threads();
+    let size = s.reference_size();
+    let mut groups = Vec::new();
+    for cell in s
+        .cells
+        .iter()
+        .filter(|c| c.workload == "stream" && c.threads == threads && c.size == size)
+    {
+        let per_byte = |f: fn(&crate::row::Row) -> Option<u64>| {
+            cell.median(|r| Some(f(r)? as f64 / r.bytes_sent.filter(|b| *b > 0)? as f64))
+                .unwrap_or(0.0)
+        };
+        if cell.median(|r| r.k_send_bytes.map(|b| b as f64)).is_none() {
+            continue;
+        }
+        groups.push((
+            cell.mode.clone(),
+            vec![
+                ("user copy (a1's memcpy)", per_byte(|r| r.user_copy_bytes)),
+                ("copied at send", per_byte(|r| r.k_copied_at_send_bytes)),
+                ("pinned", per_byte(|r| r.k_pinned_bytes)),
+                ("deferred copy", per_byte(|r| r.k_deferred_copy_bytes)),
+                ("copied to user", per_byte(|r| r.k_recv_copy_bytes)),
+            ],
+        ));
+    }
+    StackedBars {
+        file: "kernel_bytes_per_byte",
+        title: format!(
+            "What the kernel did with each byte sent (stream, {}, {threads} connection(s))",
+            crate::units::format_size(size as usize)
+        ),
+        y_label: "bytes per byte sent",
+        not_measured: groups
+            .is_empty()
+            .then(|| "the run was not traced (--no-trace or no root)".to_owned()),
+        groups,
+    }
+}

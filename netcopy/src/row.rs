@@ -1,0 +1,260 @@
+//! One flat row per experiment and repetition: the one place where a measured figure becomes
+//! a column. Every writer (CSV, JSON, plots, report) reads rows and nothing else.
+//!
+//! An empty cell (`None`) means "not measured", with the reason in a text column
+//! (`k_pages_note`, `hw_counters`, `checks`, `error`); it never means 0.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    experiment::Outcome,
+    perf::{PerfFigures, SideCounts},
+    workload::{Config, Mode, Workload},
+};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub run: String,
+    pub experiment: u32,
+    pub rep: u32,
+    pub mode: String,
+    pub path: String,
+    pub workload: String,
+    pub size: u64,
+    pub threads: u32,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub status: String,
+    pub error: String,
+    pub send_gbps: Option<f64>,
+    pub recv_gbps: Option<f64>,
+    pub messages_per_s: Option<f64>,
+    pub bytes_sent: Option<u64>,
+    pub bytes_received: Option<u64>,
+    pub send_calls: Option<u64>,
+    pub recv_calls: Option<u64>,
+    pub verified_messages: Option<u64>,
+    pub user_copy_bytes: Option<u64>,
+    pub send_call_p50_us: Option<f64>,
+    pub send_call_p99_us: Option<f64>,
+    pub rtt_p50_us: Option<f64>,
+    pub rtt_p99_us: Option<f64>,
+    pub rtt_p999_us: Option<f64>,
+    pub rtt_mean_us: Option<f64>,
+    pub zc_sends: Option<u64>,
+    pub zc_completed: Option<u64>,
+    pub zc_notifications: Option<u64>,
+    pub zc_copied: Option<u64>,
+    pub zc_copied_pct: Option<f64>,
+    pub enobufs_retries: Option<u64>,
+    pub k_send_calls: Option<u64>,
+    pub k_send_bytes: Option<u64>,
+    pub k_copied_at_send_bytes: Option<u64>,
+    pub k_pinned_bytes: Option<u64>,
+    pub k_unclassified_send_bytes: Option<u64>,
+    pub k_deferred_copy_bytes: Option<u64>,
+    pub k_recopied_bytes: Option<u64>,
+    pub k_deferred_copy_pages: Option<u64>,
+    pub k_pages_note: String,
+    pub k_fallback_pct: Option<f64>,
+    pub k_zc_notifications: Option<u64>,
+    pub k_recv_calls: Option<u64>,
+    pub k_recv_bytes: Option<u64>,
+    pub k_recv_copy_bytes: Option<u64>,
+    pub copies_per_byte: Option<f64>,
+    pub client_cycles: Option<u64>,
+    pub client_instructions: Option<u64>,
+    pub client_cache_misses: Option<u64>,
+    pub client_llc_load_misses: Option<u64>,
+    pub client_l1d_load_misses: Option<u64>,
+    pub client_task_clock_ms: Option<f64>,
+    pub client_context_switches: Option<u64>,
+    pub client_cpu_migrations: Option<u64>,
+    pub client_page_faults: Option<u64>,
+    pub server_cycles: Option<u64>,
+    pub server_instructions: Option<u64>,
+    pub server_cache_misses: Option<u64>,
+    pub server_llc_load_misses: Option<u64>,
+    pub server_l1d_load_misses: Option<u64>,
+    pub server_task_clock_ms: Option<f64>,
+    pub server_context_switches: Option<u64>,
+    pub server_cpu_migrations: Option<u64>,
+    pub server_page_faults: Option<u64>,
+    pub hw_counters: String,
+    pub hw_running_pct: Option<f64>,
+    pub ipc: Option<f64>,
+    pub cycles_per_byte: Option<f64>,
+    pub checks: String,
+}
+
+/// `status` of a row whose experiment ran to the end.
+pub const OK: &str = "ok";
+/// `status` of a row whose experiment failed; `error` says why.
+pub const FAILED: &str = "failed";
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+impl Row {
+    /// The columns every row has, whatever happened: what was asked for.
+    pub fn planned(run: &str, experiment: u32, rep: u32, config: &Config) -> Self {
+        Self {
+            run: run.to_owned(),
+            experiment,
+            rep,
+            mode: config.mode.name().to_owned(),
+            path: config.path.name().to_owned(),
+            workload: config.workload.name().to_owned(),
+            size: config.size as u64,
+            threads: config.threads as u32,
+            warmup_s: config.warmup.as_secs_f64(),
+            duration_s: config.duration.as_secs_f64(),
+            ..Self::default()
+        }
+    }
+
+    /// A row for an experiment that could not run or finish.
+    pub fn failed(mut self, error: &str) -> Self {
+        self.status = FAILED.to_owned();
+        self.error = error.replace('\n', " ");
+        self.checks = "not run".to_owned();
+        self
+    }
+
+    /// Every figure of a finished experiment.
+    pub fn measured(mut self, outcome: &Outcome) -> Self {
+        let f = &outcome.figures;
+        self.status = OK.to_owned();
+        self.send_gbps = Some(f.send_gbps());
+        self.recv_gbps = (outcome.config.workload == Workload::Rr
+            || !outcome.config.path.is_sink())
+        .then(|| f.recv_gbps());
+        self.messages_per_s = Some(f.messages_per_sec());
+        self.bytes_sent = Some(f.bytes_sent);
+        self.bytes_received = Some(f.bytes_received);
+        self.send_calls = Some(f.path.send_calls);
+        self.recv_calls = Some(f.recv_calls);
+        self.verified_messages = Some(f.verified_messages);
+        // A1's own copy: every byte it sends was first copied into its buffer.
+        self.user_copy_bytes = Some(if outcome.config.mode == Mode::A1 {
+            f.bytes_sent
+        } else {
+            0
+        });
+        if let Some(h) = f.send_latency.as_ref().filter(|h| !h.is_empty()) {
+            self.send_call_p50_us = Some(us(h.value_at_quantile(0.5)));
+            self.send_call_p99_us = Some(us(h.value_at_quantile(0.99)));
+        }
+        if let Some(h) = f.round_trip.as_ref().filter(|h| !h.is_empty()) {
+            self.rtt_p50_us = Some(us(h.value_at_quantile(0.5)));
+            self.rtt_p99_us = Some(us(h.value_at_quantile(0.99)));
+            self.rtt_p999_us = Some(us(h.value_at_quantile(0.999)));
+            self.rtt_mean_us = Some(h.mean() / 1e3);
+        }
+        if outcome.config.mode.is_zero_copy() {
+            let p = &f.path;
+            self.zc_sends = Some(p.zc_sends);
+            self.zc_completed = Some(p.zc_completed);
+            self.zc_notifications = Some(p.zc_notifications);
+            self.zc_copied = Some(p.zc_copied);
+            self.zc_copied_pct = p.copied_pct();
+            self.enobufs_retries = Some(p.enobufs_retries);
+        }
+        self.checks = "not traced".to_owned();
+        if let Some(k) = &outcome.kernel {
+            let c = &k.counters;
+            self.k_send_calls = Some(c.send_calls);
+            self.k_send_bytes = Some(c.send_bytes);
+            self.k_copied_at_send_bytes = Some(c.copied_at_send_bytes());
+            self.k_pinned_bytes = Some(c.pinned_bytes());
+            self.k_unclassified_send_bytes = Some(c.unclassified_send_bytes);
+            self.k_deferred_copy_bytes = Some(c.deferred_copy_bytes);
+            self.k_recopied_bytes = Some(c.recopied_bytes);
+            match &k.pages_unavailable {
+                None => self.k_deferred_copy_pages = Some(c.deferred_copy_pages),
+                Some(why) => self.k_pages_note = why.clone(),
+            }
+            self.k_fallback_pct = k.fallback_pct();
+            self.k_zc_notifications = Some(c.zc_notifications);
+            self.k_recv_calls = Some(c.recv_calls);
+            self.k_recv_bytes = Some(c.recv_bytes);
+            self.k_recv_copy_bytes = Some(c.recv_copy_bytes);
+            if f.bytes_sent > 0 {
+                let copies = self.user_copy_bytes.unwrap_or(0)
+                    + c.copied_at_send_bytes()
+                    + c.deferred_copy_bytes
+                    + c.recopied_bytes
+                    + c.recv_copy_bytes;
+                self.copies_per_byte = Some(copies as f64 / f.bytes_sent as f64);
+            }
+            self.checks = outcome.checks();
+        }
+        self.perf(&f.perf, f.window_bytes_sent);
+        self
+    }
+
+    fn perf(&mut self, p: &PerfFigures, window_bytes: u64) {
+        let ms = |ns: Option<u64>| ns.map(|ns| ns as f64 / 1e6);
+        let side = |s: &SideCounts| {
+            (
+                s.cycles,
+                s.instructions,
+                s.cache_misses,
+                s.llc_load_misses,
+                s.l1d_load_misses,
+                ms(s.task_clock_ns),
+                s.context_switches,
+                s.cpu_migrations,
+                s.page_faults,
+            )
+        };
+        (
+            self.client_cycles,
+            self.client_instructions,
+            self.client_cache_misses,
+            self.client_llc_load_misses,
+            self.client_l1d_load_misses,
+            self.client_task_clock_ms,
+            self.client_context_switches,
+            self.client_cpu_migrations,
+            self.client_page_faults,
+        ) = side(&p.client);
+        (
+            self.server_cycles,
+            self.server_instructions,
+            self.server_cache_misses,
+            self.server_llc_load_misses,
+            self.server_l1d_load_misses,
+            self.server_task_clock_ms,
+            self.server_context_switches,
+            self.server_cpu_migrations,
+            self.server_page_faults,
+        ) = side(&p.server);
+        self.hw_counters = p
+            .hw_unavailable
+            .clone()
+            .unwrap_or_else(|| "measured".to_owned());
+        self.hw_running_pct = p.hw_running_pct;
+        self.ipc = p.ipc();
+        self.cycles_per_byte = p.cycles_per_byte(window_bytes);
+    }
+
+    /// The CSV header: every column name, in order.
+    pub fn columns() -> Vec<String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(Row::default()).expect("a row serializes");
+        let bytes = w.into_inner().expect("in memory");
+        let text = String::from_utf8(bytes).expect("utf-8");
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.status == OK
+    }
+}

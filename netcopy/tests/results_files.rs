@@ -1,0 +1,231 @@
+//! What a sweep leaves behind: the README documents every CSV column, a quick sweep writes
+//! every file with every check ok, and Ctrl-C keeps every finished row and leaves nothing
+//! attached to the kernel and no process behind.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use netcopy::{kernel::tracer::HOOKS, output::read_rows, row::Row};
+
+/// Sweeps load programs; the interrupt test checks that none of netcopy's are loaded.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn netcopy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_netcopy"))
+}
+
+/// A fresh, empty output folder for one test.
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netcopy-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn readme_columns() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let start = readme
+        .find("<!-- columns:start -->")
+        .expect("columns:start marker");
+    let end = readme
+        .find("<!-- columns:end -->")
+        .expect("columns:end marker");
+    readme[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// results.json parses and holds the same rows as results.csv (floats compared by identity
+/// columns and counts, since the two formats print them independently).
+fn assert_same_rows(json: &Path, rows: &[Row]) {
+    let json: Vec<Row> = serde_json::from_str(&std::fs::read_to_string(json).expect("json"))
+        .expect("results.json parses");
+    assert_eq!(json.len(), rows.len());
+    for (j, c) in json.iter().zip(rows) {
+        assert_eq!(
+            (
+                j.experiment,
+                &j.mode,
+                &j.checks,
+                j.bytes_sent,
+                j.k_pinned_bytes
+            ),
+            (
+                c.experiment,
+                &c.mode,
+                &c.checks,
+                c.bytes_sent,
+                c.k_pinned_bytes
+            )
+        );
+    }
+}
+
+#[test]
+fn csv_header_matches_the_readme_table() {
+    assert_eq!(Row::columns(), readme_columns());
+}
+
+/// Whether this machine can run traced sweeps; says why not when it cannot.
+fn can_trace(test: &str) -> bool {
+    // Loaded and dropped at once: only to learn whether tracing works here.
+    common::tracer_or_skip(test).is_some()
+}
+
+#[test]
+fn quick_sweep_writes_every_file_and_every_check_is_ok() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_trace("quick_sweep_writes_every_file") {
+        return;
+    }
+    let out = out_dir("quick");
+    let status = netcopy()
+        .args(["sweep", "--quick", "--out"])
+        .arg(&out)
+        .status()
+        .expect("running netcopy");
+    assert!(status.success(), "{status}");
+    let run = out.join("latest");
+    for file in ["results.csv", "results.json", "report.md"] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    for plot in [
+        "throughput_vs_size",
+        "latency_vs_threads",
+        "cache_misses_vs_size",
+        "cycles_per_byte_vs_size",
+        "kernel_bytes_per_byte",
+    ] {
+        for ext in ["png", "svg"] {
+            let f = run.join("plots").join(format!("{plot}.{ext}"));
+            assert!(
+                f.metadata().is_ok_and(|m| m.len() > 0),
+                "{} missing",
+                f.display()
+            );
+        }
+    }
+    let header = std::fs::read_to_string(run.join("results.csv")).expect("csv");
+    let header: Vec<String> = header
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header, readme_columns());
+    let rows = read_rows(&run.join("results.csv")).expect("rows parse");
+    assert_eq!(
+        rows.len(),
+        4 * 2 * 2 * 2 * 2,
+        "modes x sizes x threads x workloads x reps"
+    );
+    for row in &rows {
+        assert_eq!(row.status, "ok", "{row:?}");
+        assert_eq!(
+            row.checks, "ok",
+            "{} {} {} x{}",
+            row.mode, row.workload, row.size, row.threads
+        );
+    }
+    assert_same_rows(&run.join("results.json"), &rows);
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report");
+    for q in 1..=6 {
+        assert!(
+            report.contains(&format!("### {q}. ")),
+            "question {q} unanswered"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// netcopy's programs still loaded anywhere on the machine (names are cut to 15 bytes), after
+/// giving the kernel two seconds to free closed ones (it does so after an RCU grace period).
+fn netcopy_programs_loaded() -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let loaded = netcopy_programs_now();
+        if loaded.is_empty() || started.elapsed() > Duration::from_secs(2) {
+            return loaded;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn netcopy_programs_now() -> Vec<String> {
+    let ours: Vec<&str> = HOOKS
+        .iter()
+        .map(|h| &h.program[..h.program.len().min(15)])
+        .collect();
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter_map(|p| p.name_as_str().map(str::to_owned))
+        .filter(|name| ours.contains(&name.as_str()))
+        .collect()
+}
+
+#[test]
+fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_trace("sigint_keeps_finished_rows") {
+        return;
+    }
+    assert!(
+        netcopy_programs_loaded().is_empty(),
+        "programs loaded before the test"
+    );
+    let out = out_dir("sigint");
+    // veth: the run also owns two network namespaces, which must go with it.
+    let mut child = netcopy()
+        .args([
+            "sweep",
+            "--quick",
+            "--path",
+            "veth",
+            "--workload",
+            "stream",
+            "--out",
+        ])
+        .arg(&out)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting netcopy");
+    let csv = out.join("latest").join("results.csv");
+    let started = Instant::now();
+    while read_rows(&csv).map_or(0, |r| r.len()) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no rows after a minute"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("waiting for netcopy");
+    assert_eq!(status.code(), Some(130), "{status}");
+    let rows = read_rows(&csv).expect("the CSV stays valid");
+    assert!(rows.len() >= 3);
+    assert!(
+        rows.iter().all(|r| r.status == "ok" && r.checks == "ok"),
+        "{rows:?}"
+    );
+    assert_same_rows(&out.join("latest").join("results.json"), &rows);
+    assert!(
+        out.join("latest").join("report.md").is_file(),
+        "report from finished rows"
+    );
+    // The process is gone (reaped above); its programs, links and namespaces went with it.
+    assert!(!Path::new(&format!("/proc/{}", child.id())).exists());
+    assert_eq!(netcopy_programs_loaded(), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&out);
+}
