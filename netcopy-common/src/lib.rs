@@ -12,7 +12,8 @@ pub mod names {
     pub const WATCHED_PORTS: &str = "WATCHED_PORTS";
     /// Per-CPU hash map: [`FlowKey`](super::FlowKey) -> [`FlowCounters`](super::FlowCounters).
     pub const FLOWS: &str = "FLOWS";
-    /// Hash map: task (pid_tgid) -> [`SendDecision`](super::SendDecision) of its send in progress.
+    /// LRU hash map: task (pid_tgid) -> [`SendDecision`](super::SendDecision) of its send in
+    /// progress.
     pub const SEND_DECISIONS: &str = "SEND_DECISIONS";
     /// Per-CPU array of one [`FlowKey`](super::FlowKey): the flow whose pinned skb this CPU is
     /// delivering, so page allocations under `skb_copy_ubufs` can be attributed.
@@ -25,7 +26,7 @@ pub mod names {
 }
 
 /// Kernel stack frames examined when attributing a page allocation.
-pub const STACK_DEPTH: usize = 32;
+pub const STACK_DEPTH: usize = 16;
 /// Most page fragments one skb can carry that the probes walk (MAX_SKB_FRAGS is 17 by
 /// default and configurable up to 45).
 pub const MAX_FRAGS: u32 = 48;
@@ -35,9 +36,14 @@ pub const MAX_FRAGS: u32 = 48;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SendDecision {
-    /// 1: the pages are pinned (zero-copy); 0: the bytes are copied from user memory.
+    /// 1: the pages are pinned (zero-copy); 0: the bytes are copied from user memory;
+    /// [`SendDecision::NONE`]: no send call in progress (the entry is reused, not deleted).
     pub pinned: u32,
     pub _pad: u32,
+}
+
+impl SendDecision {
+    pub const NONE: u32 = u32::MAX;
 }
 
 /// Capacity of [`names::WATCHED_PORTS`].

@@ -23,14 +23,31 @@ pub static FLOWS: PerCpuHashMap<FlowKey, FlowCounters> =
     PerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// Keyed by task: a send call runs in one task from `tcp_sendmsg_locked` to
-/// `sock_send_length`, even when it sleeps and wakes on another CPU.
+/// `sock_send_length`, even when it sleeps and wakes on another CPU. Entries are overwritten
+/// in place rather than inserted and deleted per call (that churn cost more than the rest
+/// of the probe); the LRU drops tasks that stopped sending.
 #[map(name = "SEND_DECISIONS")]
-pub static SEND_DECISIONS: HashMap<u64, SendDecision> = HashMap::with_max_entries(4096, 0);
+pub static SEND_DECISIONS: LruHashMap<u64, SendDecision> = LruHashMap::with_max_entries(4096, 0);
 
-/// The watched flow whose pinned skb this CPU is delivering (local_port 0: none). Delivery
-/// and its `skb_copy_ubufs` run back to back in one softirq on one CPU.
+/// The pinned skb this CPU is delivering. Delivery and its `skb_copy_ubufs` run back to back
+/// in one softirq on one CPU.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Delivering {
+    /// The watched flow (local_port 0: none).
+    pub key: FlowKey,
+    /// Pages the copy of this skb's fragments can still need.
+    pub pages_left: u32,
+    /// Flags and order of the first allocation seen under `skb_copy_ubufs` (if confirmed).
+    pub gfp: u32,
+    pub order: u32,
+    pub confirmed: u32,
+    /// Signature-matched allocations counted since the last stack walk.
+    pub since_walk: u32,
+}
+
 #[map(name = "DELIVERING")]
-pub static DELIVERING: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+pub static DELIVERING: PerCpuArray<Delivering> = PerCpuArray::with_max_entries(1, 0);
 
 /// End (exclusive) of the highest TCP sequence a flow delivered with pinned pages.
 #[map(name = "DELIVERED_UP_TO")]

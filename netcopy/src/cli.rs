@@ -181,6 +181,9 @@ struct BenchOne {
     /// Server port (default: 8080 + mode number, a1 = 8080).
     #[arg(long)]
     port: Option<u16>,
+    /// Also print each eBPF program's runs and mean run time (kernel BPF statistics).
+    #[arg(long)]
+    program_stats: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -333,10 +336,27 @@ fn bench_one(args: BenchOne) -> Result<ExitCode> {
         config.port = port;
     }
     let mut tracer = args.run.tracer()?;
+    let _stats = match (&tracer, args.program_stats) {
+        (Some(_), true) => Some(tracer::enable_run_stats()?),
+        _ => None,
+    };
     let network = Network::create(args.run.path)?;
     let prepared = workload::Prepared::bind_on(config, &network)?;
     let outcome = experiment::run(prepared, tracer.as_mut(), 1)?;
     print_figures(&outcome.config, &outcome.figures);
+    if let Some(tracer) = tracer.as_ref().filter(|_| args.program_stats) {
+        for (name, runs, time) in tracer.program_stats() {
+            let mean = if runs > 0 {
+                time.as_nanos() as f64 / runs as f64
+            } else {
+                0.0
+            };
+            println!(
+                "program:    {name:<24} {runs:>10} runs, {mean:>7.0} ns each, {:>8.1} ms total",
+                time.as_secs_f64() * 1e3
+            );
+        }
+    }
     if let Some(k) = &outcome.kernel {
         print_kernel(k);
         println!("checks:     {}", outcome.checks());

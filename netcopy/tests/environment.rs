@@ -27,7 +27,10 @@ fn missing_btf_is_named_with_the_override() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("/nonexistent/vmlinux") && err.contains("NETCOPY_BTF"), "{err}");
+    assert!(
+        err.contains("/nonexistent/vmlinux") && err.contains("NETCOPY_BTF"),
+        "{err}"
+    );
 }
 
 /// The same netcopy as an unprivileged user (nobody), when this test runs as root; None

@@ -5,6 +5,12 @@
 use aya_ebpf::{EbpfContext as _, helpers::bpf_get_stack, programs::BtfTracePointContext};
 use netcopy_common::{FlowKey, STACK_DEPTH};
 
+/// Page size the budget assumes; a larger page only makes the budget generous, and then a
+/// stack walk decides.
+const PAGE_SIZE: u64 = 4096;
+/// A signature-matched allocation is still stack-checked this often.
+const RECHECK_EVERY: u32 = 64;
+
 use super::{OrSkip as _, Skip};
 use crate::{
     maps::{DELIVERED_UP_TO, DELIVERING, STACK_SCRATCH, flow_counters, offsets},
@@ -15,12 +21,17 @@ use crate::{
     sock::watched,
 };
 
-/// Marks this CPU as delivering `key`'s pinned skb, or nothing (local_port 0).
+/// Marks this CPU as delivering `key`'s pinned skb of `bytes` in page fragments, or nothing
+/// (local_port 0).
 #[inline(always)]
-fn set_delivering(key: FlowKey) {
+fn set_delivering(key: FlowKey, bytes: u64) {
     if let Some(slot) = DELIVERING.get_ptr_mut(0) {
-        // SAFETY: this CPU's own array element.
-        unsafe { *slot = key };
+        // SAFETY: this CPU's own array element. The learnt allocation signature stays.
+        unsafe {
+            (*slot).key = key;
+            // skb_copy_ubufs allocates one page per PAGE_SIZE << order of fragment bytes.
+            (*slot).pages_left = bytes.div_ceil(PAGE_SIZE) as u32;
+        }
     }
 }
 
@@ -31,7 +42,7 @@ pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let skb: *const u8 = ctx.arg(0);
     let shinfo = shared_info(skb).or_skip()?;
     if !carries_user_pages(shinfo).or_skip()? {
-        set_delivering(FlowKey::default());
+        set_delivering(FlowKey::default(), 0);
         return Err(Skip);
     }
     // Attribute by the packet's own ports: on loopback the skb has no socket any more.
@@ -47,7 +58,7 @@ pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     } else {
         0
     };
-    set_delivering(key);
+    set_delivering(key, bytes);
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
@@ -73,30 +84,29 @@ fn delivered_before(key: &FlowKey, packet: &Packet, bytes: u64) -> u64 {
         Some(mark) => end.wrapping_sub(mark).min(len),
     };
     if fresh > 0 {
-        let _ = DELIVERED_UP_TO.insert(key, end, 0);
+        match DELIVERED_UP_TO.get_ptr_mut(key) {
+            // SAFETY: a live map value; an update in place avoids an allocation per packet.
+            Some(slot) => unsafe { *slot = end },
+            None => {
+                let _ = DELIVERED_UP_TO.insert(key, end, 0);
+            }
+        }
     }
     bytes.saturating_sub(u64::from(fresh))
 }
 
-/// `kmem:mm_page_alloc(page, order, gfp_flags, migratetype)`: while this CPU delivers a
-/// watched pinned skb, a page allocation with `skb_copy_ubufs` on the kernel stack is the
-/// deferred copy's fresh page (2^order pages).
-pub fn try_mm_page_alloc(ctx: &BtfTracePointContext) -> Result<(), Skip> {
-    let key = *DELIVERING.get(0).or_skip()?;
-    if key.local_port == 0 {
-        return Err(Skip);
-    }
-    let order: u32 = ctx.arg(1);
+/// Whether `skb_copy_ubufs` is on this allocation's kernel stack.
+#[inline(always)]
+fn under_skb_copy_ubufs(ctx: &BtfTracePointContext) -> Option<bool> {
     let o = offsets();
-    let stack = STACK_SCRATCH.get_ptr_mut(0).or_skip()?;
+    let stack = STACK_SCRATCH.get_ptr_mut(0)?;
     let size = (STACK_DEPTH * 8) as u32;
     // SAFETY: the scratch buffer is this CPU's and exactly `size` bytes long.
     let len = unsafe { bpf_get_stack(ctx.as_ptr(), stack.cast(), size, 0) };
     if len <= 0 {
-        return Err(Skip);
+        return None;
     }
     let frames = (len / 8) as usize;
-    let mut inside = false;
     for i in 0..STACK_DEPTH {
         if i >= frames {
             break;
@@ -104,15 +114,50 @@ pub fn try_mm_page_alloc(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         // SAFETY: i < STACK_DEPTH, inside the buffer.
         let ip = unsafe { (*stack)[i] };
         if ip >= o.skb_copy_ubufs_start && ip < o.skb_copy_ubufs_end {
-            inside = true;
-            break;
+            return Some(true);
         }
     }
-    if !inside {
+    Some(false)
+}
+
+/// `kmem:mm_page_alloc(page, order, gfp_flags, migratetype)`: while this CPU delivers a
+/// watched pinned skb, a page allocation with `skb_copy_ubufs` on the kernel stack is the
+/// deferred copy's fresh page (2^order pages).
+///
+/// Walking the stack costs about 1.7 us here (more than the copy of a small message), so
+/// the walk teaches this CPU the signature (gfp flags and order) of `skb_copy_ubufs`'s
+/// allocations; inside a pinned delivery, an allocation with that signature and within what
+/// the skb's fragment bytes can need is counted without a walk. Every other allocation in a
+/// delivery, and every `RECHECK_EVERY`-th matching one, is walked; a walk that does not find
+/// `skb_copy_ubufs` forgets the signature.
+pub fn try_mm_page_alloc(ctx: &BtfTracePointContext) -> Result<(), Skip> {
+    let state = DELIVERING.get_ptr_mut(0).or_skip()?;
+    // SAFETY: this CPU's own array element; tracing programs do not nest on one CPU.
+    let d = unsafe { &mut *state };
+    if d.key.local_port == 0 {
         return Err(Skip);
     }
-    let counters = flow_counters(&key).or_skip()?;
+    let order: u32 = ctx.arg(1);
+    let gfp: u32 = ctx.arg(2);
+    let pages = 1u32 << (order & 31);
+    if d.pages_left < pages {
+        return Err(Skip);
+    }
+    let known = d.confirmed == 1 && d.gfp == gfp && d.order == order;
+    d.since_walk += 1;
+    if !known || d.since_walk >= RECHECK_EVERY {
+        d.since_walk = 0;
+        if !under_skb_copy_ubufs(ctx).or_skip()? {
+            d.confirmed = 0;
+            return Err(Skip);
+        }
+        d.confirmed = 1;
+        d.gfp = gfp;
+        d.order = order;
+    }
+    d.pages_left = d.pages_left.saturating_sub(pages);
+    let counters = flow_counters(&d.key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
-    unsafe { (*counters).deferred_copy_pages += 1u64 << (order & 31) };
+    unsafe { (*counters).deferred_copy_pages += u64::from(pages) };
     Ok(())
 }

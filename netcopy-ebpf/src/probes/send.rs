@@ -37,9 +37,13 @@ pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         pinned: u32::from(pinned),
         _pad: 0,
     };
-    SEND_DECISIONS
-        .insert(bpf_get_current_pid_tgid(), decision, 0)
-        .map_err(|_| Skip)
+    let task = bpf_get_current_pid_tgid();
+    match SEND_DECISIONS.get_ptr_mut(task) {
+        // SAFETY: the task's own entry; only this task writes it.
+        Some(slot) => unsafe { *slot = decision },
+        None => SEND_DECISIONS.insert(task, decision, 0).map_err(|_| Skip)?,
+    }
+    Ok(())
 }
 
 /// `sock:sock_send_length(struct sock *sk, int ret, int flags)`, fired by `sock_sendmsg_nosec`
@@ -50,11 +54,14 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let ret: i32 = ctx.arg(1);
     let key = watched_flow(sk).or_skip()?;
     let task = bpf_get_current_pid_tgid();
-    // SAFETY: the value is copied out before the entry is removed.
-    let decision = unsafe { SEND_DECISIONS.get(task).copied() };
-    if decision.is_some() {
-        let _ = SEND_DECISIONS.remove(task);
-    }
+    let decision = SEND_DECISIONS.get_ptr_mut(task).and_then(|slot| {
+        // SAFETY: the task's own entry; read, then marked consumed.
+        unsafe {
+            let d = *slot;
+            (*slot).pinned = SendDecision::NONE;
+            (d.pinned != SendDecision::NONE).then_some(d)
+        }
+    });
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {

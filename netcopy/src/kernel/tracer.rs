@@ -205,6 +205,19 @@ impl Tracer {
         self.offsets
     }
 
+    /// Each program's (name, runs, total run time) since load; counted only while run-time
+    /// statistics are on (see [`enable_run_stats`]).
+    pub fn program_stats(&self) -> Vec<(&'static str, u64, std::time::Duration)> {
+        HOOKS
+            .iter()
+            .filter_map(|hook| {
+                let program: &BtfTracePoint = self.ebpf.program(hook.program)?.try_into().ok()?;
+                let info = program.info().ok()?;
+                Some((hook.program, info.run_count(), info.run_time()))
+            })
+            .collect()
+    }
+
     /// Why the deferred copy's pages are not counted on this machine, when they are not.
     pub fn pages_unavailable(&self) -> Option<&str> {
         self.pages_unavailable.as_deref()
@@ -296,4 +309,11 @@ impl Tracer {
         }
         Ok(())
     }
+}
+
+/// Turns on the kernel's per-program run-time statistics (`BPF_ENABLE_STATS`) for as long as
+/// the returned handle lives. They cost a clock read per program run, so only benchmarks ask.
+pub fn enable_run_stats() -> Result<std::os::fd::OwnedFd> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map_err(|e| Error::io("enabling BPF run-time statistics", std::io::Error::other(e)))
 }
