@@ -10,6 +10,9 @@ pub mod names {
     pub const OFFSETS: &str = "OFFSETS";
     /// Hash map: port (host order) -> slot. Traffic touching no watched port is ignored.
     pub const WATCHED_PORTS: &str = "WATCHED_PORTS";
+    /// Hash map: process (tgid) -> slot. A socket such a process sends or receives on in
+    /// process context has its local port added to `WATCHED_PORTS` under that slot.
+    pub const WATCHED_TGIDS: &str = "WATCHED_TGIDS";
     /// Per-CPU hash map: [`FlowKey`](super::FlowKey) -> [`FlowCounters`](super::FlowCounters).
     pub const FLOWS: &str = "FLOWS";
     /// LRU hash map: task (pid_tgid) -> [`SendDecision`](super::SendDecision) of its send in
@@ -48,6 +51,8 @@ impl SendDecision {
 
 /// Capacity of [`names::WATCHED_PORTS`].
 pub const MAX_WATCHED_PORTS: u32 = 1024;
+/// Capacity of [`names::WATCHED_TGIDS`].
+pub const MAX_WATCHED_TGIDS: u32 = 64;
 /// Capacity of [`names::FLOWS`]: one entry per observed socket.
 pub const MAX_FLOWS: u32 = 8192;
 

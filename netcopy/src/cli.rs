@@ -42,6 +42,28 @@ enum Command {
     Explain(BenchOne),
     /// Redraw the plots and report.md of a finished run from its results.csv.
     Report(Report),
+    /// Count the copies of traffic netcopy did not generate: sockets on --port, the
+    /// sockets of --pid, or of a command started after `--`, until it ends or Ctrl-C.
+    Trace(Trace),
+}
+
+#[derive(Args)]
+struct Trace {
+    /// A port to trace (every socket using it, either end); repeatable.
+    #[arg(long = "port", value_parser = parse_trace_port)]
+    ports: Vec<u16>,
+    /// A running process to trace: every socket it sends or receives on, from its next call.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Stop after this long (otherwise when the command or process ends, or on Ctrl-C).
+    #[arg(long, value_parser = parse_positive_duration)]
+    duration: Option<Duration>,
+    /// Also write trace.csv and trace.json into this folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The command to start and trace until it exits.
+    #[arg(last = true)]
+    command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Args)]
@@ -226,6 +248,13 @@ fn parse_message_size(s: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+fn parse_trace_port(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("invalid port '{s}' (expected 1 to 65535)")),
+    }
+}
+
 fn parse_reps(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(n) if (1..=100).contains(&n) => Ok(n),
@@ -275,6 +304,7 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep(args),
         Command::Explain(args) => explain(args),
         Command::Report(args) => report(args),
+        Command::Trace(args) => trace(args),
     };
     match result {
         Ok(code) => code,
@@ -630,4 +660,60 @@ fn explain(args: BenchOne) -> Result<ExitCode> {
         bail!("kernel and userspace disagree: {}", outcome.checks());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn trace(args: Trace) -> Result<ExitCode> {
+    use netcopy::trace::{self, Until};
+    if args.ports.is_empty() && args.pid.is_none() && args.command.is_empty() {
+        return Err(Usage("nothing to trace: give --port, --pid or -- COMMAND".into()).into());
+    }
+    if let Some(pid) = args.pid {
+        if pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(Usage(format!("no process with pid {pid}")).into());
+        }
+    }
+    if let Some(program) = args.command.first() {
+        if trace::resolve_command(program).is_none() {
+            return Err(Usage(format!("command not found: {}", program.to_string_lossy())).into());
+        }
+    }
+    if let Some(out) = &args.out {
+        writable_folder(out)?;
+    }
+    let mut tracer = tracer::Tracer::load()?;
+    for &port in &args.ports {
+        tracer.watch_port(port, trace::SLOT)?;
+    }
+    if let Some(pid) = args.pid {
+        tracer.watch_process(pid, trace::SLOT)?;
+    }
+    let child = if args.command.is_empty() {
+        None
+    } else {
+        let child = trace::spawn_stopped(&args.command)?;
+        tracer.watch_process(child.id(), trace::SLOT)?;
+        trace::resume(&child);
+        Some(child)
+    };
+    let status = trace::wait(Until {
+        exit: child.as_ref(),
+        gone: args.pid,
+        elapsed: args.duration,
+    });
+    if let (Some(child), None) = (&child, status) {
+        // Ended by Ctrl-C or --duration: the command goes too; nothing is left behind.
+        trace::stop(child);
+    }
+    let rows = trace::rows(&tracer)?;
+    drop(tracer);
+    print!("{}", trace::table(&rows));
+    if let Some(out) = &args.out {
+        trace::write(out, &rows)?;
+        output::give_to_invoking_user(out);
+    }
+    Ok(match status.and_then(|s| s.code()) {
+        Some(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        None if status.is_some() => ExitCode::FAILURE,
+        None => ExitCode::SUCCESS,
+    })
 }

@@ -13,6 +13,7 @@ pub mod output;
 pub mod perf;
 pub mod row;
 pub mod sweep;
+pub mod trace;
 pub mod units;
 pub mod workload;
 

@@ -59,6 +59,14 @@ const BAD: &[(&[&str], &str)] = &[
     (&["explain", "--size", "0"], "'0'"),
     (&["compare", "--threads", "-1"], "-1"),
     (&["compare", "--workload", ""], "''"),
+    (&["trace"], "nothing to trace"),
+    (&["trace", "--port", "0"], "'0'"),
+    (&["trace", "--pid", "999999999"], "999999999"),
+    (
+        &["trace", "--", "netcopy-no-such-command"],
+        "netcopy-no-such-command",
+    ),
+    (&["report", "/nonexistent-results"], "/nonexistent-results"),
 ];
 
 fn run(args: &[&str]) -> (Option<i32>, String) {

@@ -29,6 +29,7 @@ pub fn run() -> Result<Env> {
     ensure_rust_src()?;
     let linker_dir = ensure_bpf_linker()?;
     ensure_tracefs()?;
+    ensure_debian_tools()?;
     Ok(Env {
         path: prepend_path(&linker_dir)?,
     })
@@ -247,6 +248,50 @@ fn ensure_tracefs() -> Result<()> {
     }
     report("tracefs", &format!("mounting at {TRACEFS}"));
     status(Command::new("mount").args(["-t", "tracefs", "tracefs", TRACEFS]))
+}
+
+/// Programs the tests and the benchmark run beside netcopy, and the Debian package of each:
+/// iperf3 (a program netcopy did not write, traced and compared against) and iproute2's `ip`
+/// (the control paths' namespaces and devices).
+const DEBIAN_TOOLS: &[(&str, &str)] = &[("iperf3", "iperf3"), ("ip", "iproute2")];
+
+fn on_path(program: &str) -> bool {
+    env::var_os("PATH")
+        .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn ensure_debian_tools() -> Result<()> {
+    let missing: Vec<&str> = DEBIAN_TOOLS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        report("tools", "iperf3 and ip already installed");
+        return Ok(());
+    }
+    if !is_root() || !on_path("apt-get") {
+        report(
+            "tools",
+            &format!(
+                "{} missing, and only root with apt-get can install them: skipped",
+                missing.join(", ")
+            ),
+        );
+        return Ok(());
+    }
+    report("tools", &format!("installing {}", missing.join(", ")));
+    let apt = || {
+        let mut cmd = Command::new("apt-get");
+        cmd.env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    status(apt().args(["-q", "update"]))?;
+    status(
+        apt()
+            .args(["-q", "-y", "install", "--no-install-recommends"])
+            .args(&missing),
+    )
 }
 
 fn prepend_path(dir: &Path) -> Result<OsString> {

@@ -5,7 +5,7 @@ use aya_ebpf::programs::BtfTracePointContext;
 use super::{OrSkip as _, Skip};
 use crate::{
     maps::{flow_counters, offsets},
-    sock::{read, watched_flow},
+    sock::{read, watched_flow_or_adopt},
 };
 
 /// Not data: a peek leaves the bytes queued and an error-queue read returns notifications.
@@ -21,7 +21,7 @@ pub fn try_sock_recv_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     if ret <= 0 || flags & (MSG_PEEK | MSG_ERRQUEUE) != 0 {
         return Err(Skip);
     }
-    let key = watched_flow(sk).or_skip()?;
+    let key = watched_flow_or_adopt(sk).or_skip()?;
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
@@ -40,7 +40,7 @@ pub fn try_skb_copy_datagram_iovec(ctx: &BtfTracePointContext) -> Result<(), Ski
         return Err(Skip);
     }
     let sk: u64 = read(skb, offsets().skb_sk).or_skip()?;
-    let key = watched_flow(sk as *const u8).or_skip()?;
+    let key = watched_flow_or_adopt(sk as *const u8).or_skip()?;
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe { (*counters).recv_copy_bytes += len as u64 };

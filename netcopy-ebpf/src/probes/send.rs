@@ -8,7 +8,7 @@ use super::{OrSkip as _, Skip};
 use crate::{
     maps::{SEND_DECISIONS, flow_counters, offsets},
     skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
-    sock::{read, watched_flow},
+    sock::{read, watched_flow, watched_flow_or_adopt},
 };
 
 /// include/linux/socket.h
@@ -21,7 +21,7 @@ const MSG_ZEROCOPY: u32 = 0x400_0000;
 pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let sk: *const u8 = ctx.arg(0);
     let msg: *const u8 = ctx.arg(1);
-    watched_flow(sk).or_skip()?;
+    watched_flow_or_adopt(sk).or_skip()?;
     let o = offsets();
     let flags: u32 = read(msg, o.msghdr_flags).or_skip()?;
     let pinned = flags & MSG_ZEROCOPY != 0 && {
@@ -52,7 +52,7 @@ pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
 pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let sk: *const u8 = ctx.arg(0);
     let ret: i32 = ctx.arg(1);
-    let key = watched_flow(sk).or_skip()?;
+    let key = watched_flow_or_adopt(sk).or_skip()?;
     let task = bpf_get_current_pid_tgid();
     let decision = SEND_DECISIONS.get_ptr_mut(task).and_then(|slot| {
         // SAFETY: the task's own entry; read, then marked consumed.

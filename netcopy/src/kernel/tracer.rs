@@ -243,6 +243,20 @@ impl Tracer {
             .map_err(map_err(names::WATCHED_PORTS))
     }
 
+    /// Counts every socket process `tgid` sends or receives on under `slot`, from its next
+    /// send or receive call on (its local port becomes watched).
+    pub fn watch_process(&mut self, tgid: u32, slot: u32) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(names::WATCHED_TGIDS)
+            .expect("object defines WATCHED_TGIDS");
+        let mut tgids: HashMap<_, u32, u32> =
+            HashMap::try_from(map).map_err(map_err(names::WATCHED_TGIDS))?;
+        tgids
+            .insert(tgid, slot, 0)
+            .map_err(map_err(names::WATCHED_TGIDS))
+    }
+
     /// Stops counting `port`; counts already made stay until [`Tracer::clear`].
     pub fn unwatch_port(&mut self, port: u16) -> Result<()> {
         match self.ports()?.remove(&port) {

@@ -1,0 +1,247 @@
+//! `netcopy trace`: the copy accounting for traffic netcopy did not generate, selected by port
+//! or by process. It only counts; no payload byte is read.
+
+use std::{
+    ffi::OsString,
+    fmt::Write as _,
+    io,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus},
+    time::{Duration, Instant},
+};
+
+use netcopy_common::{FlowCounters, FlowKey};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    interrupt,
+    kernel::tracer::Tracer,
+};
+
+/// Every traced socket counts under this slot.
+pub const SLOT: u32 = 1;
+
+/// One traced socket; the counters carry the sweep's column names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceRow {
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub k_send_calls: u64,
+    pub k_send_bytes: u64,
+    pub k_copied_at_send_bytes: u64,
+    pub k_pinned_bytes: u64,
+    pub k_unclassified_send_bytes: u64,
+    pub k_deferred_copy_bytes: u64,
+    pub k_recopied_bytes: u64,
+    pub k_deferred_copy_pages: Option<u64>,
+    pub k_fallback_pct: Option<f64>,
+    pub k_zc_notifications: u64,
+    pub k_recv_calls: u64,
+    pub k_recv_bytes: u64,
+    pub k_recv_copy_bytes: u64,
+}
+
+impl TraceRow {
+    pub fn new(key: &FlowKey, c: &FlowCounters, pages_measured: bool) -> Self {
+        let pinned = c.pinned_bytes();
+        Self {
+            local_port: key.local_port,
+            remote_port: key.remote_port,
+            k_send_calls: c.send_calls,
+            k_send_bytes: c.send_bytes,
+            k_copied_at_send_bytes: c.copied_at_send_bytes(),
+            k_pinned_bytes: pinned,
+            k_unclassified_send_bytes: c.unclassified_send_bytes,
+            k_deferred_copy_bytes: c.deferred_copy_bytes,
+            k_recopied_bytes: c.recopied_bytes,
+            k_deferred_copy_pages: pages_measured.then_some(c.deferred_copy_pages),
+            k_fallback_pct: (pinned > 0)
+                .then(|| c.deferred_copy_bytes as f64 * 100.0 / pinned as f64),
+            k_zc_notifications: c.zc_notifications,
+            k_recv_calls: c.recv_calls,
+            k_recv_bytes: c.recv_bytes,
+            k_recv_copy_bytes: c.recv_copy_bytes,
+        }
+    }
+}
+
+/// Finds `program` the way a shell would: a path as given, a bare name on `PATH`.
+pub fn resolve_command(program: &OsString) -> Option<PathBuf> {
+    let p = Path::new(program);
+    if p.components().count() > 1 {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(p))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// Starts `command` stopped, so its process can be watched before it runs a single
+/// instruction of its own: a shell stops itself, then execs the command in place (same pid).
+pub fn spawn_stopped(command: &[OsString]) -> Result<Child> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("kill -STOP $$; exec \"$@\"")
+        .arg("netcopy-trace")
+        .args(command);
+    // Same process group: Ctrl-C reaches the command as it would without netcopy.
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::io("starting the traced command", e))?;
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: waiting for our own child to stop; std has not reaped it.
+    let rc = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
+    if rc != pid || !libc::WIFSTOPPED(status) {
+        return Err(Error::io(
+            "starting the traced command",
+            io::Error::other("it did not reach its start line"),
+        ));
+    }
+    Ok(child)
+}
+
+/// Lets a child started by [`spawn_stopped`] run.
+pub fn resume(child: &Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+}
+
+/// Ends a command [`wait`] did not see exit: SIGTERM, and SIGKILL after a grace second.
+pub fn stop(child: &Child) {
+    let pid = child.id() as i32;
+    // SAFETY: signalling and reaping our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+        let mut status = 0;
+        for _ in 0..50 {
+            if libc::waitpid(pid, &mut status, libc::WNOHANG) == pid {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+    }
+}
+
+/// What ends a trace, besides Ctrl-C: the first of these to happen.
+#[derive(Default)]
+pub struct Until<'a> {
+    /// The traced command exits.
+    pub exit: Option<&'a Child>,
+    /// Process `pid` is gone.
+    pub gone: Option<u32>,
+    /// This long has passed.
+    pub elapsed: Option<Duration>,
+}
+
+/// Waits until the trace should end; the command's exit status when it exited.
+pub fn wait(until: Until<'_>) -> Option<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(child) = until.exit {
+            let mut status = 0;
+            // SAFETY: polling our own child without blocking (this reaps it).
+            let rc = unsafe { libc::waitpid(child.id() as i32, &mut status, libc::WNOHANG) };
+            if rc == child.id() as i32 {
+                return Some(std::os::unix::process::ExitStatusExt::from_raw(status));
+            }
+        }
+        if until
+            .gone
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            || until.elapsed.is_some_and(|d| started.elapsed() >= d)
+            || !interrupt::sleep(Duration::from_millis(20))
+        {
+            return None;
+        }
+    }
+}
+
+/// Every socket counted, busiest first.
+pub fn rows(tracer: &Tracer) -> Result<Vec<TraceRow>> {
+    let pages = tracer.pages_unavailable().is_none();
+    let mut rows: Vec<TraceRow> = tracer
+        .flows(SLOT)?
+        .iter()
+        .map(|(k, c)| TraceRow::new(k, c, pages))
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.k_send_bytes + r.k_recv_bytes));
+    Ok(rows)
+}
+
+/// The table printed at the end.
+pub fn table(rows: &[TraceRow]) -> String {
+    let mut o = String::new();
+    if rows.is_empty() {
+        return "no traffic on the traced sockets\n".to_owned();
+    }
+    let _ = writeln!(
+        o,
+        "{:>6} {:>6} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+        "local",
+        "remote",
+        "sends",
+        "sent B",
+        "copied@send B",
+        "pinned B",
+        "deferred B",
+        "fallbk%",
+        "to user B",
+        "notifs"
+    );
+    for r in rows {
+        let _ = writeln!(
+            o,
+            "{:>6} {:>6} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+            r.local_port,
+            r.remote_port,
+            r.k_send_calls,
+            r.k_send_bytes,
+            r.k_copied_at_send_bytes,
+            r.k_pinned_bytes,
+            r.k_deferred_copy_bytes,
+            r.k_fallback_pct
+                .map_or("-".to_owned(), |p| format!("{p:.1}")),
+            r.k_recv_copy_bytes,
+            r.k_zc_notifications
+        );
+    }
+    o
+}
+
+/// Writes `trace.csv` and `trace.json` into `dir`.
+pub fn write(dir: &Path, rows: &[TraceRow]) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let io_err = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| {
+        Error::io(what.to_owned(), io::Error::other(e))
+    };
+    let mut csv = csv::Writer::from_path(dir.join("trace.csv"))
+        .map_err(|e| io_err("writing trace.csv", e.into()))?;
+    for r in rows {
+        csv.serialize(r)
+            .map_err(|e| io_err("writing trace.csv", e.into()))?;
+    }
+    if rows.is_empty() {
+        // A header even without rows, so readers see the columns.
+        csv.serialize(TraceRow::default())
+            .map_err(|e| io_err("writing trace.csv", e.into()))?;
+    }
+    csv.flush().map_err(|e| Error::io("writing trace.csv", e))?;
+    if rows.is_empty() {
+        let header = std::fs::read_to_string(dir.join("trace.csv"))
+            .map_err(|e| Error::io("writing trace.csv", e))?;
+        let first = header.lines().next().unwrap_or_default();
+        std::fs::write(dir.join("trace.csv"), format!("{first}\n"))
+            .map_err(|e| Error::io("writing trace.csv", e))?;
+    }
+    let json =
+        serde_json::to_string_pretty(rows).map_err(|e| io_err("writing trace.json", e.into()))?;
+    std::fs::write(dir.join("trace.json"), json + "\n")
+        .map_err(|e| Error::io("writing trace.json", e))
+}
