@@ -667,15 +667,15 @@ fn trace(args: Trace) -> Result<ExitCode> {
     if args.ports.is_empty() && args.pid.is_none() && args.command.is_empty() {
         return Err(Usage("nothing to trace: give --port, --pid or -- COMMAND".into()).into());
     }
-    if let Some(pid) = args.pid {
-        if pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(Usage(format!("no process with pid {pid}")).into());
-        }
+    if let Some(pid) = args.pid
+        && (pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    {
+        return Err(Usage(format!("no process with pid {pid}")).into());
     }
-    if let Some(program) = args.command.first() {
-        if trace::resolve_command(program).is_none() {
-            return Err(Usage(format!("command not found: {}", program.to_string_lossy())).into());
-        }
+    if let Some(program) = args.command.first()
+        && trace::resolve_command(program).is_none()
+    {
+        return Err(Usage(format!("command not found: {}", program.to_string_lossy())).into());
     }
     if let Some(out) = &args.out {
         writable_folder(out)?;
