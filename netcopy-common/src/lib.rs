@@ -21,8 +21,9 @@ pub mod names {
     /// Per-CPU array of one [`FlowKey`](super::FlowKey): the flow whose pinned skb this CPU is
     /// delivering, so page allocations under `skb_copy_ubufs` can be attributed.
     pub const DELIVERING: &str = "DELIVERING";
-    /// LRU hash map: sending [`FlowKey`](super::FlowKey) -> end of the highest TCP sequence
-    /// delivered with pinned pages, to tell a first delivery from a retransmitted one.
+    /// LRU hash map: sending [`FlowKey`](super::FlowKey) ->
+    /// [`DeliveredRanges`](super::DeliveredRanges), to tell a first delivery of pinned TCP
+    /// bytes from a retransmitted one.
     pub const DELIVERED_UP_TO: &str = "DELIVERED_UP_TO";
     /// Per-CPU scratch buffer for kernel stacks.
     pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
@@ -131,6 +132,7 @@ pub struct FlowKey {
 /// Counters for one socket. Each field is written by exactly one program.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct FlowCounters {
     /// Send calls that returned a byte count (`sock:sock_send_length`, ret >= 0).
     pub send_calls: u64,
@@ -201,6 +203,192 @@ impl FlowCounters {
     pub fn pinned_bytes(&self) -> u64 {
         self.tcp_pinned_bytes + self.udp_pinned_bytes
     }
+
+    /// The counters of what happened on a socket (calls, copies at send and to user,
+    /// notifications), with the delivery counters zeroed.
+    pub fn socket_part(&self) -> Self {
+        Self {
+            deferred_copy_bytes: 0,
+            recopied_bytes: 0,
+            deferred_copy_pages: 0,
+            ..*self
+        }
+    }
+
+    /// The counters of deliveries into this machine's kernel (the deferred copy), keyed by the
+    /// sending flow whichever machine sent it; everything else zeroed.
+    pub fn delivery_part(&self) -> Self {
+        Self {
+            deferred_copy_bytes: self.deferred_copy_bytes,
+            recopied_bytes: self.recopied_bytes,
+            deferred_copy_pages: self.deferred_copy_pages,
+            ..Self::default()
+        }
+    }
+}
+
+/// Holes a flow's delivered sequence space may have at once (segments dropped before
+/// delivery, or delivered out of order) and still be told apart exactly.
+pub const DELIVERY_HOLES: usize = 4;
+
+/// Which TCP sequence bytes of one flow were delivered: everything before `mark` except the
+/// holes. A retransmitted segment that was already delivered (and so copied) once lies
+/// before `mark` outside every hole; a segment that was dropped before delivery, or is
+/// merely late, fills a hole and counts as a first delivery.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveredRanges {
+    /// 1 once the first segment set `mark`.
+    pub started: u32,
+    /// End (exclusive) of the highest sequence delivered.
+    pub mark: u32,
+    /// [start, end) of sequence ranges before `mark` not delivered yet; start == end: free.
+    pub holes: [[u32; 2]; DELIVERY_HOLES],
+}
+
+/// `a` comes before `b` in sequence space (which wraps).
+#[inline(always)]
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl DeliveredRanges {
+    /// Records the delivery of `len` bytes from `seq`; returns how many of them are delivered
+    /// for the first time.
+    #[inline(always)]
+    pub fn deliver(&mut self, seq: u32, len: u32) -> u32 {
+        let end = seq.wrapping_add(len);
+        if self.started == 0 {
+            self.started = 1;
+            self.mark = end;
+            return len;
+        }
+        let mut fresh = 0;
+        if before(self.mark, end) {
+            if before(self.mark, seq) {
+                // A gap: [mark, seq) was not delivered (yet).
+                self.add_hole(self.mark, seq);
+                fresh += len;
+            } else {
+                fresh += end.wrapping_sub(self.mark) + self.fill(seq, self.mark);
+            }
+            self.mark = end;
+        } else {
+            fresh += self.fill(seq, end);
+        }
+        fresh
+    }
+
+    /// Removes [s, e) from the holes; returns how many bytes it took from them.
+    #[inline(always)]
+    fn fill(&mut self, s: u32, e: u32) -> u32 {
+        let mut taken = 0;
+        let mut spill = [0u32; 2];
+        for i in 0..DELIVERY_HOLES {
+            let [hs, he] = self.holes[i];
+            if hs == he {
+                continue;
+            }
+            let lo = if before(s, hs) { hs } else { s };
+            let hi = if before(e, he) { e } else { he };
+            if !before(lo, hi) {
+                continue;
+            }
+            taken += hi.wrapping_sub(lo);
+            match (lo == hs, hi == he) {
+                (true, true) => self.holes[i] = [0, 0],
+                (true, false) => self.holes[i][0] = hi,
+                (false, true) => self.holes[i][1] = lo,
+                (false, false) => {
+                    // The middle of a hole arrived: keep the left part here, the right part
+                    // goes to a free slot below.
+                    self.holes[i][1] = lo;
+                    spill = [hi, he];
+                }
+            }
+        }
+        if spill[0] != spill[1] {
+            self.add_hole(spill[0], spill[1]);
+        }
+        taken
+    }
+
+    /// Records [s, e) as a hole; with every slot taken, the latest hole grows to cover it
+    /// (bytes between them then count as first deliveries if they come again: the count
+    /// errs towards "first").
+    #[inline(always)]
+    fn add_hole(&mut self, s: u32, e: u32) {
+        let mut latest = 0;
+        for i in 0..DELIVERY_HOLES {
+            if self.holes[i][0] == self.holes[i][1] {
+                self.holes[i] = [s, e];
+                return;
+            }
+            if before(self.holes[latest][1], self.holes[i][1]) {
+                latest = i;
+            }
+        }
+        if before(self.holes[latest][1], e) {
+            self.holes[latest][1] = e;
+        }
+        if before(s, self.holes[latest][0]) {
+            self.holes[latest][0] = s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order_segments_are_all_first_deliveries() {
+        let mut d = DeliveredRanges::default();
+        assert_eq!(d.deliver(1000, 100), 100);
+        assert_eq!(d.deliver(1100, 100), 100);
+        assert_eq!(d.deliver(1200, 50), 50);
+    }
+
+    #[test]
+    fn a_retransmission_after_delivery_is_not_first() {
+        let mut d = DeliveredRanges::default();
+        d.deliver(0, 100);
+        d.deliver(100, 100);
+        assert_eq!(d.deliver(0, 100), 0);
+        // Partly new: only the part past the mark is first.
+        assert_eq!(d.deliver(150, 100), 50);
+    }
+
+    #[test]
+    fn late_or_dropped_segments_fill_their_hole() {
+        let mut d = DeliveredRanges::default();
+        d.deliver(0, 100);
+        // 100..300 dropped or late; 300..400 arrives first.
+        assert_eq!(d.deliver(300, 100), 100);
+        assert_eq!(d.deliver(200, 100), 100);
+        assert_eq!(d.deliver(100, 100), 100);
+        // Now all delivered: any repeat is a re-delivery.
+        assert_eq!(d.deliver(100, 200), 0);
+    }
+
+    #[test]
+    fn the_middle_of_a_hole_splits_it() {
+        let mut d = DeliveredRanges::default();
+        d.deliver(0, 100);
+        d.deliver(400, 100);
+        assert_eq!(d.deliver(200, 100), 100);
+        assert_eq!(d.deliver(100, 100), 100);
+        assert_eq!(d.deliver(300, 100), 100);
+        assert_eq!(d.deliver(0, 500), 0);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut d = DeliveredRanges::default();
+        d.deliver(u32::MAX - 99, 100);
+        assert_eq!(d.deliver(0, 100), 100);
+        assert_eq!(d.deliver(u32::MAX - 99, 100), 0);
+    }
 }
 
 #[cfg(feature = "user")]
@@ -211,4 +399,5 @@ mod pod {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowCounters {}
     unsafe impl aya::Pod for super::SendDecision {}
+    unsafe impl aya::Pod for super::DeliveredRanges {}
 }

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use netcopy_common::{
-    FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_PORTS, MAX_WATCHED_TGIDS,
-    STACK_DEPTH, SendDecision,
+    DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_PORTS,
+    MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision,
 };
 
 /// Filled in by userspace from BTF and kallsyms before load (see `netcopy::kernel::tracer`).
@@ -53,9 +53,10 @@ pub struct Delivering {
 #[map(name = "DELIVERING")]
 pub static DELIVERING: PerCpuArray<Delivering> = PerCpuArray::with_max_entries(1, 0);
 
-/// End (exclusive) of the highest TCP sequence a flow delivered with pinned pages.
+/// Which TCP sequence bytes each flow delivered with pinned pages.
 #[map(name = "DELIVERED_UP_TO")]
-pub static DELIVERED_UP_TO: LruHashMap<FlowKey, u32> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+pub static DELIVERED_UP_TO: LruHashMap<FlowKey, DeliveredRanges> =
+    LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// A kernel stack is too big for the 512-byte BPF stack.
 #[map(name = "STACK_SCRATCH")]

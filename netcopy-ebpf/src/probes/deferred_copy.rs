@@ -3,7 +3,7 @@
 //! pinned skbs entering local receive, and the pages allocated under `skb_copy_ubufs`.
 
 use aya_ebpf::{EbpfContext as _, helpers::bpf_get_stack, programs::BtfTracePointContext};
-use netcopy_common::{FlowKey, STACK_DEPTH};
+use netcopy_common::{DeliveredRanges, FlowKey, STACK_DEPTH};
 
 /// Page size the budget assumes; a larger page only makes the budget generous, and then a
 /// stack walk decides.
@@ -68,30 +68,23 @@ pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     Ok(())
 }
 
-/// How many of this segment's `bytes` the flow already delivered (a retransmission), and
-/// moves the flow's delivered mark past the segment. Sequence numbers wrap: compared as i32.
+/// How many of this segment's `bytes` the flow already delivered (a retransmission of a
+/// segment copied once already); see [`DeliveredRanges`].
 #[inline(always)]
 fn delivered_before(key: &FlowKey, packet: &Packet, bytes: u64) -> u64 {
     let Some((seq, len)) = tcp_segment(packet) else {
         return 0;
     };
-    let end = seq.wrapping_add(len);
-    // SAFETY: the value is a u32 copied out at once.
-    let mark = unsafe { DELIVERED_UP_TO.get(key).copied() };
-    let fresh = match mark {
-        None => len,
-        Some(mark) if (end.wrapping_sub(mark) as i32) <= 0 => 0,
-        Some(mark) => end.wrapping_sub(mark).min(len),
-    };
-    if fresh > 0 {
-        match DELIVERED_UP_TO.get_ptr_mut(key) {
-            // SAFETY: a live map value; an update in place avoids an allocation per packet.
-            Some(slot) => unsafe { *slot = end },
-            None => {
-                let _ = DELIVERED_UP_TO.insert(key, end, 0);
-            }
+    let fresh = match DELIVERED_UP_TO.get_ptr_mut(key) {
+        // SAFETY: a live map value, updated in place (no allocation per packet).
+        Some(ranges) => unsafe { (*ranges).deliver(seq, len) },
+        None => {
+            let mut ranges = DeliveredRanges::default();
+            let fresh = ranges.deliver(seq, len);
+            let _ = DELIVERED_UP_TO.insert(key, ranges, 0);
+            fresh
         }
-    }
+    };
     bytes.saturating_sub(u64::from(fresh))
 }
 

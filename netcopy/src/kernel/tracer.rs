@@ -296,7 +296,7 @@ impl Tracer {
             .ebpf
             .map_mut(names::DELIVERED_UP_TO)
             .expect("object defines DELIVERED_UP_TO");
-        let mut marks: HashMap<_, FlowKey, u32> =
+        let mut marks: HashMap<_, FlowKey, netcopy_common::DeliveredRanges> =
             HashMap::try_from(map).map_err(map_err(names::DELIVERED_UP_TO))?;
         let keys: Vec<FlowKey> = marks
             .keys()
