@@ -42,9 +42,25 @@ enum Command {
     Explain(BenchOne),
     /// Redraw the plots and report.md of a finished run from its results.csv.
     Report(Report),
+    /// Run the receiving ends of experiments for a `sweep --connect` from this or another
+    /// host, until Ctrl-C.
+    Serve(Serve),
     /// Count the copies of traffic netcopy did not generate: sockets on --port, the
     /// sockets of --pid, or of a command started after `--`, until it ends or Ctrl-C.
     Trace(Trace),
+}
+
+#[derive(Args)]
+struct Serve {
+    /// Address to listen on (control and data); loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Control port.
+    #[arg(long, default_value_t = netcopy::remote::DEFAULT_CONTROL_PORT)]
+    port: u16,
+    /// Run without eBPF; the server's kernel columns stay empty.
+    #[arg(long)]
+    no_trace: bool,
 }
 
 #[derive(Args)]
@@ -101,6 +117,10 @@ struct Sweep {
     /// Network path: loopback, veth or ifb-sink.
     #[arg(long, value_parser = parse_path, default_value = "loopback")]
     path: NetPath,
+    /// Run the servers in a `netcopy serve` at HOST[:PORT] (default port 7070), possibly on
+    /// another host, instead of in this process.
+    #[arg(long, value_parser = parse_server, conflicts_with = "path")]
+    connect: Option<std::net::SocketAddr>,
     /// Folder that receives <timestamp>/ and the `latest` link.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -110,6 +130,10 @@ struct Sweep {
     /// Run without eBPF (no root needed); the kernel columns stay empty.
     #[arg(long)]
     no_trace: bool,
+    /// Run the grid again and again in this one process for this long, printing the
+    /// resident memory after each pass (what `cargo xtask soak` watches).
+    #[arg(long, hide = true, value_parser = parse_positive_duration)]
+    soak: Option<Duration>,
 }
 
 impl Sweep {
@@ -134,7 +158,11 @@ impl Sweep {
         grid.duration = self.duration.unwrap_or(grid.duration);
         grid.warmup = self.warmup.unwrap_or(grid.warmup);
         grid.reps = self.reps.unwrap_or(grid.reps);
-        grid.path = self.path;
+        grid.path = if self.connect.is_some() {
+            NetPath::Remote
+        } else {
+            self.path
+        };
         grid
     }
 }
@@ -248,6 +276,20 @@ fn parse_message_size(s: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+fn parse_server(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let with_port = if s.parse::<std::net::IpAddr>().is_ok() || !s.contains(':') {
+        format!("{s}:{}", netcopy::remote::DEFAULT_CONTROL_PORT)
+    } else {
+        s.to_owned()
+    };
+    with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("cannot resolve server '{s}' (expected HOST or HOST:PORT)"))
+}
+
 fn parse_trace_port(s: &str) -> Result<u16, String> {
     match s.trim().parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
@@ -305,6 +347,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain(args),
         Command::Report(args) => report(args),
         Command::Trace(args) => trace(args),
+        Command::Serve(args) => serve(args),
     };
     match result {
         Ok(code) => code,
@@ -580,11 +623,39 @@ fn sweep(args: Sweep) -> Result<ExitCode> {
         Some(tracer::Tracer::load()?)
     };
     let network = Network::create(args.path)?;
+    let mut remote = args.connect.map(netcopy::remote::Client::new);
     let mut out = output::ResultsDir::create(&args.out)?;
     let started = std::time::Instant::now();
-    let ended = sweep::run(&grid, &network, tracer.as_mut(), &mut out)?;
+    let mut ended = sweep::run(
+        &grid,
+        target(&mut remote, &network),
+        tracer.as_mut(),
+        &mut out,
+    )?;
+    if let Some(soak) = args.soak {
+        let mut pass = 1;
+        loop {
+            eprintln!("soak: pass {pass} rss_kib {}", resident_kib());
+            if ended.interrupted || started.elapsed() >= soak {
+                break;
+            }
+            let next = sweep::run(
+                &grid,
+                target(&mut remote, &network),
+                tracer.as_mut(),
+                &mut out,
+            )?;
+            ended.failed += next.failed;
+            ended.disagreed += next.disagreed;
+            ended.interrupted = next.interrupted;
+            // Keep only the last pass's rows in memory: the file has them all.
+            ended.rows = next.rows;
+            pass += 1;
+        }
+    }
     // Detach before the slow part: plots and report need no kernel.
     drop(tracer);
+    drop(remote);
     drop(network);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let written = finish_report(out.dir(), out.id(), &ended.rows, &command);
@@ -716,4 +787,38 @@ fn trace(args: Trace) -> Result<ExitCode> {
         None if status.is_some() => ExitCode::FAILURE,
         None => ExitCode::SUCCESS,
     })
+}
+
+/// This process's resident memory, KiB.
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The sweep's servers: a `netcopy serve` when one was given, else this process.
+fn target<'a>(
+    remote: &'a mut Option<netcopy::remote::Client>,
+    network: &'a Network,
+) -> sweep::Target<'a> {
+    match remote {
+        Some(client) => sweep::Target::Remote(client),
+        None => sweep::Target::Local(network),
+    }
+}
+
+fn serve(args: Serve) -> Result<ExitCode> {
+    let tracer = if args.no_trace {
+        None
+    } else {
+        Some(tracer::Tracer::load()?)
+    };
+    netcopy::remote::serve(args.bind, args.port, tracer)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod netpath;
 pub mod output;
 pub mod perf;
+pub mod remote;
 pub mod row;
 pub mod sweep;
 pub mod trace;

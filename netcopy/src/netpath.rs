@@ -28,6 +28,8 @@ pub enum NetPath {
     Loopback,
     Veth,
     IfbSink,
+    /// TCP to a `netcopy serve` process, possibly on another host (`sweep --connect`).
+    Remote,
 }
 
 /// Largest UDP payload in one IPv4 datagram: 65535 - 20 (IP) - 8 (UDP).
@@ -47,6 +49,7 @@ impl NetPath {
             NetPath::Loopback => "loopback",
             NetPath::Veth => "veth",
             NetPath::IfbSink => "ifb-sink",
+            NetPath::Remote => "remote",
         }
     }
 
@@ -56,6 +59,7 @@ impl NetPath {
             NetPath::Loopback => "TCP over lo to 127.0.0.1",
             NetPath::Veth => "TCP over a veth pair into a second network namespace",
             NetPath::IfbSink => "UDP out of an ifb device that frees every packet (no receiver)",
+            NetPath::Remote => "TCP to a netcopy serve process (sweep --connect)",
         }
     }
 
@@ -65,10 +69,12 @@ impl NetPath {
     }
 
     /// The fallback the kernel is known to take on this path for zero-copy sends, in %.
-    pub fn expected_fallback_pct(self) -> f64 {
+    /// None where it depends on the hardware between the hosts.
+    pub fn expected_fallback_pct(self) -> Option<f64> {
         match self {
-            NetPath::Loopback | NetPath::Veth => 100.0,
-            NetPath::IfbSink => 0.0,
+            NetPath::Loopback | NetPath::Veth => Some(100.0),
+            NetPath::IfbSink => Some(0.0),
+            NetPath::Remote => None,
         }
     }
 }
@@ -157,7 +163,7 @@ impl Network {
     /// for on loopback.
     pub fn server_addr(&self, loopback: IpAddr) -> IpAddr {
         match self.path {
-            NetPath::Loopback => loopback,
+            NetPath::Loopback | NetPath::Remote => loopback,
             NetPath::Veth => IpAddr::V4(VETH_SERVER),
             NetPath::IfbSink => IpAddr::V4(SINK_PEER),
         }

@@ -22,7 +22,7 @@ pub enum Side {
 }
 
 /// Counts for one side, summed over its threads (and over PMUs on hybrid CPUs).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SideCounts {
     pub cycles: Option<u64>,
     pub instructions: Option<u64>,
@@ -36,7 +36,7 @@ pub struct SideCounts {
 }
 
 /// Both sides' counts and what could not be counted.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PerfFigures {
     pub client: SideCounts,
     pub server: SideCounts,

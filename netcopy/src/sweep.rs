@@ -12,6 +12,7 @@ use crate::{
     kernel::tracer::Tracer,
     netpath::{MAX_DATAGRAM, NetPath, Network},
     output::ResultsDir,
+    remote,
     row::Row,
     units::format_size,
     workload::{Config, Mode, Prepared, Workload},
@@ -135,12 +136,20 @@ fn progress_bar(total: usize) -> ProgressBar {
     bar
 }
 
-/// Runs `grid` on `network`, writing each row to `out` as soon as it exists. Failed
+/// Where the experiments' servers run.
+pub enum Target<'a> {
+    /// In this process, on a path it built.
+    Local(&'a Network),
+    /// In a `netcopy serve` process, possibly on another host.
+    Remote(&'a mut remote::Client),
+}
+
+/// Runs `grid` against `target`, writing each row to `out` as soon as it exists. Failed
 /// experiments become failed rows and the sweep goes on; Ctrl-C ends it after the
 /// experiment in progress is abandoned.
 pub fn run(
     grid: &Grid,
-    network: &Network,
+    mut target: Target<'_>,
     mut tracer: Option<&mut Tracer>,
     out: &mut ResultsDir,
 ) -> Result<Ended> {
@@ -164,8 +173,11 @@ pub fn run(
             config.threads
         ));
         let planned = Row::planned(out.id(), index as u32 + 1, rep, &config);
-        let result = Prepared::bind_on(config, network)
-            .and_then(|p| experiment::run(p, tracer.as_deref_mut(), 1));
+        let result = match &mut target {
+            Target::Local(network) => Prepared::bind_on(config, network)
+                .and_then(|p| experiment::run(p, tracer.as_deref_mut(), 1)),
+            Target::Remote(client) => client.run(&config, tracer.as_deref_mut()),
+        };
         let row = match result {
             Ok(outcome) => planned.measured(&outcome),
             Err(Error::Interrupted) => {

@@ -39,7 +39,7 @@ fn run_path(path: NetPath, test: &str) {
         assert_eq!(outcome.checks(), "ok", "{path} {mode}: {c:?}");
         if mode.is_zero_copy() {
             assert_eq!(c.pinned_bytes(), sent, "{path} {mode}: every byte pinned");
-            let expected = path.expected_fallback_pct();
+            let expected = path.expected_fallback_pct().expect("a local path");
             assert_eq!(k.fallback_pct(), Some(expected), "{path} {mode}: {c:?}");
             assert_eq!(
                 outcome.figures.path.copied_pct(),

@@ -14,7 +14,7 @@ use crate::setup;
 /// start with a flag (`cargo xtask run -- --quick`) are the sweep's.
 const MAIN_JOB: &str = "sweep";
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     // xtask lives one level below the workspace root.
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -38,7 +38,7 @@ fn run_status(mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
-fn build_release(env: &setup::Env) -> Result<PathBuf> {
+pub fn build_release(env: &setup::Env) -> Result<PathBuf> {
     let mut cmd = cargo(env);
     cmd.args(["build", "--release", "--package", "netcopy"]);
     run_status(cmd)?;

@@ -1,5 +1,6 @@
 //! `cargo xtask`: everything a fresh machine needs to build, test and run netcopy.
 
+mod bench;
 mod cmd;
 mod setup;
 
@@ -30,6 +31,20 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Set up, build, then measure netcopy against iperf3, the cost of tracing, the copy
+    /// limit and the sweeps' wall time; writes bench/latest.md. Root.
+    Bench {
+        /// Leave out the 8-minute default sweep from part 4.
+        #[arg(long)]
+        skip_default_sweep: bool,
+    },
+    /// Set up, build, then run the quick sweep in a loop in one process and record its
+    /// resident memory per pass into bench/soak.md. Root.
+    Soak {
+        /// How long, in minutes.
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +54,8 @@ fn main() -> ExitCode {
         Command::Build => cmd::build(),
         Command::Test { args } => cmd::test(&args),
         Command::Run { args } => cmd::run(&args),
+        Command::Bench { skip_default_sweep } => bench::run(skip_default_sweep),
+        Command::Soak { minutes } => bench::soak(minutes),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

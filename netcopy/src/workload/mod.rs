@@ -16,7 +16,7 @@ mod stream;
 
 use std::{
     fmt,
-    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     str::FromStr,
     sync::{
         Arc, Mutex,
@@ -338,17 +338,56 @@ impl Prepared {
     /// Runs warmup and the measured window, drains, and returns the figures. An experiment
     /// cut short by Ctrl-C or SIGTERM is abandoned: its figures would not mean anything.
     pub fn run(self) -> Result<Figures> {
-        let figures = match (self.server, self.config.workload) {
-            (Server::Listener(l), Workload::Stream) => stream::run(&self.config, l),
-            (Server::Listener(l), Workload::Rr) => rr::run(&self.config, l),
-            (Server::Sink(addr), Workload::Stream) => sink::run(&self.config, addr),
-            (Server::Sink(_), Workload::Rr) => unreachable!("check_fits refuses rr on a sink"),
+        let figures = match self.server {
+            Server::Listener(listener) => {
+                let mut clients = Vec::with_capacity(self.config.threads);
+                let mut servers = Vec::with_capacity(self.config.threads);
+                for _ in 0..self.config.threads {
+                    let (client, server) = net::connected_pair(&listener)?;
+                    clients.push(client);
+                    servers.push(server);
+                }
+                drop(listener);
+                run_ends(&self.config, clients, servers)
+            }
+            Server::Sink(addr) => sink::run(&self.config, addr),
         }?;
         if interrupt::requested() {
             return Err(Error::Interrupted);
         }
         Ok(figures)
     }
+}
+
+/// Runs the workload over the ends this process holds (both, or one side of a two-process
+/// experiment).
+fn run_ends(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) -> Result<Figures> {
+    match config.workload {
+        Workload::Stream => stream::run(config, clients, servers),
+        Workload::Rr => rr::run(config, clients, servers),
+    }
+}
+
+/// The client half of a two-process experiment: `config.threads` connections to `server`,
+/// each sending. Receive-side figures are the server's to report.
+pub fn run_client(config: &Config, server: SocketAddr) -> Result<Figures> {
+    let clients = (0..config.threads)
+        .map(|_| net::connect(server))
+        .collect::<Result<Vec<_>>>()?;
+    let figures = run_ends(config, clients, Vec::new())?;
+    if interrupt::requested() {
+        return Err(Error::Interrupted);
+    }
+    Ok(figures)
+}
+
+/// The server half: accepts `config.threads` connections on `listener` and serves them.
+pub fn run_server(config: &Config, listener: TcpListener) -> Result<Figures> {
+    let servers = (0..config.threads)
+        .map(|_| net::accept(&listener))
+        .collect::<Result<Vec<_>>>()?;
+    drop(listener);
+    run_ends(config, Vec::new(), servers)
 }
 
 /// Refuses what a path cannot carry: replies from a sink, datagrams over the UDP maximum.

@@ -2,7 +2,7 @@
 
 use std::{
     io::{self, Read as _},
-    net::{TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream},
     os::fd::{AsRawFd as _, BorrowedFd},
     time::Duration,
 };
@@ -18,12 +18,38 @@ pub fn connected_pair(listener: &TcpListener) -> Result<(TcpStream, TcpStream)> 
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listener's address", e))?;
-    let client =
-        TcpStream::connect(addr).map_err(|e| Error::io(format!("connecting to {addr}"), e))?;
-    let (server, _) = listener.accept().map_err(|e| Error::io("accepting", e))?;
+    let client = connect(addr)?;
+    Ok((client, accept(listener)?))
+}
+
+/// A client connection to `addr`, prepared.
+pub fn connect(addr: SocketAddr) -> Result<TcpStream> {
+    let client = TcpStream::connect_timeout(&addr, STUCK_PEER)
+        .map_err(|e| Error::io(format!("connecting to {addr}"), e))?;
     prepare(&client)?;
+    Ok(client)
+}
+
+/// The next connection on `listener`, prepared; a peer that never connects is an error after
+/// [`STUCK_PEER`], not a hang.
+pub fn accept(listener: &TcpListener) -> Result<TcpStream> {
+    let fd = listener.as_raw_fd();
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, STUCK_PEER.as_millis() as i32) };
+    if ready <= 0 {
+        return Err(Error::io(
+            "accepting",
+            io::Error::new(io::ErrorKind::TimedOut, "no connection within 10 s"),
+        ));
+    }
+    let (server, _) = listener.accept().map_err(|e| Error::io("accepting", e))?;
     prepare(&server)?;
-    Ok((client, server))
+    Ok(server)
 }
 
 fn prepare(stream: &TcpStream) -> Result<()> {

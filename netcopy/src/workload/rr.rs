@@ -3,7 +3,7 @@
 
 use std::{
     io,
-    net::{Shutdown, TcpListener, TcpStream},
+    net::{Shutdown, TcpStream},
     os::fd::AsFd as _,
     sync::{
         Arc,
@@ -112,13 +112,13 @@ fn server_loop(
     })
 }
 
-pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
+/// Runs the ends this process holds: `clients` send requests, `servers` answer them.
+pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) -> Result<Figures> {
     let clock = PhaseClock::new();
-    let mut workers = Vec::with_capacity(2 * config.threads);
-    let mut progress = Vec::with_capacity(config.threads);
-    for i in 0..config.threads {
-        let (client, server) = net::connected_pair(&listener)?;
-        let client_path = config.mode.open(client.as_fd(), config.size)?;
+    let workers_count = clients.len() + servers.len();
+    let mut workers = Vec::with_capacity(workers_count);
+    let mut progress = Vec::with_capacity(servers.len());
+    for (i, server) in servers.into_iter().enumerate() {
         let server_path = config.mode.open(server.as_fd(), config.size)?;
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
@@ -129,6 +129,9 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
             &clock,
             move || server_loop(server, server_path, cfg, counter),
         )?);
+    }
+    for (i, client) in clients.into_iter().enumerate() {
+        let client_path = config.mode.open(client.as_fd(), config.size)?;
         let (cfg, worker_clock) = (config.clone(), clock.clone());
         workers.push(spawn(
             format!("rr-client-{i}"),
@@ -137,10 +140,9 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
             move || client_loop(client, client_path, cfg, worker_clock),
         )?);
     }
-    drop(listener);
 
     let (window, window_bytes_received, perf) =
-        coordinate(config, &clock, 2 * config.threads, &progress);
+        coordinate(config, &clock, workers_count, &progress);
 
     let mut figures = Figures {
         window,

@@ -3,7 +3,7 @@
 
 use std::{
     io::{self, Read as _},
-    net::{Shutdown, TcpListener, TcpStream},
+    net::{Shutdown, TcpStream},
     os::fd::AsFd as _,
     sync::{
         Arc,
@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 
 use super::{
     Config, Figures, Phase, PhaseClock, Ring, coordinate, join_all, latency_histogram,
-    message::Verifier, net, path::SendPath, spawn,
+    message::Verifier, path::SendPath, spawn,
 };
 use crate::{error::Result, perf::Side};
 
@@ -114,14 +114,15 @@ fn receive_loop(
     })
 }
 
-pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
+/// Runs the ends this process holds: `clients` send, `servers` receive (a local experiment
+/// holds both; `serve` and `sweep --connect` one each).
+pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) -> Result<Figures> {
     let clock = PhaseClock::new();
-    let mut senders = Vec::with_capacity(config.threads);
-    let mut receivers = Vec::with_capacity(config.threads);
-    let mut progress = Vec::with_capacity(config.threads);
-    for i in 0..config.threads {
-        let (client, server) = net::connected_pair(&listener)?;
-        let path = config.mode.open(client.as_fd(), config.size)?;
+    let workers = clients.len() + servers.len();
+    let mut senders = Vec::with_capacity(clients.len());
+    let mut receivers = Vec::with_capacity(servers.len());
+    let mut progress = Vec::with_capacity(servers.len());
+    for (i, server) in servers.into_iter().enumerate() {
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
         let (size, sample) = (config.size, config.sample_every);
@@ -131,6 +132,9 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
             &clock,
             move || receive_loop(server, size, sample, counter),
         )?);
+    }
+    for (i, client) in clients.into_iter().enumerate() {
+        let path = config.mode.open(client.as_fd(), config.size)?;
         let (config, worker_clock) = (config.clone(), clock.clone());
         senders.push(spawn(
             format!("send-{i}"),
@@ -143,10 +147,8 @@ pub fn run(config: &Config, listener: TcpListener) -> Result<Figures> {
             },
         )?);
     }
-    drop(listener);
 
-    let (window, window_bytes_received, perf) =
-        coordinate(config, &clock, 2 * config.threads, &progress);
+    let (window, window_bytes_received, perf) = coordinate(config, &clock, workers, &progress);
 
     let mut figures = Figures {
         window,

@@ -93,7 +93,7 @@ impl FromStr for Mode {
 pub type Ticket = Option<u64>;
 
 /// What a send path did, as userspace saw it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PathCounters {
     /// System calls (or io_uring submissions) that sent bytes.
     pub send_calls: u64,

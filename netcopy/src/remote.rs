@@ -1,0 +1,383 @@
+//! One experiment, two processes: `netcopy serve` holds the receiving ends, `netcopy sweep
+//! --connect` the sending ends, possibly on two hosts. A control connection carries JSON
+//! lines: the client's request, the server's data port, and at the end the server's own
+//! figures (bytes received, its perf counters and, when traced, its kernel counters), so one
+//! row holds both sides.
+//!
+//! Each side's tracer counts only its own sockets (by port). Deliveries (the deferred copy)
+//! are counted by the kernel that receives: when both processes share a kernel (same
+//! `boot_id`), both tracers saw the same deliveries and the client's count is kept; across
+//! hosts, each side's deliveries are its own and both are added.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader, Write as _},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    time::Duration,
+};
+
+use netcopy_common::{FlowCounters, FlowKey};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    experiment::{self, KernelFigures, Outcome},
+    interrupt,
+    kernel::tracer::Tracer,
+    netpath::NetPath,
+    perf::PerfFigures,
+    workload::{self, Config, Figures, Mode, PathCounters, Workload},
+};
+
+/// The control port `serve` listens on unless told otherwise.
+pub const DEFAULT_CONTROL_PORT: u16 = 7070;
+
+/// How long either side waits for the other on the control connection: an experiment's
+/// warmup and window plus the time its connections need to drain.
+fn control_timeout(config: &Config) -> Duration {
+    config.warmup + config.duration + Duration::from_secs(30)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    mode: String,
+    workload: String,
+    size: usize,
+    threads: usize,
+    warmup_ms: u64,
+    duration_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Reply {
+    Ready { port: u16, boot_id: String },
+    Report(Box<ServerReport>),
+    Failed(String),
+}
+
+/// What the server measured on its side of one experiment.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ServerReport {
+    window_bytes_received: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    recv_calls: u64,
+    verified_messages: u64,
+    path: PathCounters,
+    perf: PerfFigures,
+    kernel: Option<KernelSide>,
+}
+
+/// One side's kernel counters, split as the module comment explains.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct KernelSide {
+    sockets: FlowCounters,
+    deliveries: FlowCounters,
+    pages_unavailable: Option<String>,
+}
+
+impl KernelSide {
+    /// Splits `flows`: socket counters of the flows `own` says are this side's, and every
+    /// delivery this kernel saw.
+    fn split(
+        flows: &BTreeMap<FlowKey, FlowCounters>,
+        own: impl Fn(&FlowKey) -> bool,
+        pages_unavailable: Option<String>,
+    ) -> Self {
+        let mut side = Self {
+            pages_unavailable,
+            ..Self::default()
+        };
+        for (key, counters) in flows {
+            if own(key) {
+                side.sockets.accumulate(&counters.socket_part());
+            }
+            side.deliveries.accumulate(&counters.delivery_part());
+        }
+        side
+    }
+}
+
+/// Identifies the running kernel instance: two processes with the same one share a kernel.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn send<T: Serialize>(stream: &mut TcpStream, value: &T) -> Result<()> {
+    let mut line = serde_json::to_vec(value)
+        .map_err(|e| Error::io("encoding a control message", std::io::Error::other(e)))?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| Error::io("writing to the control connection", e))
+}
+
+fn receive<T: for<'de> Deserialize<'de>>(reader: &mut BufReader<TcpStream>) -> Result<T> {
+    let mut line = String::new();
+    let n = reader
+        .read_line(&mut line)
+        .map_err(|e| Error::io("reading the control connection", e))?;
+    if n == 0 {
+        return Err(Error::io(
+            "reading the control connection",
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer went away"),
+        ));
+    }
+    serde_json::from_str(&line)
+        .map_err(|e| Error::io("decoding a control message", std::io::Error::other(e)))
+}
+
+fn config_of(request: &Request, bind: IpAddr) -> Result<Config> {
+    let bad = |what: String| Error::Unsupported(format!("bad request from the client: {what}"));
+    let mode: Mode = request.mode.parse().map_err(bad)?;
+    let workload: Workload = request.workload.parse().map_err(bad)?;
+    if request.threads == 0 || request.threads > 1024 || request.size < 8 {
+        return Err(bad(format!("{request:?}")));
+    }
+    let mut config = Config::new(mode, workload, request.size, request.threads);
+    config.warmup = Duration::from_millis(request.warmup_ms);
+    config.duration = Duration::from_millis(request.duration_ms);
+    config.bind = bind;
+    config.port = 0;
+    config.path = NetPath::Remote;
+    Ok(config)
+}
+
+/// Serves experiments on `bind`:`control_port` until Ctrl-C or SIGTERM. A client that fails
+/// mid-experiment costs that experiment only.
+pub fn serve(bind: IpAddr, control_port: u16, mut tracer: Option<Tracer>) -> Result<()> {
+    let control = TcpListener::bind((bind, control_port)).map_err(|source| Error::Port {
+        addr: format!("{bind}:{control_port}"),
+        source,
+    })?;
+    control
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("configuring the control listener", e))?;
+    eprintln!("netcopy serve: listening on {bind}:{control_port}");
+    while !interrupt::requested() {
+        match control.accept() {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nonblocking(false);
+                if let Err(e) = serve_client(stream, bind, tracer.as_mut()) {
+                    eprintln!("netcopy serve: client {peer}: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                interrupt::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(Error::io("accepting a control connection", e)),
+        }
+    }
+    Ok(())
+}
+
+fn serve_client(stream: TcpStream, bind: IpAddr, mut tracer: Option<&mut Tracer>) -> Result<()> {
+    let mut writer = stream
+        .try_clone()
+        .map_err(|e| Error::io("duplicating the control connection", e))?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let request: Request = match receive(&mut reader) {
+            Ok(r) => r,
+            // The client is done.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let config = config_of(&request, bind)?;
+        let _ = reader
+            .get_ref()
+            .set_read_timeout(Some(control_timeout(&config)));
+        let listener = TcpListener::bind((bind, 0)).map_err(|source| Error::Port {
+            addr: format!("{bind}:0"),
+            source,
+        })?;
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        if let Some(t) = tracer.as_deref_mut() {
+            t.clear()?;
+            t.watch_port(port, 1)?;
+        }
+        send(
+            &mut writer,
+            &Reply::Ready {
+                port,
+                boot_id: boot_id(),
+            },
+        )?;
+        let result = workload::run_server(&config, listener);
+        let kernel = match tracer.as_deref_mut() {
+            Some(t) => {
+                t.unwatch_port(port)?;
+                let flows = t.flows(1)?;
+                Some(KernelSide::split(
+                    &flows,
+                    |k| k.local_port == port,
+                    t.pages_unavailable().map(str::to_owned),
+                ))
+            }
+            None => None,
+        };
+        let reply = match result {
+            Ok(f) => Reply::Report(Box::new(ServerReport {
+                window_bytes_received: f.window_bytes_received,
+                bytes_sent: f.bytes_sent,
+                bytes_received: f.bytes_received,
+                recv_calls: f.recv_calls,
+                verified_messages: f.verified_messages,
+                path: f.path,
+                perf: f.perf,
+                kernel,
+            })),
+            Err(e) => Reply::Failed(e.to_string()),
+        };
+        send(&mut writer, &reply)?;
+    }
+}
+
+/// The client's end of the control connection.
+pub struct Client {
+    addr: SocketAddr,
+    control: Option<(BufReader<TcpStream>, TcpStream)>,
+}
+
+impl Client {
+    /// A client for the server at `addr`; connects on first use, and again after a failure.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            control: None,
+        }
+    }
+
+    fn control(&mut self) -> Result<&mut (BufReader<TcpStream>, TcpStream)> {
+        if self.control.is_none() {
+            let stream =
+                TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).map_err(|e| {
+                    Error::io(format!("connecting to netcopy serve at {}", self.addr), e)
+                })?;
+            let writer = stream
+                .try_clone()
+                .map_err(|e| Error::io("duplicating the control connection", e))?;
+            self.control = Some((BufReader::new(stream), writer));
+        }
+        Ok(self.control.as_mut().expect("just connected"))
+    }
+
+    /// Runs one experiment with the server; a failure drops the control connection, so the
+    /// next experiment starts clean.
+    pub fn run(&mut self, config: &Config, tracer: Option<&mut Tracer>) -> Result<Outcome> {
+        let result = self.try_run(config, tracer);
+        if result.is_err() {
+            self.control = None;
+        }
+        result
+    }
+
+    fn try_run(&mut self, config: &Config, mut tracer: Option<&mut Tracer>) -> Result<Outcome> {
+        let mut config = config.clone();
+        config.path = NetPath::Remote;
+        let host = self.addr.ip();
+        let timeout = control_timeout(&config);
+        let (reader, writer) = self.control()?;
+        let _ = reader.get_ref().set_read_timeout(Some(timeout));
+        send(
+            writer,
+            &Request {
+                mode: config.mode.name().to_owned(),
+                workload: config.workload.name().to_owned(),
+                size: config.size,
+                threads: config.threads,
+                warmup_ms: config.warmup.as_millis() as u64,
+                duration_ms: config.duration.as_millis() as u64,
+            },
+        )?;
+        let (port, server_boot) = match receive(reader)? {
+            Reply::Ready { port, boot_id } => (port, boot_id),
+            Reply::Failed(why) => {
+                return Err(Error::io("the server refused", std::io::Error::other(why)));
+            }
+            Reply::Report(_) => {
+                return Err(Error::io(
+                    "the server",
+                    std::io::Error::other("answered out of turn"),
+                ));
+            }
+        };
+        if let Some(t) = tracer.as_deref_mut() {
+            t.clear()?;
+            t.watch_port(port, 1)?;
+        }
+        let result = workload::run_client(&config, SocketAddr::new(host, port));
+        let client_kernel = match tracer {
+            Some(t) => {
+                t.unwatch_port(port)?;
+                Some(KernelSide::split(
+                    &t.flows(1)?,
+                    |k| k.local_port != port,
+                    t.pages_unavailable().map(str::to_owned),
+                ))
+            }
+            None => None,
+        };
+        let mut figures = result?;
+        let (reader, _) = self.control()?;
+        let report = match receive(reader)? {
+            Reply::Report(report) => report,
+            Reply::Failed(why) => {
+                return Err(Error::io(
+                    "the server side failed",
+                    std::io::Error::other(why),
+                ));
+            }
+            Reply::Ready { .. } => {
+                return Err(Error::io(
+                    "the server",
+                    std::io::Error::other("answered out of turn"),
+                ));
+            }
+        };
+        merge(&mut figures, &report);
+        let kernel = match (client_kernel, &report.kernel) {
+            (Some(c), Some(s)) => {
+                let mut counters = c.sockets;
+                counters.accumulate(&s.sockets);
+                counters.accumulate(&c.deliveries);
+                if server_boot != boot_id() {
+                    counters.accumulate(&s.deliveries);
+                }
+                Some(KernelFigures {
+                    counters,
+                    pages_unavailable: c.pages_unavailable.or_else(|| s.pages_unavailable.clone()),
+                })
+            }
+            _ => None,
+        };
+        let disagreements = kernel
+            .as_ref()
+            .map(|k| experiment::cross_check(&config, &figures, k))
+            .unwrap_or_default();
+        Ok(Outcome {
+            config,
+            figures,
+            kernel,
+            disagreements,
+        })
+    }
+}
+
+/// Folds the server's side into the client's figures.
+fn merge(figures: &mut Figures, report: &ServerReport) {
+    figures.window_bytes_received = report.window_bytes_received;
+    figures.bytes_sent += report.bytes_sent;
+    figures.bytes_received += report.bytes_received;
+    figures.recv_calls += report.recv_calls;
+    figures.verified_messages += report.verified_messages;
+    figures.path.accumulate(&report.path);
+    figures.perf.server = report.perf.server;
+    if figures.perf.hw_unavailable.is_none() {
+        figures.perf.hw_unavailable = report.perf.hw_unavailable.clone();
+    }
+}

@@ -1,0 +1,423 @@
+//! `cargo xtask bench`: is the harness fast enough to measure what it claims, and does the
+//! observer change what it observes? Four parts, measured side by side in one run, written to
+//! bench/latest.md. Nothing here asserts a timing: the numbers are reported, with the targets.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{cmd, setup};
+
+/// Interleaved repetitions per comparison; medians are reported.
+const REPS: usize = 3;
+const DURATION: &str = "2s";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One netcopy sweep of a single point; its only row, as column -> value.
+fn netcopy_row(netcopy: &Path, args: &[&str], scratch: &Path) -> Result<BTreeMap<String, String>> {
+    let out = scratch.join("sweep");
+    let status = Command::new(netcopy)
+        .args(["sweep", "--reps", "1", "--threads"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .context("running netcopy")?;
+    if !status.success() {
+        bail!("netcopy sweep {args:?} failed ({status})");
+    }
+    let mut reader = csv::Reader::from_path(out.join("latest/results.csv"))?;
+    let header = reader.headers()?.clone();
+    let record = reader.records().next().context("no row")??;
+    Ok(header
+        .iter()
+        .map(str::to_owned)
+        .zip(record.iter().map(str::to_owned))
+        .collect())
+}
+
+fn number(row: &BTreeMap<String, String>, column: &str) -> f64 {
+    row.get(column)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// iperf3 on loopback: received Gbit/s for `size`-byte writes over `streams` connections.
+fn iperf3_gbps(size: &str, streams: usize) -> Result<f64> {
+    let port = "5399";
+    let mut server = Command::new("iperf3")
+        .args(["-s", "-1", "-p", port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting iperf3 (cargo xtask setup installs it)")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let secs = DURATION.trim_end_matches('s');
+    let out = Command::new("iperf3")
+        .args(["-c", "127.0.0.1", "-p", port, "-t", secs, "-l", size, "-J"])
+        .args(["-P", &streams.to_string()])
+        .output()
+        .context("running iperf3")?;
+    let _ = server.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "bits_per_second" of "sum_received" in the end section: no JSON crate needed for one
+    // number, but be strict about where it comes from.
+    let end = text
+        .rfind("\"sum_received\"")
+        .context("iperf3 printed no sum_received")?;
+    let bps = text[end..]
+        .split("\"bits_per_second\":")
+        .nth(1)
+        .and_then(|s| s.split([',', '}']).next())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .context("iperf3's bits_per_second")?;
+    Ok(bps / 1e9)
+}
+
+/// One core's memcpy bandwidth, GB/s, for `size`-byte copies: from one buffer to another that
+/// stay in cache (`resident`), or walking a 512 MiB region so every copy misses.
+fn memcpy_gbps(size: usize, resident: bool) -> f64 {
+    let region = if resident { size * 2 } else { 512 << 20 };
+    let mut src = vec![1u8; region];
+    let mut dst = vec![0u8; region];
+    let chunks = (region / size).max(1);
+    let started = Instant::now();
+    let mut copied = 0u64;
+    let mut i = 0;
+    while started.elapsed() < Duration::from_millis(500) {
+        for _ in 0..64 {
+            let at = (i % chunks) * size;
+            dst[at..at + size].copy_from_slice(&src[at..at + size]);
+            i += 1;
+            copied += size as u64;
+        }
+        std::hint::black_box(&mut dst);
+    }
+    src[0] = dst[0];
+    std::hint::black_box(&src);
+    copied as f64 / started.elapsed().as_secs_f64() / 1e9
+}
+
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU".to_owned(), |s| s.trim().to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "Linux {}, {cpu}, {cores} CPUs",
+        read("/proc/sys/kernel/osrelease").trim()
+    )
+}
+
+fn timed_sweep(netcopy: &Path, args: &[&str], scratch: &Path) -> Result<f64> {
+    let started = Instant::now();
+    let status = Command::new(netcopy)
+        .arg("sweep")
+        .args(args)
+        .arg("--out")
+        .arg(scratch.join("timed"))
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("netcopy sweep {args:?} failed ({status})");
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+pub fn run(skip_default_sweep: bool) -> Result<()> {
+    if !setup::is_root() {
+        bail!("the benchmark traces the kernel: run it as root");
+    }
+    let env = setup::run()?;
+    let netcopy = cmd::build_release(&env)?;
+    let root = cmd::workspace_root();
+    let scratch = std::env::temp_dir().join(format!("netcopy-bench-{}", std::process::id()));
+    let mut md = String::new();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()?;
+    let _ = writeln!(md, "# netcopy benchmark\n");
+    let _ = writeln!(
+        md,
+        "{} on {}. Medians of {REPS} interleaved repetitions, {DURATION} each.\n",
+        String::from_utf8_lossy(&date.stdout).trim(),
+        machine()
+    );
+
+    // 1. Harness efficiency.
+    eprintln!("bench: 1/4 harness vs iperf3");
+    let _ = writeln!(
+        md,
+        "## 1. Harness efficiency: netcopy a2 stream vs iperf3 (loopback, untraced)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| size | connections | netcopy Gbit/s | iperf3 Gbit/s | netcopy / iperf3 |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    let mut harness_64k_1 = f64::NAN;
+    for size in ["16K", "64K"] {
+        for conns in [1usize, 4] {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for _ in 0..REPS {
+                let c = conns.to_string();
+                let row = netcopy_row(
+                    &netcopy,
+                    &[
+                        &c,
+                        "--modes",
+                        "a2",
+                        "--sizes",
+                        size,
+                        "--workload",
+                        "stream",
+                        "--duration",
+                        DURATION,
+                        "--warmup",
+                        "300ms",
+                        "--no-trace",
+                    ],
+                    &scratch,
+                )?;
+                ours.push(number(&row, "send_gbps"));
+                theirs.push(iperf3_gbps(size, conns)?);
+            }
+            let (o, t) = (median(ours), median(theirs));
+            if size == "64K" && conns == 1 {
+                harness_64k_1 = o / t;
+            }
+            let _ = writeln!(md, "| {size} | {conns} | {o:.2} | {t:.2} | {:.2} |", o / t);
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nTarget: at least 1.0 at 64 KiB with 1 connection: **{}** ({harness_64k_1:.2}).\n",
+        if harness_64k_1 >= 1.0 {
+            "met"
+        } else {
+            "missed"
+        }
+    );
+
+    // 2. Tracing overhead.
+    eprintln!("bench: 2/4 tracing overhead");
+    let _ = writeln!(
+        md,
+        "## 2. Tracing overhead: the same experiment traced and untraced (stream, 1 connection)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| mode | size | untraced Gbit/s | traced Gbit/s | traced / untraced | target |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let mut copies: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    for mode in ["a1", "a3"] {
+        for (size, target) in [("256", 0.95), ("16K", 0.97)] {
+            let (mut off, mut on) = (Vec::new(), Vec::new());
+            let mut per_byte = Vec::new();
+            for _ in 0..REPS {
+                let base = [
+                    "1",
+                    "--modes",
+                    mode,
+                    "--sizes",
+                    size,
+                    "--workload",
+                    "stream",
+                    "--duration",
+                    DURATION,
+                    "--warmup",
+                    "300ms",
+                ];
+                let untraced: Vec<&str> = base.iter().copied().chain(["--no-trace"]).collect();
+                off.push(number(
+                    &netcopy_row(&netcopy, &untraced, &scratch)?,
+                    "send_gbps",
+                ));
+                let traced = netcopy_row(&netcopy, &base, &scratch)?;
+                on.push(number(&traced, "send_gbps"));
+                per_byte.push(
+                    number(&traced, "copies_per_byte")
+                        - number(&traced, "user_copy_bytes") / number(&traced, "bytes_sent"),
+                );
+            }
+            let (u, t) = (median(off), median(on));
+            copies.insert((mode.to_owned(), size.to_owned()), (u, median(per_byte)));
+            let ratio = t / u;
+            let _ = writeln!(
+                md,
+                "| {mode} | {size} | {u:.2} | {t:.2} | {ratio:.2} | {target:.2}: {} |",
+                if ratio >= target { "met" } else { "missed" }
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nPer-program cost while traced (kernel BPF statistics, `bench-one --program-stats`, a3 16 KiB):\n"
+    );
+    let stats = Command::new(&netcopy)
+        .args([
+            "bench-one",
+            "--mode",
+            "a3",
+            "--size",
+            "16K",
+            "--duration",
+            DURATION,
+            "--program-stats",
+        ])
+        .output()?;
+    let _ = writeln!(md, "```");
+    for line in String::from_utf8_lossy(&stats.stdout)
+        .lines()
+        .filter(|l| l.starts_with("program:") || l.starts_with("throughput:"))
+    {
+        let _ = writeln!(md, "{line}");
+    }
+    let _ = writeln!(md, "```\n");
+
+    // 3. The copy limit.
+    eprintln!("bench: 3/4 copy limit");
+    let _ = writeln!(
+        md,
+        "## 3. The copy limit: one core's memcpy against loopback throughput\n"
+    );
+    let _ = writeln!(
+        md,
+        "Limit = memcpy bandwidth (cache-resident) / kernel copies per byte that mode made (from the traced run: copied at send + deferred + copied to user). Fraction = untraced throughput / limit.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| mode | size | memcpy GB/s (in cache) | memcpy GB/s (from memory) | kernel copies per byte | limit Gbit/s | untraced Gbit/s | fraction of limit |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for ((mode, size), (untraced, per_byte)) in &copies {
+        let bytes = if size == "16K" {
+            16 << 10
+        } else {
+            size.parse().unwrap_or(256)
+        };
+        let hot = memcpy_gbps(bytes, true);
+        let cold = memcpy_gbps(bytes, false);
+        let limit = hot * 8.0 / per_byte;
+        let _ = writeln!(
+            md,
+            "| {mode} | {size} | {hot:.1} | {cold:.1} | {per_byte:.2} | {limit:.1} | {untraced:.2} | {:.2} |",
+            untraced / limit
+        );
+    }
+
+    // 4. Sweep cost.
+    eprintln!("bench: 4/4 sweep cost");
+    let _ = writeln!(md, "\n## 4. Sweep cost (wall time, traced)\n");
+    let quick = timed_sweep(&netcopy, &["--quick"], &scratch)?;
+    let _ = writeln!(
+        md,
+        "- `cargo xtask run -- --quick`: {quick:.0} s (target: 60 s)"
+    );
+    if skip_default_sweep {
+        let _ = writeln!(md, "- default sweep: not run (--skip-default-sweep)");
+    } else {
+        let full = timed_sweep(&netcopy, &[], &scratch)?;
+        let _ = writeln!(
+            md,
+            "- `cargo xtask run` (default grid, 480 experiments): {full:.0} s (target: 600 s)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let dir = root.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let path: PathBuf = dir.join("latest.md");
+    std::fs::write(&path, &md)?;
+    print!("{md}");
+    eprintln!("bench: written to {}", path.display());
+    Ok(())
+}
+
+/// `cargo xtask soak`: the quick sweep in a loop, in one netcopy process, for `minutes`;
+/// the resident memory after every pass goes to bench/soak.md.
+pub fn soak(minutes: u64) -> Result<()> {
+    if !setup::is_root() {
+        bail!("the soak traces the kernel: run it as root");
+    }
+    let env = setup::run()?;
+    let netcopy = cmd::build_release(&env)?;
+    let scratch = std::env::temp_dir().join(format!("netcopy-soak-{}", std::process::id()));
+    let started = Instant::now();
+    let out = Command::new(&netcopy)
+        .args([
+            "sweep",
+            "--quick",
+            "--soak",
+            &format!("{minutes}m"),
+            "--out",
+        ])
+        .arg(&scratch)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .context("running netcopy")?;
+    let passes: Vec<u64> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("soak: pass "))
+        .filter_map(|l| l.split("rss_kib ").nth(1))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let _ = std::fs::remove_dir_all(&scratch);
+    if passes.is_empty() {
+        bail!("netcopy reported no pass ({})", out.status);
+    }
+    let mut md = String::new();
+    let _ = writeln!(md, "# netcopy soak\n");
+    let _ = writeln!(
+        md,
+        "{} passes of the quick sweep in one process over {:.0} min on {} (exit: {}).\n",
+        passes.len(),
+        started.elapsed().as_secs_f64() / 60.0,
+        machine(),
+        out.status
+    );
+    let (first, last) = (passes[0], *passes.last().unwrap_or(&0));
+    let max = passes.iter().copied().max().unwrap_or(0);
+    let _ = writeln!(
+        md,
+        "Resident memory: first pass {first} KiB, last {last} KiB, highest {max} KiB ({:+} KiB from first to last).\n",
+        last as i64 - first as i64
+    );
+    let _ = writeln!(
+        md,
+        "Per pass (KiB): {}",
+        passes
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let path = cmd::workspace_root().join("bench").join("soak.md");
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    std::fs::write(&path, &md)?;
+    print!("{md}");
+    if !out.status.success() {
+        bail!("netcopy failed during the soak ({})", out.status);
+    }
+    Ok(())
+}
