@@ -49,6 +49,13 @@ pub struct PerfFigures {
 }
 
 impl PerfFigures {
+    fn side_mut(&mut self, side: Side) -> &mut SideCounts {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        }
+    }
+
     /// Instructions per cycle over both sides.
     pub fn ipc(&self) -> Option<f64> {
         let cycles = sum(self.client.cycles, self.server.cycles)?;
@@ -272,10 +279,7 @@ impl Session {
         let add = |slot: &mut Option<u64>, v: u64| *slot = Some(slot.unwrap_or(0) + v);
         for g in &mut self.hardware {
             let Ok((v, share)) = g.read() else { continue };
-            let side = match g.side {
-                Side::Client => &mut figures.client,
-                Side::Server => &mut figures.server,
-            };
+            let side = figures.side_mut(g.side);
             add(&mut side.cycles, v[0]);
             add(&mut side.instructions, v[1]);
             add(&mut side.cache_misses, v[2]);
@@ -285,10 +289,7 @@ impl Session {
         }
         for g in &mut self.software {
             let Ok((v, _)) = g.read() else { continue };
-            let side = match g.side {
-                Side::Client => &mut figures.client,
-                Side::Server => &mut figures.server,
-            };
+            let side = figures.side_mut(g.side);
             add(&mut side.task_clock_ns, v[0]);
             add(&mut side.context_switches, v[1]);
             add(&mut side.cpu_migrations, v[2]);

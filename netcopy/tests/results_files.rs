@@ -5,6 +5,7 @@
 mod common;
 
 use std::{
+    collections::BTreeSet,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::Mutex,
@@ -149,29 +150,31 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
-/// netcopy's programs still loaded anywhere on the machine (names are cut to 15 bytes), after
-/// giving the kernel two seconds to free closed ones (it does so after an RCU grace period).
-fn netcopy_programs_loaded() -> Vec<String> {
-    let started = Instant::now();
-    loop {
-        let loaded = netcopy_programs_now();
-        if loaded.is_empty() || started.elapsed() > Duration::from_secs(2) {
-            return loaded;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn netcopy_programs_now() -> Vec<String> {
+/// Ids of netcopy's programs loaded anywhere on the machine (names are cut to 15 bytes).
+fn netcopy_program_ids() -> BTreeSet<u32> {
     let ours: Vec<&str> = HOOKS
         .iter()
         .map(|h| &h.program[..h.program.len().min(15)])
         .collect();
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
-        .filter_map(|p| p.name_as_str().map(str::to_owned))
-        .filter(|name| ours.contains(&name.as_str()))
+        .filter(|p| p.name_as_str().is_some_and(|name| ours.contains(&name)))
+        .map(|p| p.id())
         .collect()
+}
+
+/// netcopy programs loaded now that were not in `before`, after giving the kernel two
+/// seconds to free closed ones (it does so after an RCU grace period). Comparing with
+/// `before` keeps other netcopy runs on the machine out of it.
+fn programs_left_since(before: &BTreeSet<u32>) -> Vec<u32> {
+    let started = Instant::now();
+    loop {
+        let left: Vec<u32> = netcopy_program_ids().difference(before).copied().collect();
+        if left.is_empty() || started.elapsed() > Duration::from_secs(2) {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -180,10 +183,16 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
     if !can_trace("sigint_keeps_finished_rows") {
         return;
     }
-    assert!(
-        netcopy_programs_loaded().is_empty(),
-        "programs loaded before the test"
-    );
+    // can_trace's own programs may still be on their way out: wait for them first.
+    let before = {
+        let mut ids = netcopy_program_ids();
+        let started = Instant::now();
+        while !ids.is_empty() && started.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(50));
+            ids = netcopy_program_ids();
+        }
+        ids
+    };
     let out = out_dir("sigint");
     // veth: the run also owns two network namespaces, which must go with it.
     let mut child = netcopy()
@@ -226,6 +235,6 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
     );
     // The process is gone (reaped above); its programs, links and namespaces went with it.
     assert!(!Path::new(&format!("/proc/{}", child.id())).exists());
-    assert_eq!(netcopy_programs_loaded(), Vec::<String>::new());
+    assert_eq!(programs_left_since(&before), Vec::<u32>::new());
     let _ = std::fs::remove_dir_all(&out);
 }

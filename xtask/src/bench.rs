@@ -51,6 +51,27 @@ fn netcopy_row(netcopy: &Path, args: &[&str], scratch: &Path) -> Result<BTreeMap
         .collect())
 }
 
+/// The sweep arguments of one stream point: `conns` connections of `mode` at `size`.
+fn stream_point<'a>(conns: &'a str, mode: &'a str, size: &'a str, traced: bool) -> Vec<&'a str> {
+    let mut args = vec![
+        conns,
+        "--modes",
+        mode,
+        "--sizes",
+        size,
+        "--workload",
+        "stream",
+        "--duration",
+        DURATION,
+        "--warmup",
+        "300ms",
+    ];
+    if !traced {
+        args.push("--no-trace");
+    }
+    args
+}
+
 fn number(row: &BTreeMap<String, String>, column: &str) -> f64 {
     row.get(column)
         .and_then(|v| v.parse().ok())
@@ -180,24 +201,7 @@ pub fn run(skip_default_sweep: bool) -> Result<()> {
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
             for _ in 0..REPS {
                 let c = conns.to_string();
-                let row = netcopy_row(
-                    &netcopy,
-                    &[
-                        &c,
-                        "--modes",
-                        "a2",
-                        "--sizes",
-                        size,
-                        "--workload",
-                        "stream",
-                        "--duration",
-                        DURATION,
-                        "--warmup",
-                        "300ms",
-                        "--no-trace",
-                    ],
-                    &scratch,
-                )?;
+                let row = netcopy_row(&netcopy, &stream_point(&c, "a2", size, false), &scratch)?;
                 ours.push(number(&row, "send_gbps"));
                 theirs.push(iperf3_gbps(size, conns)?);
             }
@@ -235,25 +239,11 @@ pub fn run(skip_default_sweep: bool) -> Result<()> {
             let (mut off, mut on) = (Vec::new(), Vec::new());
             let mut per_byte = Vec::new();
             for _ in 0..REPS {
-                let base = [
-                    "1",
-                    "--modes",
-                    mode,
-                    "--sizes",
-                    size,
-                    "--workload",
-                    "stream",
-                    "--duration",
-                    DURATION,
-                    "--warmup",
-                    "300ms",
-                ];
-                let untraced: Vec<&str> = base.iter().copied().chain(["--no-trace"]).collect();
                 off.push(number(
-                    &netcopy_row(&netcopy, &untraced, &scratch)?,
+                    &netcopy_row(&netcopy, &stream_point("1", mode, size, false), &scratch)?,
                     "send_gbps",
                 ));
-                let traced = netcopy_row(&netcopy, &base, &scratch)?;
+                let traced = netcopy_row(&netcopy, &stream_point("1", mode, size, true), &scratch)?;
                 on.push(number(&traced, "send_gbps"));
                 per_byte.push(
                     number(&traced, "copies_per_byte")

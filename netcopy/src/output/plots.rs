@@ -278,6 +278,20 @@ fn by_mode(
         .collect()
 }
 
+/// A stream figure by message size, one line per mode, at `threads` connections.
+fn stream_by_size(
+    s: &Summary,
+    threads: u32,
+    value: impl Fn(&crate::row::Row) -> Option<f64>,
+) -> Series {
+    by_mode(
+        s,
+        |c| c.workload == "stream" && c.threads == threads,
+        |c| c.size as f64,
+        |c| c.median(&value),
+    )
+}
+
 fn line_plots(s: &Summary) -> Vec<LinePlot> {
     let threads = s.min_threads();
     let size = s.reference_size();
@@ -289,12 +303,7 @@ fn line_plots(s: &Summary) -> Vec<LinePlot> {
             x_label: "message size",
             y_label: "Gbit/s (median)",
             log_x: true,
-            series: by_mode(
-                s,
-                |c| c.workload == "stream" && c.threads == threads,
-                |c| c.size as f64,
-                |c| c.median(|r| r.send_gbps),
-            ),
+            series: stream_by_size(s, threads, |r| r.send_gbps),
             not_measured: None,
         },
         LinePlot {
@@ -320,18 +329,11 @@ fn line_plots(s: &Summary) -> Vec<LinePlot> {
             x_label: "message size",
             y_label: "cache misses per message, both sides",
             log_x: true,
-            series: by_mode(
-                s,
-                |c| c.workload == "stream" && c.threads == threads,
-                |c| c.size as f64,
-                |c| {
-                    c.median(|r| {
-                        let misses = r.client_cache_misses? + r.server_cache_misses.unwrap_or(0);
-                        let msgs = r.messages_per_s? * r.duration_s;
-                        (msgs > 0.0).then(|| misses as f64 / msgs)
-                    })
-                },
-            ),
+            series: stream_by_size(s, threads, |r| {
+                let misses = r.client_cache_misses? + r.server_cache_misses.unwrap_or(0);
+                let msgs = r.messages_per_s? * r.duration_s;
+                (msgs > 0.0).then(|| misses as f64 / msgs)
+            }),
             not_measured: hw_missing.clone(),
         },
         LinePlot {
@@ -340,12 +342,7 @@ fn line_plots(s: &Summary) -> Vec<LinePlot> {
             x_label: "message size",
             y_label: "cycles per byte, both sides",
             log_x: true,
-            series: by_mode(
-                s,
-                |c| c.workload == "stream" && c.threads == threads,
-                |c| c.size as f64,
-                |c| c.median(|r| r.cycles_per_byte),
-            ),
+            series: stream_by_size(s, threads, |r| r.cycles_per_byte),
             not_measured: hw_missing,
         },
     ]

@@ -7,11 +7,8 @@ use std::{
     os::fd::AsFd as _,
 };
 
-use super::{Config, Figures, PhaseClock, coordinate, spawn, stream};
-use crate::{
-    error::{Error, Result},
-    perf::Side,
-};
+use super::{Config, Figures, PhaseClock, coordinate, stream};
+use crate::error::{Error, Result};
 
 pub fn run(config: &Config, sink: SocketAddr) -> Result<Figures> {
     let clock = PhaseClock::new();
@@ -27,17 +24,10 @@ pub fn run(config: &Config, sink: SocketAddr) -> Result<Figures> {
             .and_then(|s| s.connect(sink).map(|()| s))
             .map_err(|e| Error::io(format!("opening a UDP socket to {sink}"), e))?;
         let path = config.mode.open(socket.as_fd(), config.size)?;
-        let (config, worker_clock) = (config.clone(), clock.clone());
-        senders.push(spawn(
-            format!("send-{i}"),
-            Side::Client,
-            &clock,
-            move || {
-                let out = stream::send_loop(path, config, worker_clock);
-                drop(socket);
-                out
-            },
-        )?);
+        senders.push(stream::spawn_sender(i, config, &clock, path, move || {
+            drop(socket);
+            Ok(())
+        })?);
     }
     let (window, _, perf) = coordinate(config, &clock, config.threads, &[]);
     let mut figures = Figures {

@@ -66,6 +66,23 @@ pub(super) fn send_loop(
     })
 }
 
+/// Starts sender `i` on `path`; `done` runs once every send was released (closing the
+/// connection's write side, or the socket).
+pub(super) fn spawn_sender(
+    i: usize,
+    config: &Config,
+    clock: &PhaseClock,
+    path: Box<dyn SendPath>,
+    done: impl FnOnce() -> io::Result<()> + Send + 'static,
+) -> Result<JoinHandle<io::Result<SenderOut>>> {
+    let (config, worker_clock) = (config.clone(), clock.clone());
+    spawn(format!("send-{i}"), Side::Client, clock, move || {
+        let out = send_loop(path, config, worker_clock)?;
+        done()?;
+        Ok(out)
+    })
+}
+
 /// Joins the senders and folds their counts into `figures`.
 pub(super) fn collect_senders(
     config: &Config,
@@ -135,17 +152,9 @@ pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) ->
     }
     for (i, client) in clients.into_iter().enumerate() {
         let path = config.mode.open(client.as_fd(), config.size)?;
-        let (config, worker_clock) = (config.clone(), clock.clone());
-        senders.push(spawn(
-            format!("send-{i}"),
-            Side::Client,
-            &clock,
-            move || {
-                let out = send_loop(path, config, worker_clock)?;
-                client.shutdown(Shutdown::Write)?;
-                Ok(out)
-            },
-        )?);
+        senders.push(spawn_sender(i, config, &clock, path, move || {
+            client.shutdown(Shutdown::Write)
+        })?);
     }
 
     let (window, window_bytes_received, perf) = coordinate(config, &clock, workers, &progress);
