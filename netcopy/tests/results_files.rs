@@ -150,6 +150,18 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// The network namespaces (as `net:[inode]`) the threads under `tasks` are in.
+fn net_namespaces(tasks: &str) -> BTreeSet<String> {
+    std::fs::read_dir(tasks)
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|t| std::fs::read_link(t.path().join("ns/net")).ok())
+                .map(|l| l.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Ids of netcopy's programs loaded anywhere on the machine (names are cut to 15 bytes).
 fn netcopy_program_ids() -> BTreeSet<u32> {
     let ours: Vec<&str> = HOOKS
@@ -218,6 +230,15 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let own = net_namespaces(&format!("/proc/{}/task", child.id()));
+    let made: BTreeSet<String> = own
+        .difference(&net_namespaces("/proc/self/task"))
+        .cloned()
+        .collect();
+    assert!(
+        !made.is_empty(),
+        "the veth sweep runs in namespaces of its own"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().expect("waiting for netcopy");
@@ -236,5 +257,13 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
     // The process is gone (reaped above); its programs, links and namespaces went with it.
     assert!(!Path::new(&format!("/proc/{}", child.id())).exists());
     assert_eq!(programs_left_since(&before), Vec::<u32>::new());
+    // No thread of any process is left in the namespaces the sweep made: they are gone.
+    let everywhere: BTreeSet<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .flat_map(|e| net_namespaces(&e.path().join("task").to_string_lossy()))
+        .collect();
+    assert!(made.is_disjoint(&everywhere), "namespaces left: {made:?}");
     let _ = std::fs::remove_dir_all(&out);
 }
