@@ -363,9 +363,14 @@ pub fn render(
         s.hw_unavailable()
             .map_or("measured".to_owned(), |w| format!("not measured: {w}"))
     );
+    let software = if s.rows().any(|r| r.client_task_clock_ms.is_some()) {
+        "measured per side"
+    } else {
+        "not measured (perf_event_open refused them; see kernel.perf_event_paranoid)"
+    };
     let _ = writeln!(
         o,
-        "- Software counters (task clock, context switches, migrations, page faults): measured per side\n"
+        "- Software counters (task clock, context switches, migrations, page faults): {software}\n"
     );
 
     let _ = writeln!(
