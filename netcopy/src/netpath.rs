@@ -9,11 +9,9 @@
 //! | `ifb-sink` | UDP       | none: an ifb device frees what it is sent | pages really not copied |
 
 use std::{
-    fmt,
     marker::PhantomData,
     net::{IpAddr, Ipv4Addr},
     os::fd::{AsFd as _, OwnedFd},
-    str::FromStr,
 };
 
 use crate::{
@@ -79,22 +77,7 @@ impl NetPath {
     }
 }
 
-impl fmt::Display for NetPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for NetPath {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        NetPath::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown path '{s}' (expected loopback, veth or ifb-sink)"))
-    }
-}
+named_choice!(NetPath, "path", "loopback, veth or ifb-sink");
 
 /// A network path, built. For the control paths the calling thread has moved into netcopy's
 /// client namespace (sockets take the namespace of the thread that creates them, and threads

@@ -15,9 +15,7 @@ mod sink;
 mod stream;
 
 use std::{
-    fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    str::FromStr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU8, AtomicU64, Ordering},
@@ -55,22 +53,7 @@ impl Workload {
     }
 }
 
-impl fmt::Display for Workload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Workload {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Workload::ALL
-            .into_iter()
-            .find(|w| w.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown workload '{s}' (expected stream or rr)"))
-    }
-}
+named_choice!(Workload, "workload", "stream or rr");
 
 /// One experiment's parameters.
 #[derive(Debug, Clone)]

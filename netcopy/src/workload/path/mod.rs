@@ -6,7 +6,7 @@ mod a2_one_copy;
 mod a3_msg_zerocopy;
 mod a4_uring_send_zc;
 
-use std::{fmt, io, os::fd::BorrowedFd, str::FromStr};
+use std::{io, os::fd::BorrowedFd};
 
 use super::message::{FIELDS, Message};
 use crate::error::{Error, Result};
@@ -71,22 +71,7 @@ impl Mode {
     }
 }
 
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Mode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Mode::ALL
-            .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown mode '{s}' (expected a1, a2, a3 or a4)"))
-    }
-}
+named_choice!(Mode, "mode", "a1, a2, a3 or a4");
 
 /// Identifies a message's last zero-copy send, so its memory can be reused once released.
 /// `None`: the kernel copied the bytes before the send call returned.
