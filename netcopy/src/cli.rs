@@ -752,6 +752,8 @@ fn trace(args: Trace) -> Result<ExitCode> {
         writable_folder(out)?;
     }
     let mut tracer = tracer::Tracer::load()?;
+    // Traffic netcopy did not generate may be UDP.
+    tracer.classify_udp(true)?;
     for &port in &args.ports {
         tracer.watch_port(port, trace::SLOT)?;
     }

@@ -101,6 +101,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         });
     };
     tracer.clear()?;
+    tracer.classify_udp(config.path.is_sink())?;
     tracer.watch_port(port, slot)?;
     let result = prepared.run();
     // Stop counting before reading, whatever happened: the next experiment may reuse the port.
