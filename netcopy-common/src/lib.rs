@@ -204,6 +204,14 @@ impl FlowCounters {
         self.tcp_pinned_bytes + self.udp_pinned_bytes
     }
 
+    /// Deferred-copied bytes as a percentage of pinned bytes; None when nothing was pinned.
+    /// Userspace only: eBPF has no floating point.
+    #[cfg(feature = "user")]
+    pub fn fallback_pct(&self) -> Option<f64> {
+        let pinned = self.pinned_bytes();
+        (pinned > 0).then(|| self.deferred_copy_bytes as f64 * 100.0 / pinned as f64)
+    }
+
     /// The counters of what happened on a socket (calls, copies at send and to user,
     /// notifications), with the delivery counters zeroed.
     pub fn socket_part(&self) -> Self {

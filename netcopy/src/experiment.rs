@@ -20,9 +20,7 @@ pub struct KernelFigures {
 impl KernelFigures {
     /// Deferred-copied bytes as a percentage of pinned bytes; None when nothing was pinned.
     pub fn fallback_pct(&self) -> Option<f64> {
-        let k = &self.counters;
-        let pinned = k.pinned_bytes();
-        (pinned > 0).then(|| k.deferred_copy_bytes as f64 * 100.0 / pinned as f64)
+        self.counters.fallback_pct()
     }
 }
 

@@ -56,8 +56,7 @@ impl TraceRow {
             k_deferred_copy_bytes: c.deferred_copy_bytes,
             k_recopied_bytes: c.recopied_bytes,
             k_deferred_copy_pages: pages_measured.then_some(c.deferred_copy_pages),
-            k_fallback_pct: (pinned > 0)
-                .then(|| c.deferred_copy_bytes as f64 * 100.0 / pinned as f64),
+            k_fallback_pct: c.fallback_pct(),
             k_zc_notifications: c.zc_notifications,
             k_recv_calls: c.recv_calls,
             k_recv_bytes: c.recv_bytes,
@@ -221,25 +220,18 @@ pub fn write(dir: &Path, rows: &[TraceRow]) -> Result<()> {
     let io_err = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| {
         Error::io(what.to_owned(), io::Error::other(e))
     };
-    let mut csv = csv::Writer::from_path(dir.join("trace.csv"))
+    // The header is written first, so a trace without rows still names its columns.
+    let mut csv = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_path(dir.join("trace.csv"))
+        .map_err(|e| io_err("writing trace.csv", e.into()))?;
+    csv.write_record(crate::output::csv_columns::<TraceRow>())
         .map_err(|e| io_err("writing trace.csv", e.into()))?;
     for r in rows {
         csv.serialize(r)
             .map_err(|e| io_err("writing trace.csv", e.into()))?;
     }
-    if rows.is_empty() {
-        // A header even without rows, so readers see the columns.
-        csv.serialize(TraceRow::default())
-            .map_err(|e| io_err("writing trace.csv", e.into()))?;
-    }
     csv.flush().map_err(|e| Error::io("writing trace.csv", e))?;
-    if rows.is_empty() {
-        let header = std::fs::read_to_string(dir.join("trace.csv"))
-            .map_err(|e| Error::io("writing trace.csv", e))?;
-        let first = header.lines().next().unwrap_or_default();
-        std::fs::write(dir.join("trace.csv"), format!("{first}\n"))
-            .map_err(|e| Error::io("writing trace.csv", e))?;
-    }
     let json =
         serde_json::to_string_pretty(rows).map_err(|e| io_err("writing trace.json", e.into()))?;
     std::fs::write(dir.join("trace.json"), json + "\n")

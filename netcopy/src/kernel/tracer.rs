@@ -149,6 +149,31 @@ pub struct Tracer {
     udp_link: Option<BtfTracePointLinkId>,
 }
 
+/// Removes every key of `map`; a key another reader removed first is fine.
+fn remove_all<K>(
+    map: &'static str,
+    keys: std::result::Result<Vec<K>, aya::maps::MapError>,
+    mut remove: impl FnMut(&K) -> std::result::Result<(), aya::maps::MapError>,
+) -> Result<()> {
+    for key in keys.map_err(map_err(map))? {
+        match remove(&key) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(err) => return Err(map_err(map)(err)),
+        }
+    }
+    Ok(())
+}
+
+/// An attach failure of `hook`, saying what the kernel lacks.
+fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
+    move |source| Error::Attach {
+        program: hook.program,
+        hook: hook.tracepoint,
+        requirement: hook.requirement,
+        source: Box::new(source),
+    }
+}
+
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
     move |source| Error::Map {
         map,
@@ -201,15 +226,9 @@ impl Tracer {
                     requirement: hook.requirement,
                     source: Box::new(source),
                 })?;
-            let attach_err = |source| Error::Attach {
-                program: hook.program,
-                hook: hook.tracepoint,
-                requirement: hook.requirement,
-                source: Box::new(source),
-            };
-            let link = program.attach().map_err(attach_err)?;
+            let link = program.attach().map_err(attach_error(hook))?;
             if hook.on_demand {
-                program.detach(link).map_err(attach_err)?;
+                program.detach(link).map_err(attach_error(hook))?;
             }
         }
         Ok(Self {
@@ -241,15 +260,9 @@ impl Tracer {
             .program_mut(PROGRAM)
             .and_then(|p| p.try_into().ok())
             .expect("loaded with the others");
-        let attach_err = |source| Error::Attach {
-            program: hook.program,
-            hook: hook.tracepoint,
-            requirement: hook.requirement,
-            source: Box::new(source),
-        };
         match self.udp_link.take() {
-            Some(link) => program.detach(link).map_err(attach_err)?,
-            None => self.udp_link = Some(program.attach().map_err(attach_err)?),
+            Some(link) => program.detach(link).map_err(attach_error(hook))?,
+            None => self.udp_link = Some(program.attach().map_err(attach_error(hook))?),
         }
         Ok(())
     }
@@ -347,30 +360,16 @@ impl Tracer {
             .expect("object defines DELIVERED_UP_TO");
         let mut marks: HashMap<_, FlowKey, netcopy_common::DeliveredRanges> =
             HashMap::try_from(map).map_err(map_err(names::DELIVERED_UP_TO))?;
-        let keys: Vec<FlowKey> = marks
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(map_err(names::DELIVERED_UP_TO))?;
-        for key in keys {
-            let _ = marks.remove(&key);
-        }
+        let keys = marks.keys().collect();
+        remove_all(names::DELIVERED_UP_TO, keys, |k| marks.remove(k))?;
         let map = self
             .ebpf
             .map_mut(names::FLOWS)
             .expect("object defines FLOWS");
         let mut flows: PerCpuHashMap<_, FlowKey, FlowCounters> =
             PerCpuHashMap::try_from(map).map_err(map_err(names::FLOWS))?;
-        let keys: Vec<FlowKey> = flows
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(map_err(names::FLOWS))?;
-        for key in keys {
-            match flows.remove(&key) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(err) => return Err(map_err(names::FLOWS)(err)),
-            }
-        }
-        Ok(())
+        let keys = flows.keys().collect();
+        remove_all(names::FLOWS, keys, |k| flows.remove(k))
     }
 }
 

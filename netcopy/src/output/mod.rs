@@ -93,6 +93,20 @@ impl ResultsDir {
     }
 }
 
+/// The CSV column names of a flat row type, in order (what serde names its fields).
+pub fn csv_columns<T: serde::Serialize + Default>() -> Vec<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(T::default()).expect("a flat row serializes");
+    let bytes = w.into_inner().expect("in memory");
+    let text = String::from_utf8(bytes).expect("utf-8");
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Reads the rows of a results.csv back.
 pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     let err = |e: csv::Error| {
