@@ -1,7 +1,7 @@
 //! Arguments and commands. Errors reach the user as one line on stderr: bad input exits 2,
 //! a failed run exits 1.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{io::Write as _, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -10,6 +10,7 @@ use netcopy::{
     kernel::{self, btf::Btf, tracer},
     netpath::{NetPath, Network},
     output,
+    placement::{self, Placement, Policy},
     row::Row,
     sweep, units,
     workload::{self, Figures, Mode, Workload, message},
@@ -105,15 +106,40 @@ struct Sweep {
     /// Workloads, comma-separated: stream, rr (default both).
     #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
     workload: Vec<Workload>,
-    /// Measured window per experiment (default 800ms; 400ms with --quick).
+    /// Measured window per experiment (default 200ms; 150ms with --quick).
     #[arg(long, value_parser = parse_positive_duration)]
     duration: Option<Duration>,
-    /// Traffic before each window (default 200ms; 100ms with --quick).
+    /// Traffic before each window (default 150ms; 100ms with --quick).
     #[arg(long, value_parser = units::parse_duration)]
     warmup: Option<Duration>,
-    /// Repetitions of every point (default 3; 2 with --quick).
-    #[arg(long, value_parser = parse_reps)]
+    /// Exactly this many timing repetitions of every point, whatever the interval (sets
+    /// --min-reps and --max-reps).
+    #[arg(long, value_parser = parse_reps, conflicts_with_all = ["min_reps", "max_reps"])]
     reps: Option<u32>,
+    /// Timing repetitions every point gets (default 3).
+    #[arg(long, value_parser = parse_reps)]
+    min_reps: Option<u32>,
+    /// Timing repetitions after which a point stops, converged or not (default 12; 8 with
+    /// --quick).
+    #[arg(long, value_parser = parse_reps)]
+    max_reps: Option<u32>,
+    /// Repeat a point until the 95 % confidence interval of its primary figure (stream
+    /// throughput, rr median round trip) is within ± this many percent of its mean.
+    #[arg(long, value_parser = parse_ci_target)]
+    ci_target: Option<f64>,
+    /// No repetition beyond --min-reps starts once the sweep has run this long (default 7m;
+    /// 45s with --quick).
+    #[arg(long, value_parser = parse_positive_duration)]
+    budget: Option<Duration>,
+    /// Trace every repetition, not only one per point (the speed figures then include the
+    /// observer's cost, and the report says so).
+    #[arg(long, conflicts_with = "no_trace")]
+    trace_all: bool,
+    #[command(flatten)]
+    placement: PlacementArgs,
+    /// rr: receivers spin on non-blocking reads instead of sleeping (no idle wake-ups).
+    #[arg(long)]
+    busy_poll: bool,
     /// Network path: loopback, veth or ifb-sink.
     #[arg(long, value_parser = parse_path, default_value = "loopback")]
     path: NetPath,
@@ -137,7 +163,7 @@ struct Sweep {
 }
 
 impl Sweep {
-    fn grid(&self) -> sweep::Grid {
+    fn grid(&self) -> Result<sweep::Grid> {
         let mut grid = if self.quick {
             sweep::Grid::quick()
         } else {
@@ -157,13 +183,36 @@ impl Sweep {
         }
         grid.duration = self.duration.unwrap_or(grid.duration);
         grid.warmup = self.warmup.unwrap_or(grid.warmup);
-        grid.reps = self.reps.unwrap_or(grid.reps);
+        let c = &mut grid.confidence;
+        c.min_reps = self.reps.or(self.min_reps).unwrap_or(c.min_reps);
+        c.max_reps = self
+            .reps
+            .or(self.max_reps)
+            .unwrap_or(c.max_reps.max(c.min_reps));
+        if c.max_reps < c.min_reps {
+            return Err(Usage(format!(
+                "--max-reps {} is below --min-reps {}",
+                c.max_reps, c.min_reps
+            ))
+            .into());
+        }
+        c.target_pct = self.ci_target.unwrap_or(c.target_pct);
+        c.budget = self.budget.or(c.budget);
+        grid.placement = self.placement.resolve()?;
+        grid.busy_poll = self.busy_poll;
+        grid.tracing = if self.no_trace {
+            sweep::Tracing::Never
+        } else if self.trace_all {
+            sweep::Tracing::Every
+        } else {
+            sweep::Tracing::Accounting
+        };
         grid.path = if self.connect.is_some() {
             NetPath::Remote
         } else {
             self.path
         };
-        grid
+        Ok(grid)
     }
 }
 
@@ -203,15 +252,62 @@ struct RunArgs {
     /// Run without eBPF (no root needed); kernel figures are left out.
     #[arg(long)]
     no_trace: bool,
+    #[command(flatten)]
+    placement: PlacementArgs,
+    /// rr: receivers spin on non-blocking reads instead of sleeping (no idle wake-ups).
+    #[arg(long)]
+    busy_poll: bool,
+}
+
+/// Where worker threads run.
+#[derive(Args, Clone)]
+struct PlacementArgs {
+    /// CPU placement of the worker threads: same (both ends of a connection on one CPU),
+    /// split (clients on the first half of the CPUs, servers on the second), or none (the
+    /// scheduler decides). --client-cpus and --server-cpus pin each side to explicit lists.
+    #[arg(long, value_parser = parse_placement)]
+    placement: Option<Policy>,
+    /// CPUs for the client threads, e.g. 0 or 0,2-3 (connections wrap round-robin).
+    #[arg(long, value_parser = placement::parse_cpu_list, requires = "server_cpus")]
+    client_cpus: Option<Vec<usize>>,
+    /// CPUs for the server threads.
+    #[arg(long, value_parser = placement::parse_cpu_list, requires = "client_cpus")]
+    server_cpus: Option<Vec<usize>>,
+}
+
+impl PlacementArgs {
+    fn resolve(&self) -> Result<Placement> {
+        let explicit = self.client_cpus.is_some();
+        let policy = match (self.placement, explicit) {
+            (Some(p), true) if p != Policy::Cpus => {
+                return Err(Usage(format!(
+                    "--placement {p} cannot be combined with --client-cpus/--server-cpus"
+                ))
+                .into());
+            }
+            (_, true) => Policy::Cpus,
+            (Some(p), false) => p,
+            (None, false) => Policy::default(),
+        };
+        Placement::resolve(
+            policy,
+            &placement::allowed_cpus(),
+            self.client_cpus.as_deref().unwrap_or_default(),
+            self.server_cpus.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| Usage(e).into())
+    }
 }
 
 impl RunArgs {
-    fn config(&self, mode: Mode) -> workload::Config {
+    fn config(&self, mode: Mode) -> Result<workload::Config> {
         let mut config = workload::Config::new(mode, self.workload, self.size, self.threads);
         config.duration = self.duration;
         config.warmup = self.warmup;
         config.path = self.path;
-        config
+        config.placement = self.placement.resolve()?;
+        config.busy_poll = self.busy_poll;
+        Ok(config)
     }
 
     fn tracer(&self) -> Result<Option<tracer::Tracer>> {
@@ -259,6 +355,15 @@ fn parse_path(s: &str) -> Result<NetPath, String> {
     s.parse()
 }
 
+fn parse_placement(s: &str) -> Result<Policy, String> {
+    match s.parse()? {
+        Policy::Cpus => {
+            Err("placement cpus is set by giving --client-cpus and --server-cpus".into())
+        }
+        p => Ok(p),
+    }
+}
+
 fn parse_message_size(s: &str) -> Result<usize, String> {
     let size = units::parse_size(s)?;
     if size < message::MIN_SIZE {
@@ -302,6 +407,15 @@ fn parse_reps(s: &str) -> Result<u32, String> {
         Ok(n) if (1..=100).contains(&n) => Ok(n),
         _ => Err(format!(
             "invalid repetition count '{s}' (expected 1 to 100)"
+        )),
+    }
+}
+
+fn parse_ci_target(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 100.0 => Ok(v),
+        _ => Err(format!(
+            "invalid confidence target '{s}' (expected a percentage above 0, e.g. 2.5)"
         )),
     }
 }
@@ -359,7 +473,12 @@ pub fn main() -> ExitCode {
                     err.downcast_ref::<netcopy::Error>(),
                     Some(netcopy::Error::Unsupported(_) | netcopy::Error::Port { .. })
                 );
-            eprintln!("netcopy: {}", one_line(&format!("{err:#}")));
+            // Ignored if stderr is gone (a closed terminal): the exit code still says it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "netcopy: {}",
+                one_line(&format!("{err:#}"))
+            );
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -403,7 +522,7 @@ fn check() -> Result<ExitCode> {
 }
 
 fn bench_one(args: BenchOne) -> Result<ExitCode> {
-    let mut config = args.run.config(args.mode);
+    let mut config = args.run.config(args.mode)?;
     workload::check_fits(&config)?;
     if let Some(port) = args.port {
         config.port = port;
@@ -441,7 +560,7 @@ fn bench_one(args: BenchOne) -> Result<ExitCode> {
 }
 
 fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
-    workload::check_fits(&args.config(Mode::A1))?;
+    workload::check_fits(&args.config(Mode::A1)?)?;
     let mut tracer = args.tracer()?;
     let network = Network::create(args.path)?;
     println!(
@@ -458,7 +577,7 @@ fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
     );
     let mut failed = Vec::new();
     for mode in Mode::ALL {
-        let outcome = match workload::Prepared::bind_on(args.config(mode), &network)
+        let outcome = match workload::Prepared::bind_on(args.config(mode)?, &network)
             .and_then(|p| experiment::run(p, tracer.as_mut(), 1))
         {
             Ok(outcome) => outcome,
@@ -550,6 +669,7 @@ fn print_figures(config: &workload::Config, f: &Figures) {
         f.window.as_secs_f64(),
         config.warmup.as_secs_f64()
     );
+    println!("placement:  {}", config.placement);
     println!(
         "throughput: {:.3} Gbit/s sent, {:.3} Gbit/s received, {:.0} messages/s",
         f.send_gbps(),
@@ -608,7 +728,7 @@ fn writable_folder(dir: &std::path::Path) -> Result<()> {
 }
 
 fn sweep(args: Sweep) -> Result<ExitCode> {
-    let grid = args.grid();
+    let grid = args.grid()?;
     writable_folder(&args.out)?;
     if args.path.is_sink() && grid.workloads == [Workload::Rr] {
         return Err(Usage(format!(
@@ -620,36 +740,41 @@ fn sweep(args: Sweep) -> Result<ExitCode> {
     let mut tracer = if args.no_trace {
         None
     } else {
-        Some(tracer::Tracer::load()?)
+        let mut tracer = tracer::Tracer::load()?;
+        tracer.time_programs()?;
+        Some(tracer)
     };
     let network = Network::create(args.path)?;
     let mut remote = args.connect.map(netcopy::remote::Client::new);
     let mut out = output::ResultsDir::create(&args.out)?;
     let started = std::time::Instant::now();
-    let mut ended = sweep::run(
+    let mut ended = sweep::Ended::default();
+    let mut result = sweep::run(
         &grid,
         target(&mut remote, &network),
         tracer.as_mut(),
         &mut out,
-    )?;
+        &mut ended,
+    );
+    for note in &ended.notes {
+        eprintln!("netcopy: {note}");
+    }
     if let Some(soak) = args.soak {
         let mut pass = 1;
-        loop {
+        while result.is_ok() {
             eprintln!("soak: pass {pass} rss_kib {}", resident_kib());
             if ended.interrupted || started.elapsed() >= soak {
                 break;
             }
-            let next = sweep::run(
+            // Keep only the last pass's rows in memory: the file has them all.
+            ended.rows.clear();
+            result = sweep::run(
                 &grid,
                 target(&mut remote, &network),
                 tracer.as_mut(),
                 &mut out,
-            )?;
-            ended.failed += next.failed;
-            ended.disagreed += next.disagreed;
-            ended.interrupted = next.interrupted;
-            // Keep only the last pass's rows in memory: the file has them all.
-            ended.rows = next.rows;
+                &mut ended,
+            );
             pass += 1;
         }
     }
@@ -661,15 +786,20 @@ fn sweep(args: Sweep) -> Result<ExitCode> {
     let written = finish_report(out.dir(), out.id(), &ended.rows, &command);
     output::give_to_invoking_user(out.dir());
     output::give_to_invoking_user(&args.out.join("latest"));
-    println!(
+    // A closed terminal (SIGHUP) must not turn this line into a panic: the files are written.
+    let _ = writeln!(
+        std::io::stdout(),
         "{} rows in {:.0}s: {}",
         ended.rows.len(),
         started.elapsed().as_secs_f64(),
         out.dir().display()
     );
+    // The rows, plots and report are written whatever stopped the sweep; now say what did.
+    result?;
     written?;
     if ended.interrupted {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "netcopy: interrupted; every finished row is in {}",
             out.dir().display()
         );
@@ -692,7 +822,8 @@ fn sweep(args: Sweep) -> Result<ExitCode> {
 
 /// Plots and report.md from the rows; the rows are already safe on disk whatever happens here.
 fn finish_report(dir: &std::path::Path, run: &str, rows: &[Row], command: &str) -> Result<()> {
-    let summary = output::report::Summary::from_rows(rows);
+    let summary = output::summary::Summary::from_rows(rows);
+    output::write_points(&dir.join("points.csv"), &summary)?;
     let plots = output::plots::write_all(&dir.join("plots"), &summary)
         .map_err(|e| anyhow::anyhow!("drawing the plots: {e}"))?;
     let machine = output::report::Machine::detect();
@@ -717,7 +848,7 @@ fn report(args: Report) -> Result<ExitCode> {
 }
 
 fn explain(args: BenchOne) -> Result<ExitCode> {
-    let mut config = args.run.config(args.mode);
+    let mut config = args.run.config(args.mode)?;
     workload::check_fits(&config)?;
     if let Some(port) = args.port {
         config.port = port;

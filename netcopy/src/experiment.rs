@@ -101,7 +101,10 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     tracer.clear()?;
     tracer.classify_udp(config.path.is_sink())?;
     tracer.watch_port(port, slot)?;
-    let result = prepared.run();
+    let result = {
+        let observer = || tracer.run_time();
+        prepared.run_observed(Some(&observer))
+    };
     // Stop counting before reading, whatever happened: the next experiment may reuse the port.
     tracer.unwatch_port(port)?;
     let figures = result?;

@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM: noted, never acted on inside a signal handler. The coordinator stops the
+//! Ctrl-C, SIGTERM and SIGHUP (a closed terminal): noted, never acted on inside a signal handler. The coordinator stops the
 //! experiment in progress at its next look, the sweep keeps every finished row, and the normal
 //! drop order then detaches the programs and removes the namespaces.
 
@@ -16,10 +16,11 @@ fn flag() -> &'static Arc<AtomicBool> {
     REQUESTED.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
 
-/// Routes SIGINT and SIGTERM to the flag. A second signal of either kind ends the process at
-/// once (the kernel still detaches every program and frees every namespace on exit).
+/// Routes SIGINT, SIGTERM and SIGHUP to the flag. A second signal of any of them ends the
+/// process at once (the kernel still detaches every program and frees every namespace on exit).
 pub fn install() -> std::io::Result<()> {
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(flag()))?;
         signal_hook::flag::register(signal, Arc::clone(flag()))?;
     }

@@ -31,6 +31,7 @@ macro_rules! named_choice {
     };
 }
 
+pub mod cpustat;
 pub mod error;
 pub mod experiment;
 pub mod explain;
@@ -39,8 +40,10 @@ pub mod kernel;
 pub mod netpath;
 pub mod output;
 pub mod perf;
+pub mod placement;
 pub mod remote;
 pub mod row;
+pub mod stats;
 pub mod sweep;
 pub mod trace;
 pub mod units;

@@ -26,6 +26,7 @@ use crate::{
     kernel::tracer::Tracer,
     netpath::NetPath,
     perf::PerfFigures,
+    placement::{self, Placement, Policy},
     workload::{self, Config, Figures, Mode, PathCounters, Workload},
 };
 
@@ -46,6 +47,12 @@ struct Request {
     threads: usize,
     warmup_ms: u64,
     duration_ms: u64,
+    /// The client's placement policy; the server pins its own threads the same way.
+    #[serde(default)]
+    placement: String,
+    /// With policy `cpus`, the server threads' CPUs (the server's own numbering).
+    #[serde(default)]
+    server_cpus: Vec<usize>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -142,6 +149,13 @@ fn config_of(request: &Request, bind: IpAddr) -> Result<Config> {
     config.bind = bind;
     config.port = 0;
     config.path = NetPath::Remote;
+    if !request.placement.is_empty() {
+        let policy: Policy = request.placement.parse().map_err(bad)?;
+        let cpus = &request.server_cpus;
+        // Only the server's side runs here: its list stands for both.
+        config.placement =
+            Placement::resolve(policy, &placement::allowed_cpus(), cpus, cpus).map_err(bad)?;
+    }
     Ok(config)
 }
 
@@ -292,6 +306,8 @@ impl Client {
                 threads: config.threads,
                 warmup_ms: config.warmup.as_millis() as u64,
                 duration_ms: config.duration.as_millis() as u64,
+                placement: config.placement.policy.name().to_owned(),
+                server_cpus: config.placement.server_list().to_vec(),
             },
         )?;
         let (port, server_boot) = match receive(reader)? {

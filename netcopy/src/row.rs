@@ -6,9 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
 use crate::{
+    cpustat::CpuFigures,
     experiment::Outcome,
-    perf::{PerfFigures, SideCounts},
+    perf::{PerfFigures, Side, SideCounts},
+    placement::cpu_list,
     workload::{Config, Mode, Workload},
 };
 
@@ -17,11 +21,19 @@ pub struct Row {
     pub run: String,
     pub experiment: u32,
     pub rep: u32,
+    pub traced: bool,
+    pub started_utc: String,
+    pub elapsed_s: Option<f64>,
     pub mode: String,
     pub path: String,
     pub workload: String,
     pub size: u64,
     pub threads: u32,
+    pub placement: String,
+    pub client_cpus: String,
+    pub server_cpus: String,
+    pub busy_poll: bool,
+    pub ci_target_pct: Option<f64>,
     pub warmup_s: f64,
     pub duration_s: f64,
     pub status: String,
@@ -80,6 +92,16 @@ pub struct Row {
     pub server_context_switches: Option<u64>,
     pub server_cpu_migrations: Option<u64>,
     pub server_page_faults: Option<u64>,
+    pub cpu_busy_ms: Option<f64>,
+    pub cpu_softirq_ms: Option<f64>,
+    pub client_cpu_busy_ms: Option<f64>,
+    pub server_cpu_busy_ms: Option<f64>,
+    pub cpu_ns_per_byte: Option<f64>,
+    pub client_cpu_ns_per_byte: Option<f64>,
+    pub server_cpu_ns_per_byte: Option<f64>,
+    pub cpu_note: String,
+    pub observer_ms: Option<f64>,
+    pub observer_pct: Option<f64>,
     pub hw_counters: String,
     pub hw_running_pct: Option<f64>,
     pub ipc: Option<f64>,
@@ -96,18 +118,30 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 impl Row {
-    /// The columns every row has, whatever happened: what was asked for.
-    pub fn planned(run: &str, experiment: u32, rep: u32, config: &Config) -> Self {
+    /// The columns every row has, whatever happened: what was asked for, and when it began
+    /// (`started_utc`, from the wall clock).
+    pub fn planned(run: &str, experiment: u32, rep: u32, traced: bool, config: &Config) -> Self {
+        let p = &config.placement;
         Self {
             run: run.to_owned(),
             experiment,
             rep,
+            traced,
+            started_utc: crate::output::utc_now(true),
             mode: config.mode.name().to_owned(),
             path: config.path.name().to_owned(),
             workload: config.workload.name().to_owned(),
             size: config.size as u64,
             threads: config.threads as u32,
+            placement: p.policy.name().to_owned(),
+            client_cpus: cpu_list(&p.cpus_used(Side::Client, config.threads)),
+            server_cpus: cpu_list(&p.cpus_used(Side::Server, config.threads)),
+            busy_poll: config.busy_poll,
             warmup_s: config.warmup.as_secs_f64(),
             duration_s: config.duration.as_secs_f64(),
             ..Self::default()
@@ -191,7 +225,31 @@ impl Row {
             self.checks = outcome.checks();
         }
         self.perf(&f.perf, f.window_bytes_sent);
+        self.cpu(&f.cpu, f.window_bytes_sent);
+        self.observer_ms = f.observer_time.map(ms);
+        self.observer_pct = match (f.observer_time, f.cpu.busy) {
+            (Some(o), Some(busy)) if !busy.is_zero() => {
+                Some(o.as_secs_f64() * 100.0 / busy.as_secs_f64())
+            }
+            _ => None,
+        };
         self
+    }
+
+    /// CPU time of the experiment's CPUs over the window, and per byte the clients sent in it.
+    fn cpu(&mut self, c: &CpuFigures, window_bytes: u64) {
+        let per_byte = |d: Option<Duration>| {
+            d.filter(|_| window_bytes > 0)
+                .map(|d| d.as_nanos() as f64 / window_bytes as f64)
+        };
+        self.cpu_busy_ms = c.busy.map(ms);
+        self.cpu_softirq_ms = c.softirq.map(ms);
+        self.client_cpu_busy_ms = c.client_busy.map(ms);
+        self.server_cpu_busy_ms = c.server_busy.map(ms);
+        self.cpu_ns_per_byte = per_byte(c.busy);
+        self.client_cpu_ns_per_byte = per_byte(c.client_busy);
+        self.server_cpu_ns_per_byte = per_byte(c.server_busy);
+        self.cpu_note = c.note.clone().unwrap_or_default();
     }
 
     fn perf(&mut self, p: &PerfFigures, window_bytes: u64) {
@@ -247,5 +305,15 @@ impl Row {
 
     pub fn is_ok(&self) -> bool {
         self.status == OK
+    }
+
+    /// The point's primary figure, the one its repetitions are repeated until confident of:
+    /// stream throughput, or the rr median round trip.
+    pub fn primary(&self) -> Option<f64> {
+        if self.workload == Workload::Rr.name() {
+            self.rtt_p50_us
+        } else {
+            self.send_gbps
+        }
     }
 }

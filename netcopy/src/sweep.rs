@@ -1,8 +1,16 @@
-//! The grid: every (workload, size, threads, mode) point, repeated, each experiment isolated
-//! (fresh connections on a port the kernel picks, nothing shared but the tracer), each row
-//! written the moment it exists.
+//! The grid and its scheduler. Every grid point gets one traced run for the kernel's accounting
+//! and untraced timing runs for its speed figures, repeated until the 95 % confidence interval
+//! of the point's primary figure is narrow enough (or its repetitions or the time budget run
+//! out). Timing runs go in rounds over the points still short of the target, so every point's
+//! repetitions are spread over the whole run and a slow minute of the machine is shared out
+//! instead of landing on one point. Each experiment is isolated (fresh connections on a port
+//! the kernel picks, nothing shared but the tracer) and each row is written the moment it
+//! exists.
 
-use std::{io::IsTerminal as _, time::Duration};
+use std::{
+    io::IsTerminal as _,
+    time::{Duration, Instant},
+};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -12,11 +20,38 @@ use crate::{
     kernel::tracer::Tracer,
     netpath::{MAX_DATAGRAM, NetPath, Network},
     output::ResultsDir,
+    placement::{Placement, Policy},
     remote,
     row::Row,
+    stats::Estimate,
     units::format_size,
     workload::{Config, Mode, Prepared, Workload},
 };
+
+/// Which runs of a point are traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracing {
+    /// One traced run per point for the accounting; every timing run untraced.
+    Accounting,
+    /// Every run traced (the speed figures then carry the observer's cost).
+    Every,
+    /// Nothing traced (no root needed; the kernel columns stay empty).
+    Never,
+}
+
+/// When a point has had enough timing runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Confidence {
+    /// Half-width of the 95 % interval of the primary figure, % of its mean.
+    pub target_pct: f64,
+    /// Timing runs every point gets, converged or not.
+    pub min_reps: u32,
+    /// Timing runs after which a point stops, converged or not.
+    pub max_reps: u32,
+    /// Past this much time from the sweep's start, no further round begins beyond the
+    /// first `min_reps`; points still short of the target are reported as not converged.
+    pub budget: Option<Duration>,
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -25,46 +60,65 @@ pub struct Grid {
     pub sizes: Vec<usize>,
     pub threads: Vec<usize>,
     pub workloads: Vec<Workload>,
-    pub reps: u32,
     pub duration: Duration,
     pub warmup: Duration,
     pub path: NetPath,
+    pub placement: Placement,
+    pub busy_poll: bool,
+    pub confidence: Confidence,
+    pub tracing: Tracing,
 }
 
 impl Grid {
     /// `cargo xtask run`'s grid: the assignment's sizes and threads plus 64 KiB, both
-    /// workloads, every mode, three repetitions; sized to finish within 10 minutes on 2 cores.
+    /// workloads, every mode; each point to ±2.5 % at 95 % confidence where the 7-minute
+    /// budget allows, so the whole job stays within 10 minutes on 2 cores.
     pub fn default_run() -> Self {
         Self {
             modes: Mode::ALL.to_vec(),
             sizes: vec![256, 1 << 10, 4 << 10, 16 << 10, 64 << 10],
             threads: vec![1, 2, 4, 8],
             workloads: Workload::ALL.to_vec(),
-            reps: 3,
-            duration: Duration::from_millis(800),
-            warmup: Duration::from_millis(200),
+            // A short window and a warmup that lets TCP's buffers settle: on this kind of VM
+            // runs differ mostly from one to the next, so more short runs narrow an interval
+            // faster than fewer long ones.
+            duration: Duration::from_millis(200),
+            warmup: Duration::from_millis(150),
             path: NetPath::Loopback,
+            placement: Placement::on_this_machine(Policy::default())
+                .unwrap_or_else(|_| Placement::unpinned()),
+            busy_poll: false,
+            confidence: Confidence {
+                target_pct: 2.5,
+                min_reps: 3,
+                max_reps: 12,
+                budget: Some(Duration::from_secs(420)),
+            },
+            tracing: Tracing::Accounting,
         }
     }
 
     /// A small grid that finishes within a minute: every mode, both workloads, two sizes and
-    /// two thread counts, two repetitions.
+    /// two thread counts.
     pub fn quick() -> Self {
+        let default = Self::default_run();
         Self {
             sizes: vec![1 << 10, 16 << 10],
             threads: vec![1, 4],
-            reps: 2,
-            duration: Duration::from_millis(400),
+            duration: Duration::from_millis(150),
             warmup: Duration::from_millis(100),
-            ..Self::default_run()
+            confidence: Confidence {
+                max_reps: 8,
+                budget: Some(Duration::from_secs(45)),
+                ..default.confidence
+            },
+            ..default
         }
     }
 
-    /// Every experiment, repetitions outermost so each point's repetitions are spread over
-    /// the run (a slow minute of the machine does not land on one point), modes innermost so
-    /// the modes of one point run back to back. Points a path cannot carry are left out and
-    /// returned as notes.
-    pub fn experiments(&self) -> (Vec<(u32, Config)>, Vec<String>) {
+    /// Every grid point, modes innermost so the modes of one point run back to back. Points a
+    /// path cannot carry are left out and returned as notes.
+    pub fn points(&self) -> (Vec<Config>, Vec<String>) {
         let mut notes = Vec::new();
         let workloads: Vec<Workload> = self
             .workloads
@@ -91,22 +145,22 @@ impl Grid {
             ));
         }
         let mut out = Vec::new();
-        for rep in 1..=self.reps {
-            for &workload in &workloads {
-                for &size in &sizes {
-                    for &threads in &self.threads {
-                        for &mode in &self.modes {
-                            let mut config = Config::new(mode, workload, size, threads);
-                            config.duration = self.duration;
-                            config.warmup = self.warmup;
-                            config.path = self.path;
-                            // A fresh port from the kernel every time: nothing lingers
-                            // between experiments (TIME_WAIT, a slow close).
-                            if !self.path.is_sink() {
-                                config.port = 0;
-                            }
-                            out.push((rep, config));
+        for &workload in &workloads {
+            for &size in &sizes {
+                for &threads in &self.threads {
+                    for &mode in &self.modes {
+                        let mut config = Config::new(mode, workload, size, threads);
+                        config.duration = self.duration;
+                        config.warmup = self.warmup;
+                        config.path = self.path;
+                        config.placement = self.placement.clone();
+                        config.busy_poll = self.busy_poll;
+                        // A fresh port from the kernel every time: nothing lingers
+                        // between experiments (TIME_WAIT, a slow close).
+                        if !self.path.is_sink() {
+                            config.port = 0;
                         }
+                        out.push(config);
                     }
                 }
             }
@@ -115,10 +169,44 @@ impl Grid {
     }
 }
 
+/// One grid point's progress.
+#[derive(Default)]
+struct PointState {
+    traced_reps: u32,
+    timing_reps: u32,
+    /// The primary figure of every finished timing run.
+    samples: Vec<f64>,
+}
+
+impl PointState {
+    fn converged(&self, c: &Confidence) -> bool {
+        Estimate::of(&self.samples).is_some_and(|e| e.within(c.target_pct))
+    }
+
+    /// About how many timing runs in all the point needs to reach the target, from its
+    /// spread so far (the interval narrows with the square root of the runs).
+    fn runs_needed(&self, c: &Confidence) -> f64 {
+        match Estimate::of(&self.samples) {
+            Some(e) if e.half_width.is_finite() => {
+                let ratio = e.relative_pct() / c.target_pct;
+                e.n as f64 * ratio * ratio
+            }
+            _ => f64::INFINITY,
+        }
+    }
+
+    /// Whether the point wants another timing run in round `round` (from 1).
+    fn wants(&self, round: u32, c: &Confidence) -> bool {
+        round <= c.min_reps || (self.timing_reps < c.max_reps && !self.converged(c))
+    }
+}
+
 /// How a sweep ended.
 #[derive(Debug, Default)]
 pub struct Ended {
     pub rows: Vec<Row>,
+    /// Points the path could not carry, left out.
+    pub notes: Vec<String>,
     pub failed: usize,
     pub disagreed: usize,
     pub interrupted: bool,
@@ -144,61 +232,127 @@ pub enum Target<'a> {
     Remote(&'a mut remote::Client),
 }
 
-/// Runs `grid` against `target`, writing each row to `out` as soon as it exists. Failed
-/// experiments become failed rows and the sweep goes on; Ctrl-C ends it after the
-/// experiment in progress is abandoned.
+/// Runs `grid` against `target`, writing each row to `out` as soon as it exists and keeping
+/// it in `ended`, so whatever ends the sweep (an error included) leaves every finished row
+/// with the caller. Failed experiments become failed rows and the sweep goes on; Ctrl-C ends
+/// it after the experiment in progress is abandoned.
 pub fn run(
     grid: &Grid,
     mut target: Target<'_>,
     mut tracer: Option<&mut Tracer>,
     out: &mut ResultsDir,
-) -> Result<Ended> {
-    let (experiments, notes) = grid.experiments();
-    for note in notes {
-        eprintln!("netcopy: {note}");
-    }
-    let bar = progress_bar(experiments.len());
-    let mut ended = Ended::default();
-    for (index, (rep, config)) in experiments.into_iter().enumerate() {
-        if interrupt::requested() {
-            ended.interrupted = true;
-            break;
-        }
-        // Drawn between experiments only, never inside a measured window.
-        bar.set_message(format!(
-            "{} {} {} x{} rep {rep}",
-            config.mode,
-            config.workload,
-            format_size(config.size),
-            config.threads
-        ));
-        let planned = Row::planned(out.id(), index as u32 + 1, rep, &config);
-        let result = match &mut target {
-            Target::Local(network) => Prepared::bind_on(config, network)
-                .and_then(|p| experiment::run(p, tracer.as_deref_mut(), 1)),
-            Target::Remote(client) => client.run(&config, tracer.as_deref_mut()),
-        };
-        let row = match result {
-            Ok(outcome) => planned.measured(&outcome),
-            Err(Error::Interrupted) => {
-                ended.interrupted = true;
+    ended: &mut Ended,
+) -> Result<()> {
+    let started = Instant::now();
+    let (points, notes) = grid.points();
+    let c = &grid.confidence;
+    let tracing = if tracer.is_none() {
+        Tracing::Never
+    } else {
+        grid.tracing
+    };
+    let accounting_runs = if tracing == Tracing::Accounting {
+        points.len()
+    } else {
+        0
+    };
+    let bar = progress_bar(accounting_runs + points.len() * c.min_reps as usize);
+    ended.notes = notes;
+    let mut state: Vec<PointState> = points.iter().map(|_| PointState::default()).collect();
+    let mut experiment = 0u32;
+    // The schedule: round 0 traces every point once, rounds 1.. time the points that still
+    // want it, in grid order for the first `min_reps` rounds.
+    let mut round = if tracing == Tracing::Accounting { 0 } else { 1 };
+    'rounds: loop {
+        let order: Vec<usize> = if round <= c.min_reps {
+            (0..points.len()).collect()
+        } else {
+            // Past the minimum, the budget goes first to the points closest to converging,
+            // so a budget that runs out converges as many points as it can.
+            let mut wanting: Vec<usize> = (0..points.len())
+                .filter(|&i| state[i].wants(round, c))
+                .collect();
+            if wanting.is_empty() {
                 break;
             }
-            // A tracer that stops working is not one experiment's problem.
-            Err(e @ Error::Map { .. }) => return Err(e),
-            Err(e) => planned.failed(&e.to_string()),
+            wanting.sort_by(|&a, &b| state[a].runs_needed(c).total_cmp(&state[b].runs_needed(c)));
+            wanting
         };
-        if !row.is_ok() {
-            ended.failed += 1;
-            bar.suspend(|| eprintln!("netcopy: experiment failed: {}", row.error));
-        } else if row.checks != "ok" && row.checks != "not traced" {
-            ended.disagreed += 1;
-            bar.suspend(|| eprintln!("netcopy: kernel and userspace disagree: {}", row.checks));
+        for i in order {
+            if interrupt::requested() {
+                ended.interrupted = true;
+                break 'rounds;
+            }
+            let extra = round > c.min_reps;
+            if extra && c.budget.is_some_and(|b| started.elapsed() >= b) {
+                break 'rounds;
+            }
+            if extra {
+                bar.inc_length(1);
+            }
+            let traced = match tracing {
+                Tracing::Accounting => round == 0,
+                Tracing::Every => true,
+                Tracing::Never => false,
+            };
+            let config = points[i].clone();
+            let point = &mut state[i];
+            let rep = if round == 0 {
+                point.traced_reps += 1;
+                point.traced_reps
+            } else {
+                point.timing_reps += 1;
+                point.timing_reps
+            };
+            experiment += 1;
+            // Drawn between experiments only, never inside a measured window.
+            bar.set_message(format!(
+                "{} {} {} x{} {} {rep}",
+                config.mode,
+                config.workload,
+                format_size(config.size),
+                config.threads,
+                if round == 0 { "traced" } else { "rep" }
+            ));
+            let mut planned = Row::planned(out.id(), experiment, rep, traced, &config);
+            planned.ci_target_pct = Some(c.target_pct);
+            let clock = Instant::now();
+            let tracer = if traced { tracer.as_deref_mut() } else { None };
+            let result = match &mut target {
+                Target::Local(network) => {
+                    Prepared::bind_on(config, network).and_then(|p| experiment::run(p, tracer, 1))
+                }
+                Target::Remote(client) => client.run(&config, tracer),
+            };
+            let mut row = match result {
+                Ok(outcome) => planned.measured(&outcome),
+                Err(Error::Interrupted) => {
+                    ended.interrupted = true;
+                    break 'rounds;
+                }
+                // A tracer that stops working is not one experiment's problem.
+                Err(e @ Error::Map { .. }) => return Err(e),
+                Err(e) => planned.failed(&e.to_string()),
+            };
+            row.elapsed_s = Some(clock.elapsed().as_secs_f64());
+            if round > 0
+                && let Some(v) = row.primary().filter(|_| row.is_ok())
+            {
+                point.samples.push(v);
+            }
+            if !row.is_ok() {
+                ended.failed += 1;
+                bar.suspend(|| eprintln!("netcopy: experiment failed: {}", row.error));
+            } else if row.checks != "ok" && row.checks != "not traced" {
+                ended.disagreed += 1;
+                bar.suspend(|| eprintln!("netcopy: kernel and userspace disagree: {}", row.checks));
+            }
+            out.write(&row)?;
+            ended.rows.push(row);
+            bar.inc(1);
         }
-        out.write(&row)?;
-        ended.rows.push(row);
-        bar.inc(1);
+        round += 1;
     }
     bar.finish_and_clear();
-    Ok(ended)
+    Ok(())
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::Mutex,
@@ -72,6 +72,16 @@ fn assert_same_rows(json: &Path, rows: &[Row]) {
     }
 }
 
+/// Every plot a sweep draws.
+const PLOTS: [&str; 6] = [
+    "throughput_vs_size",
+    "latency_vs_threads",
+    "cache_misses_vs_size",
+    "cycles_per_byte_vs_size",
+    "cpu_time_per_byte_vs_size",
+    "kernel_bytes_per_byte",
+];
+
 #[test]
 fn csv_header_matches_the_readme_table() {
     assert_eq!(Row::columns(), readme_columns());
@@ -100,13 +110,7 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
     for file in ["results.csv", "results.json", "report.md"] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
-    for plot in [
-        "throughput_vs_size",
-        "latency_vs_threads",
-        "cache_misses_vs_size",
-        "cycles_per_byte_vs_size",
-        "kernel_bytes_per_byte",
-    ] {
+    for plot in PLOTS {
         for ext in ["png", "svg"] {
             let f = run.join("plots").join(format!("{plot}.{ext}"));
             assert!(
@@ -125,21 +129,10 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
         .map(str::to_owned)
         .collect();
     assert_eq!(header, readme_columns());
+    assert!(run.join("points.csv").is_file());
     let rows = read_rows(&run.join("results.csv")).expect("rows parse");
-    assert_eq!(
-        rows.len(),
-        4 * 2 * 2 * 2 * 2,
-        "modes x sizes x threads x workloads x reps"
-    );
-    for row in &rows {
-        assert_eq!(row.status, "ok", "{row:?}");
-        assert_eq!(
-            row.checks, "ok",
-            "{} {} {} x{}",
-            row.mode, row.workload, row.size, row.threads
-        );
-    }
     assert_same_rows(&run.join("results.json"), &rows);
+    assert_timing_and_accounting_apart(&rows, &run);
     let report = std::fs::read_to_string(run.join("report.md")).expect("report");
     for q in 1..=6 {
         assert!(
@@ -148,6 +141,75 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
         );
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The grid points of a quick sweep: modes x sizes x connections x workloads.
+const QUICK_POINTS: usize = 4 * 2 * 2 * 2;
+
+/// Every point has exactly one traced run, with every check ok, and at least three untraced
+/// timing runs; untraced rows carry no kernel figure; points.csv's mean of each point is the
+/// mean of its untraced runs only; CPU time per byte is in every row and drawn.
+fn assert_timing_and_accounting_apart(rows: &[Row], run: &Path) {
+    type Key = (String, String, u64, u32);
+    let mut traced: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
+    let mut timing: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
+    for row in rows {
+        assert_eq!(row.status, "ok", "{row:?}");
+        assert!(row.elapsed_s.is_some_and(|e| e > 0.0) && !row.started_utc.is_empty());
+        assert_eq!(row.placement, "same");
+        assert!(row.cpu_ns_per_byte.is_some_and(|c| c > 0.0), "{row:?}");
+        let key = (
+            row.mode.clone(),
+            row.workload.clone(),
+            row.size,
+            row.threads,
+        );
+        if row.traced {
+            assert_eq!(row.checks, "ok", "{key:?}");
+            assert!(row.k_send_bytes.is_some() && row.observer_ms.is_some());
+            traced.entry(key).or_default().push(row);
+        } else {
+            assert_eq!(row.checks, "not traced", "{key:?}");
+            assert_eq!((row.k_send_bytes, row.k_pinned_bytes), (None, None));
+            assert_eq!(row.observer_ms, None);
+            timing.entry(key).or_default().push(row);
+        }
+    }
+    assert_eq!(traced.len(), QUICK_POINTS);
+    assert!(
+        traced.values().all(|t| t.len() == 1),
+        "one traced run per point"
+    );
+    assert_eq!(timing.len(), QUICK_POINTS);
+    let mut points = csv::Reader::from_path(run.join("points.csv")).expect("points.csv");
+    let header = points.headers().expect("header").clone();
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let mut lines = 0;
+    for line in points.records() {
+        let line = line.expect("points.csv line");
+        let key: Key = (
+            line[col("mode")].to_owned(),
+            line[col("workload")].to_owned(),
+            line[col("size")].parse().unwrap(),
+            line[col("threads")].parse().unwrap(),
+        );
+        let runs = &timing[&key];
+        assert!(runs.len() >= 3, "{key:?}: {} timing runs", runs.len());
+        assert_eq!(line[col("reps")].parse::<usize>().unwrap(), runs.len());
+        let values: Vec<f64> = runs.iter().map(|r| r.primary().unwrap()).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let reported: f64 = line[col("mean")].parse().unwrap();
+        assert!(
+            (reported - mean).abs() <= 1e-9 * mean.abs(),
+            "{key:?}: {reported} != {mean}"
+        );
+        let traced_value: f64 = line[col("traced_value")].parse().unwrap();
+        assert_eq!(Some(traced_value), traced[&key][0].primary());
+        lines += 1;
+    }
+    assert_eq!(lines, QUICK_POINTS);
+    let svg = std::fs::read_to_string(run.join("plots/cpu_time_per_byte_vs_size.svg")).unwrap();
+    assert!(!svg.contains("not measured"), "the CPU time plot is drawn");
 }
 
 /// The network namespaces (as `net:[inode]`) the threads under `tasks` are in.
@@ -246,7 +308,8 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
     let rows = read_rows(&csv).expect("the CSV stays valid");
     assert!(rows.len() >= 3);
     assert!(
-        rows.iter().all(|r| r.status == "ok" && r.checks == "ok"),
+        rows.iter()
+            .all(|r| r.status == "ok" && r.checks == if r.traced { "ok" } else { "not traced" }),
         "{rows:?}"
     );
     assert_same_rows(&out.join("latest").join("results.json"), &rows);
@@ -265,5 +328,61 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
         .flat_map(|e| net_namespaces(&e.path().join("task").to_string_lossy()))
         .collect();
     assert!(made.is_disjoint(&everywhere), "namespaces left: {made:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn sighup_mid_sweep_leaves_valid_rows_plots_and_report() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = out_dir("sighup");
+    // Untraced: what matters here is what a closed terminal leaves on disk.
+    let mut child = netcopy()
+        .args([
+            "sweep",
+            "--quick",
+            "--no-trace",
+            "--modes",
+            "a1,a2",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting netcopy");
+    let csv = out.join("latest").join("results.csv");
+    let started = Instant::now();
+    while read_rows(&csv).map_or(0, |r| r.len()) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no rows after a minute"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let status = child.wait().expect("waiting for netcopy");
+    assert_eq!(status.code(), Some(130), "{status}");
+    let run = out.join("latest");
+    let rows = read_rows(&csv).expect("the CSV stays valid");
+    assert!(
+        rows.len() >= 3 && rows.iter().all(|r| r.status == "ok"),
+        "{rows:?}"
+    );
+    assert_same_rows(&run.join("results.json"), &rows);
+    for plot in PLOTS {
+        let f = run.join("plots").join(format!("{plot}.svg"));
+        assert!(
+            f.metadata().is_ok_and(|m| m.len() > 0),
+            "{} missing",
+            f.display()
+        );
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report");
+    assert!(
+        report.contains("timing runs and 0 traced runs finished"),
+        "{report}"
+    );
+    assert!(run.join("points.csv").is_file());
     let _ = std::fs::remove_dir_all(&out);
 }

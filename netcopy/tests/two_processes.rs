@@ -133,6 +133,8 @@ fn serve_and_connect_across_namespaces_fill_both_sides() {
             "16K",
         ])
         .args(["--threads", "2", "--workload", "stream,rr", "--reps", "1"])
+        // Every run traced: this test is about both sides' kernel columns.
+        .arg("--trace-all")
         .args(["--duration", "400ms", "--warmup", "100ms", "--out"])
         .arg(&dir)
         .output()

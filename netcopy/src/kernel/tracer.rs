@@ -147,6 +147,8 @@ pub struct Tracer {
     pages_unavailable: Option<String>,
     /// The UDP classification hook's link, while attached.
     udp_link: Option<BtfTracePointLinkId>,
+    /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
+    run_stats: Option<std::os::fd::OwnedFd>,
 }
 
 /// Removes every key of `map`; a key another reader removed first is fine.
@@ -236,7 +238,24 @@ impl Tracer {
             offsets,
             pages_unavailable,
             udp_link: None,
+            run_stats: None,
         })
+    }
+
+    /// Turns on the kernel's per-program run-time statistics for this tracer's life, so
+    /// [`Tracer::run_time`] can say what the observer itself cost. They add a clock read to
+    /// every program run.
+    pub fn time_programs(&mut self) -> Result<()> {
+        if self.run_stats.is_none() {
+            self.run_stats = Some(enable_run_stats()?);
+        }
+        Ok(())
+    }
+
+    /// Total run time of every program since load, while statistics are on; None otherwise.
+    pub fn run_time(&self) -> Option<std::time::Duration> {
+        self.run_stats.as_ref()?;
+        Some(self.program_stats().iter().map(|(_, _, t)| *t).sum())
     }
 
     /// The offsets handed to the programs.

@@ -4,6 +4,7 @@
 
 pub mod plots;
 pub mod report;
+pub mod summary;
 
 use std::{
     fs::{self, File},
@@ -29,7 +30,7 @@ pub struct ResultsDir {
 impl ResultsDir {
     /// Creates `<base>/<timestamp>/` and points `<base>/latest` at it.
     pub fn create(base: &Path) -> Result<Self> {
-        let id = timestamp();
+        let id = utc_now(false);
         let dir = base.join(&id);
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -107,6 +108,23 @@ pub fn csv_columns<T: serde::Serialize + Default>() -> Vec<String> {
         .collect()
 }
 
+/// Writes points.csv: one line per grid point, its primary figure's mean and interval, how
+/// many runs it took and whether it converged.
+pub fn write_points(path: &Path, summary: &summary::Summary) -> Result<()> {
+    let err = |e: csv::Error| {
+        Error::io(
+            format!("writing {}", path.display()),
+            std::io::Error::other(e),
+        )
+    };
+    let mut w = csv::Writer::from_path(path).map_err(err)?;
+    for p in &summary.points {
+        w.serialize(summary::PointLine::of(p)).map_err(err)?;
+    }
+    w.flush()
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
 /// Reads the rows of a results.csv back.
 pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     let err = |e: csv::Error| {
@@ -119,15 +137,18 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     reader.deserialize().collect::<Result<_, _>>().map_err(err)
 }
 
-/// UTC, sortable and safe in a file name: 2026-11-24T05-50-12Z.
-fn timestamp() -> String {
-    let secs = SystemTime::now()
+/// The time now, UTC, with milliseconds: `2026-11-24T05:50:12.345Z`, or, for a file name,
+/// `2026-11-24T05-50-12.345Z`.
+pub fn utc_now(colons: bool) -> String {
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .unwrap_or_default();
+    let (secs, millis) = (now.as_secs(), now.subsec_millis());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
+    let sep = if colons { ':' } else { '-' };
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}{sep}{:02}{sep}{:02}.{millis:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60

@@ -1,5 +1,7 @@
-//! The plots, each as PNG and SVG, drawn from rows (medians over repetitions). A plot whose
-//! figure this machine could not measure says so in place of drawing zeros.
+//! The plots, each as PNG and SVG, drawn from the run's summary: every point is the mean of the
+//! untraced timing runs with its 95 % confidence interval as an error bar; the kernel's bytes
+//! come from the traced runs. A plot whose figure this machine could not measure says so in
+//! place of drawing zeros.
 
 use std::{collections::BTreeMap, path::Path, sync::Once};
 
@@ -9,10 +11,11 @@ use plotters::{
     style::{FontStyle, register_font},
 };
 
-use super::report::{Cell, Summary};
+use super::summary::{Point, Summary};
+use crate::{row::Row, stats::Estimate};
 
-/// One line per series: (label, points).
-type Series = Vec<(String, Vec<(f64, f64)>)>;
+/// One line per series: (label, points as (x, estimate)).
+type Series = Vec<(String, Vec<(f64, Estimate)>)>;
 
 /// What a plot shows.
 pub struct LinePlot {
@@ -79,6 +82,15 @@ fn draw_note<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The top of a point's error bar (its mean when it has no interval).
+fn bar_top(e: &Estimate) -> f64 {
+    if e.half_width.is_finite() {
+        e.high()
+    } else {
+        e.mean
+    }
+}
+
 fn draw_lines<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     plot: &LinePlot,
@@ -90,10 +102,10 @@ fn draw_lines<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(err)?;
     let points = plot.series.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0f64);
-    for &(x, y) in points {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y1 = y1.max(y);
+    for (x, e) in points {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y1 = y1.max(bar_top(e));
     }
     if x0 > x1 {
         draw_note(&root, &plot.title, "no rows to draw")?;
@@ -129,7 +141,29 @@ fn draw_lines<DB: DrawingBackend>(
         .map_err(err)?;
     for (i, (label, pts)) in plot.series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let line: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (tx(x), y)).collect();
+        let line: Vec<(f64, f64)> = pts.iter().map(|(x, e)| (tx(*x), e.mean)).collect();
+        // The 95 % interval as an error bar with caps; a single run has none to draw.
+        let cap = (hi - lo) / 150.0;
+        chart
+            .draw_series(
+                pts.iter()
+                    .filter(|(_, e)| e.half_width.is_finite())
+                    .map(|(x, e)| {
+                        let (x, lo_y, hi_y) = (tx(*x), e.low().max(0.0), e.high());
+                        PathElement::new(
+                            vec![
+                                (x - cap, lo_y),
+                                (x + cap, lo_y),
+                                (x, lo_y),
+                                (x, hi_y),
+                                (x - cap, hi_y),
+                                (x + cap, hi_y),
+                            ],
+                            color.stroke_width(1),
+                        )
+                    }),
+            )
+            .map_err(err)?;
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
             .map_err(err)?
@@ -253,20 +287,20 @@ pub fn write_all(dir: &Path, summary: &Summary) -> Result<Vec<String>, String> {
     Ok(written)
 }
 
-/// Median `value` per (mode, x) over the cells `keep` selects.
+/// `value`'s estimate per (mode, x) over the points `keep` selects.
 fn by_mode(
     summary: &Summary,
-    keep: impl Fn(&Cell) -> bool,
-    x: impl Fn(&Cell) -> f64,
-    value: impl Fn(&Cell) -> Option<f64>,
+    keep: impl Fn(&Point) -> bool,
+    x: impl Fn(&Point) -> f64,
+    value: impl Fn(&Point) -> Option<Estimate>,
 ) -> Series {
-    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for cell in summary.cells.iter().filter(|c| keep(c)) {
-        if let Some(v) = value(cell) {
+    let mut lines: BTreeMap<String, Vec<(f64, Estimate)>> = BTreeMap::new();
+    for point in summary.points.iter().filter(|p| keep(p)) {
+        if let Some(v) = value(point) {
             lines
-                .entry(cell.mode.clone())
+                .entry(point.mode.clone())
                 .or_default()
-                .push((x(cell), v));
+                .push((x(point), v));
         }
     }
     lines
@@ -278,17 +312,13 @@ fn by_mode(
         .collect()
 }
 
-/// A stream figure by message size, one line per mode, at `threads` connections.
-fn stream_by_size(
-    s: &Summary,
-    threads: u32,
-    value: impl Fn(&crate::row::Row) -> Option<f64>,
-) -> Series {
+/// A stream speed figure by message size, one line per mode, at `threads` connections.
+pub fn stream_by_size(s: &Summary, threads: u32, value: impl Fn(&Row) -> Option<f64>) -> Series {
     by_mode(
         s,
-        |c| c.workload == "stream" && c.threads == threads,
-        |c| c.size as f64,
-        |c| c.median(&value),
+        |p| p.workload == "stream" && p.threads == threads,
+        |p| p.size as f64,
+        |p| p.speed(&value),
     )
 }
 
@@ -301,7 +331,7 @@ fn line_plots(s: &Summary) -> Vec<LinePlot> {
             file: "throughput_vs_size",
             title: format!("Stream throughput vs message size ({threads} connection(s))"),
             x_label: "message size",
-            y_label: "Gbit/s (median)",
+            y_label: "Gbit/s (mean, 95 % CI)",
             log_x: true,
             series: stream_by_size(s, threads, |r| r.send_gbps),
             not_measured: None,
@@ -313,13 +343,13 @@ fn line_plots(s: &Summary) -> Vec<LinePlot> {
                 crate::units::format_size(size as usize)
             ),
             x_label: "connections (threads per side)",
-            y_label: "p50 round trip, us (median)",
+            y_label: "median round trip, us (mean, 95 % CI)",
             log_x: false,
             series: by_mode(
                 s,
-                |c| c.workload == "rr" && c.size == size,
-                |c| c.threads as f64,
-                |c| c.median(|r| r.rtt_p50_us),
+                |p| p.workload == "rr" && p.size == size && !p.busy_poll,
+                |p| p.threads as f64,
+                |p| p.speed(|r| r.rtt_p50_us),
             ),
             not_measured: (!s.has_workload("rr")).then(|| "no request-response rows".to_owned()),
         },
@@ -345,6 +375,16 @@ fn line_plots(s: &Summary) -> Vec<LinePlot> {
             series: stream_by_size(s, threads, |r| r.cycles_per_byte),
             not_measured: hw_missing,
         },
+        LinePlot {
+            file: "cpu_time_per_byte_vs_size",
+            title: format!("CPU time per byte sent vs size (stream, {threads} connection(s))"),
+            x_label: "message size",
+            y_label: "ns of CPU per byte, busy CPUs incl. softirq",
+            log_x: true,
+            series: stream_by_size(s, threads, |r| r.cpu_ns_per_byte),
+            not_measured: (!s.rows().any(|r| r.cpu_ns_per_byte.is_some()))
+                .then(|| "/proc/stat could not be read".to_owned()),
+        },
     ]
 }
 
@@ -352,20 +392,17 @@ fn kernel_bytes(s: &Summary) -> StackedBars {
     let threads = s.min_threads();
     let size = s.reference_size();
     let mut groups = Vec::new();
-    for cell in s
-        .cells
+    for p in s
+        .points
         .iter()
-        .filter(|c| c.workload == "stream" && c.threads == threads && c.size == size)
+        .filter(|p| p.workload == "stream" && p.threads == threads && p.size == size)
     {
-        let per_byte = |f: fn(&crate::row::Row) -> Option<u64>| {
-            cell.median(|r| Some(f(r)? as f64 / r.bytes_sent.filter(|b| *b > 0)? as f64))
-                .unwrap_or(0.0)
-        };
-        if cell.median(|r| r.k_send_bytes.map(|b| b as f64)).is_none() {
+        if p.traced.is_empty() {
             continue;
         }
+        let per_byte = |f: fn(&Row) -> Option<u64>| p.kernel_per_byte(f).unwrap_or(0.0);
         groups.push((
-            cell.mode.clone(),
+            p.mode.clone(),
             vec![
                 ("user copy (a1's memcpy)", per_byte(|r| r.user_copy_bytes)),
                 ("copied at send", per_byte(|r| r.k_copied_at_send_bytes)),
@@ -378,10 +415,10 @@ fn kernel_bytes(s: &Summary) -> StackedBars {
     StackedBars {
         file: "kernel_bytes_per_byte",
         title: format!(
-            "What the kernel did with each byte sent (stream, {}, {threads} connection(s))",
+            "What the kernel did with each byte sent (stream, {}, {threads} connection(s), traced run)",
             crate::units::format_size(size as usize)
         ),
-        y_label: "bytes per byte sent",
+        y_label: "bytes per byte sent (exact counts)",
         not_measured: groups
             .is_empty()
             .then(|| "the run was not traced (--no-trace or no root)".to_owned()),

@@ -27,10 +27,12 @@ use hdrhistogram::Histogram;
 pub use path::{Mode, PathCounters};
 
 use crate::{
+    cpustat::{self, CpuFigures},
     error::{Error, Result},
     interrupt,
     netpath::{MAX_DATAGRAM, NetPath, Network},
     perf::{self, PerfFigures, Side},
+    placement::{self, Placement, Policy},
 };
 
 /// Which traffic pattern.
@@ -78,6 +80,11 @@ pub struct Config {
     pub sample_every: u64,
     /// Messages per connection that may be in flight (zero-copy keeps their pages pinned).
     pub ring: usize,
+    /// Which CPU each worker thread is pinned to.
+    pub placement: Placement,
+    /// rr: receivers spin on non-blocking reads instead of sleeping in the kernel, so a round
+    /// trip pays no idle wake-up.
+    pub busy_poll: bool,
 }
 
 impl Config {
@@ -95,6 +102,9 @@ impl Config {
             port: mode.default_port(),
             sample_every: 1024,
             ring: 16,
+            placement: Placement::on_this_machine(Policy::default())
+                .unwrap_or_else(|_| Placement::unpinned()),
+            busy_poll: false,
         }
     }
 }
@@ -126,6 +136,11 @@ pub struct Figures {
     pub round_trip: Option<Histogram<u64>>,
     /// CPU counters over the window, per side.
     pub perf: PerfFigures,
+    /// Busy time of the experiment's CPUs over the window.
+    pub cpu: CpuFigures,
+    /// Run time of the observer's eBPF programs over the window, when traced with run-time
+    /// statistics on.
+    pub observer_time: Option<Duration>,
 }
 
 impl Figures {
@@ -210,15 +225,43 @@ impl PhaseClock {
 /// How long the coordinator waits for every worker to start before counting without it.
 const START_WAIT: Duration = Duration::from_secs(5);
 
+/// Reads the observer's total run time so far (the eBPF programs' kernel statistics): the
+/// window's edges read it, so the observer's share of the window's CPU time can be told.
+pub type ObserverClock<'a> = Option<&'a dyn Fn() -> Option<Duration>>;
+
+/// What the coordinator measured over the window.
+struct Window {
+    length: Duration,
+    bytes_received: u64,
+    perf: PerfFigures,
+    cpu: CpuFigures,
+    observer_time: Option<Duration>,
+}
+
+impl Window {
+    /// The figures a workload starts from: the window's, nothing sent or received yet.
+    fn figures(self) -> Figures {
+        Figures {
+            window: self.length,
+            window_bytes_received: self.bytes_received,
+            perf: self.perf,
+            cpu: self.cpu,
+            observer_time: self.observer_time,
+            ..Figures::default()
+        }
+    }
+}
+
 /// Runs the experiment's clock on the calling thread: perf counters opened on every worker,
-/// warmup, then the measured window (counters enabled), then stop. Returns the window's
-/// length, how many bytes the `received` counters grew by in it, and the counters.
+/// warmup, then the measured window (counters enabled, CPU time and the observer's run time
+/// read at both edges), then stop.
 fn coordinate(
     config: &Config,
     clock: &PhaseClock,
     workers: usize,
     received: &[Arc<AtomicU64>],
-) -> (Duration, u64, PerfFigures) {
+    observer: ObserverClock<'_>,
+) -> Window {
     let sum = || {
         received
             .iter()
@@ -232,27 +275,54 @@ fn coordinate(
     let mut counters = perf::Session::open(&clock.threads());
     interrupt::sleep(config.warmup);
     let before = sum();
+    let observer_before = observer.and_then(|o| o());
+    let cpu_before = cpustat::Snapshot::read();
     counters.enable();
     clock.set(Phase::Measure);
     let start = Instant::now();
     interrupt::sleep(config.duration);
     clock.set(Phase::Stop);
     counters.disable();
-    let window = start.elapsed();
-    (window, sum() - before, counters.read())
+    let length = start.elapsed();
+    let cpu_after = cpustat::Snapshot::read();
+    let observer_time = match (observer_before, observer.and_then(|o| o())) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    Window {
+        length,
+        bytes_received: sum() - before,
+        perf: counters.read(),
+        cpu: cpustat::measure(
+            cpu_before.as_ref(),
+            cpu_after.as_ref(),
+            &config.placement,
+            config.threads,
+        ),
+        observer_time,
+    }
 }
 
-/// Starts a named worker thread for `side`; it registers its thread id with the clock first.
+/// Starts worker `i` of `side`, pinned where the placement says; it pins itself and
+/// registers its thread id with the clock before any work.
 fn spawn<T: Send + 'static>(
     name: String,
     side: Side,
+    i: usize,
+    config: &Config,
     clock: &PhaseClock,
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<std::thread::JoinHandle<std::io::Result<T>>> {
     let clock = clock.clone();
+    let cpu = config.placement.cpu(side, i);
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
+            if let Some(cpu) = cpu {
+                placement::pin_current_thread(cpu).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("pinning to CPU {cpu}: {e}"))
+                })?;
+            }
             clock.register(side);
             work()
         })
@@ -321,6 +391,11 @@ impl Prepared {
     /// Runs warmup and the measured window, drains, and returns the figures. An experiment
     /// cut short by Ctrl-C or SIGTERM is abandoned: its figures would not mean anything.
     pub fn run(self) -> Result<Figures> {
+        self.run_observed(None)
+    }
+
+    /// [`Prepared::run`], reading `observer`'s run time at the window's edges.
+    pub fn run_observed(self, observer: ObserverClock<'_>) -> Result<Figures> {
         let figures = match self.server {
             Server::Listener(listener) => {
                 let mut clients = Vec::with_capacity(self.config.threads);
@@ -331,9 +406,9 @@ impl Prepared {
                     servers.push(server);
                 }
                 drop(listener);
-                run_ends(&self.config, clients, servers)
+                run_ends(&self.config, clients, servers, observer)
             }
-            Server::Sink(addr) => sink::run(&self.config, addr),
+            Server::Sink(addr) => sink::run(&self.config, addr, observer),
         }?;
         if interrupt::requested() {
             return Err(Error::Interrupted);
@@ -344,10 +419,15 @@ impl Prepared {
 
 /// Runs the workload over the ends this process holds (both, or one side of a two-process
 /// experiment).
-fn run_ends(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) -> Result<Figures> {
+fn run_ends(
+    config: &Config,
+    clients: Vec<TcpStream>,
+    servers: Vec<TcpStream>,
+    observer: ObserverClock<'_>,
+) -> Result<Figures> {
     match config.workload {
-        Workload::Stream => stream::run(config, clients, servers),
-        Workload::Rr => rr::run(config, clients, servers),
+        Workload::Stream => stream::run(config, clients, servers, observer),
+        Workload::Rr => rr::run(config, clients, servers, observer),
     }
 }
 
@@ -357,7 +437,7 @@ pub fn run_client(config: &Config, server: SocketAddr) -> Result<Figures> {
     let clients = (0..config.threads)
         .map(|_| net::connect(server))
         .collect::<Result<Vec<_>>>()?;
-    let figures = run_ends(config, clients, Vec::new())?;
+    let figures = run_ends(config, clients, Vec::new(), None)?;
     if interrupt::requested() {
         return Err(Error::Interrupted);
     }
@@ -370,7 +450,7 @@ pub fn run_server(config: &Config, listener: TcpListener) -> Result<Figures> {
         .map(|_| net::accept(&listener))
         .collect::<Result<Vec<_>>>()?;
     drop(listener);
-    run_ends(config, Vec::new(), servers)
+    run_ends(config, Vec::new(), servers, None)
 }
 
 /// Refuses what a path cannot carry: replies from a sink, datagrams over the UDP maximum.

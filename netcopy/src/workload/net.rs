@@ -59,19 +59,76 @@ fn prepare(stream: &TcpStream) -> Result<()> {
         .map_err(|e| Error::io("setting TCP_NODELAY and a read timeout", e))
 }
 
+/// How a reader waits for bytes that have not arrived yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Asleep in the kernel until data arrives (or [`STUCK_PEER`] passes).
+    Block,
+    /// Spinning on `MSG_DONTWAIT` reads, yielding the CPU between tries so a peer pinned to
+    /// the same CPU can run: no idle wake-up is ever paid. The socket itself stays blocking,
+    /// so the send paths on it are untouched.
+    Spin,
+}
+
+impl Wait {
+    pub fn new(busy_poll: bool) -> Self {
+        if busy_poll { Wait::Spin } else { Wait::Block }
+    }
+}
+
+/// One read, waiting as `wait` says.
+fn read_once(stream: &mut TcpStream, buf: &mut [u8], wait: Wait) -> io::Result<usize> {
+    match wait {
+        Wait::Block => stream.read(buf),
+        Wait::Spin => {
+            // SAFETY: a valid socket and a buffer of buf.len() writable bytes.
+            let n = unsafe {
+                libc::recv(
+                    stream.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        }
+    }
+}
+
 /// Reads exactly `buf.len()` bytes; Ok(false) on a clean EOF before the first byte. Counts the
 /// receive calls that returned data into `calls`.
-pub fn recv_exact(stream: &mut TcpStream, buf: &mut [u8], calls: &mut u64) -> io::Result<bool> {
+pub fn recv_exact(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    calls: &mut u64,
+    wait: Wait,
+) -> io::Result<bool> {
     let mut at = 0;
+    let mut spinning_since: Option<std::time::Instant> = None;
     while at < buf.len() {
-        match stream.read(&mut buf[at..]) {
+        match read_once(stream, &mut buf[at..], wait) {
             Ok(0) if at == 0 => return Ok(false),
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => {
                 *calls += 1;
                 at += n;
+                spinning_since = None;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if wait == Wait::Spin && e.kind() == io::ErrorKind::WouldBlock => {
+                let since = *spinning_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > STUCK_PEER {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no data within 10 s",
+                    ));
+                }
+                std::thread::yield_now();
+            }
             Err(e) => return Err(e),
         }
     }

@@ -15,7 +15,7 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{
-    Config, Figures, PathCounters, Phase, PhaseClock, Ring, coordinate, join_all,
+    Config, Figures, ObserverClock, PathCounters, Phase, PhaseClock, Ring, coordinate, join_all,
     latency_histogram, message::Verifier, net, path::SendPath, spawn,
 };
 use crate::{error::Result, perf::Side};
@@ -43,6 +43,7 @@ fn client_loop(
 ) -> io::Result<SideOut> {
     let mut ring = Ring::new(config.size, config.ring);
     let mut reply = vec![0u8; config.size];
+    let wait = net::Wait::new(config.busy_poll);
     let mut verifier = Verifier::new(config.size, config.sample_every);
     let mut round_trip = latency_histogram();
     let (mut seq, mut calls, mut window_messages) = (0u64, 0u64, 0u64);
@@ -53,7 +54,7 @@ fn client_loop(
         }
         let start = Instant::now();
         ring.send(path.as_mut(), seq)?;
-        if !net::recv_exact(&mut stream, &mut reply, &mut calls)? {
+        if !net::recv_exact(&mut stream, &mut reply, &mut calls, wait)? {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let ns = start.elapsed().as_nanos() as u64;
@@ -68,7 +69,7 @@ fn client_loop(
     stream.shutdown(Shutdown::Write)?;
     // The server answers our EOF with its own once its replies are all released.
     let mut tail = [0u8; 1];
-    if net::recv_exact(&mut stream, &mut tail, &mut calls)? {
+    if net::recv_exact(&mut stream, &mut tail, &mut calls, wait)? {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "reply after the last request",
@@ -94,7 +95,8 @@ fn server_loop(
     let mut request = vec![0u8; config.size];
     let mut verifier = Verifier::new(config.size, config.sample_every);
     let (mut seq, mut calls) = (0u64, 0u64);
-    while net::recv_exact(&mut stream, &mut request, &mut calls)? {
+    let wait = net::Wait::new(config.busy_poll);
+    while net::recv_exact(&mut stream, &mut request, &mut calls, wait)? {
         progress.fetch_add(config.size as u64, Ordering::Relaxed);
         verify(&mut verifier, &request)?;
         ring.send(path.as_mut(), seq)?;
@@ -113,7 +115,12 @@ fn server_loop(
 }
 
 /// Runs the ends this process holds: `clients` send requests, `servers` answer them.
-pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) -> Result<Figures> {
+pub fn run(
+    config: &Config,
+    clients: Vec<TcpStream>,
+    servers: Vec<TcpStream>,
+    observer: ObserverClock<'_>,
+) -> Result<Figures> {
     let clock = PhaseClock::new();
     let workers_count = clients.len() + servers.len();
     let mut workers = Vec::with_capacity(workers_count);
@@ -126,6 +133,8 @@ pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) ->
         workers.push(spawn(
             format!("rr-server-{i}"),
             Side::Server,
+            i,
+            config,
             &clock,
             move || server_loop(server, server_path, cfg, counter),
         )?);
@@ -136,20 +145,16 @@ pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) ->
         workers.push(spawn(
             format!("rr-client-{i}"),
             Side::Client,
+            i,
+            config,
             &clock,
             move || client_loop(client, client_path, cfg, worker_clock),
         )?);
     }
 
-    let (window, window_bytes_received, perf) =
-        coordinate(config, &clock, workers_count, &progress);
-
     let mut figures = Figures {
-        window,
-        window_bytes_received,
         round_trip: Some(latency_histogram()),
-        perf,
-        ..Figures::default()
+        ..coordinate(config, &clock, workers_count, &progress, observer).figures()
     };
     join_all(workers, "request-response", |out: SideOut| {
         figures.path.accumulate(&out.path);

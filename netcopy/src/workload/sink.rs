@@ -7,10 +7,10 @@ use std::{
     os::fd::AsFd as _,
 };
 
-use super::{Config, Figures, PhaseClock, coordinate, stream};
+use super::{Config, Figures, ObserverClock, PhaseClock, coordinate, stream};
 use crate::error::{Error, Result};
 
-pub fn run(config: &Config, sink: SocketAddr) -> Result<Figures> {
+pub fn run(config: &Config, sink: SocketAddr, observer: ObserverClock<'_>) -> Result<Figures> {
     let clock = PhaseClock::new();
     let any = match sink.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -29,12 +29,7 @@ pub fn run(config: &Config, sink: SocketAddr) -> Result<Figures> {
             Ok(())
         })?);
     }
-    let (window, _, perf) = coordinate(config, &clock, config.threads, &[]);
-    let mut figures = Figures {
-        window,
-        perf,
-        ..Figures::default()
-    };
+    let mut figures: Figures = coordinate(config, &clock, config.threads, &[], observer).figures();
     stream::collect_senders(config, &mut figures, senders)?;
     Ok(figures)
 }

@@ -15,8 +15,8 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{
-    Config, Figures, Phase, PhaseClock, Ring, coordinate, join_all, latency_histogram,
-    message::Verifier, path::SendPath, spawn,
+    Config, Figures, ObserverClock, Phase, PhaseClock, Ring, coordinate, join_all,
+    latency_histogram, message::Verifier, path::SendPath, spawn,
 };
 use crate::{error::Result, perf::Side};
 
@@ -75,12 +75,19 @@ pub(super) fn spawn_sender(
     path: Box<dyn SendPath>,
     done: impl FnOnce() -> io::Result<()> + Send + 'static,
 ) -> Result<JoinHandle<io::Result<SenderOut>>> {
-    let (config, worker_clock) = (config.clone(), clock.clone());
-    spawn(format!("send-{i}"), Side::Client, clock, move || {
-        let out = send_loop(path, config, worker_clock)?;
-        done()?;
-        Ok(out)
-    })
+    let (cfg, worker_clock) = (config.clone(), clock.clone());
+    spawn(
+        format!("send-{i}"),
+        Side::Client,
+        i,
+        config,
+        clock,
+        move || {
+            let out = send_loop(path, cfg, worker_clock)?;
+            done()?;
+            Ok(out)
+        },
+    )
 }
 
 /// Joins the senders and folds their counts into `figures`.
@@ -133,7 +140,12 @@ fn receive_loop(
 
 /// Runs the ends this process holds: `clients` send, `servers` receive (a local experiment
 /// holds both; `serve` and `sweep --connect` one each).
-pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) -> Result<Figures> {
+pub fn run(
+    config: &Config,
+    clients: Vec<TcpStream>,
+    servers: Vec<TcpStream>,
+    observer: ObserverClock<'_>,
+) -> Result<Figures> {
     let clock = PhaseClock::new();
     let workers = clients.len() + servers.len();
     let mut senders = Vec::with_capacity(clients.len());
@@ -146,6 +158,8 @@ pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) ->
         receivers.push(spawn(
             format!("recv-{i}"),
             Side::Server,
+            i,
+            config,
             &clock,
             move || receive_loop(server, size, sample, counter),
         )?);
@@ -157,14 +171,7 @@ pub fn run(config: &Config, clients: Vec<TcpStream>, servers: Vec<TcpStream>) ->
         })?);
     }
 
-    let (window, window_bytes_received, perf) = coordinate(config, &clock, workers, &progress);
-
-    let mut figures = Figures {
-        window,
-        window_bytes_received,
-        perf,
-        ..Figures::default()
-    };
+    let mut figures = coordinate(config, &clock, workers, &progress, observer).figures();
     let sent = collect_senders(config, &mut figures, senders);
     let received = join_all(receivers, "receiving", |out: ReceiverOut| {
         figures.bytes_received += out.bytes;

@@ -1,0 +1,171 @@
+//! The statistics behind every claim netcopy makes about speed: the mean of a point's
+//! repetitions with its 95 % confidence interval (Student's t), and comparisons that name a
+//! winner only when the two intervals do not overlap.
+
+/// Confidence level of every interval netcopy reports.
+pub const CONFIDENCE_PCT: f64 = 95.0;
+
+/// Two-sided 95 % quantile of Student's t for `df` degrees of freedom.
+pub fn t_95(df: usize) -> f64 {
+    // t(0.975, df) for df = 1..=30; beyond, the normal approximation with a small correction.
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        _ => 1.960 + 2.4 / df as f64,
+    }
+}
+
+/// A mean with its 95 % confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub n: usize,
+    pub mean: f64,
+    /// Half the interval's width; infinite with one sample.
+    pub half_width: f64,
+}
+
+impl Estimate {
+    /// From samples; None without any.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        let n = samples.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = samples.iter().sum::<f64>() / n as f64;
+        let half_width = if n < 2 {
+            f64::INFINITY
+        } else {
+            let var = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            t_95(n - 1) * (var / n as f64).sqrt()
+        };
+        Some(Self {
+            n,
+            mean,
+            half_width,
+        })
+    }
+
+    pub fn low(&self) -> f64 {
+        self.mean - self.half_width
+    }
+
+    pub fn high(&self) -> f64 {
+        self.mean + self.half_width
+    }
+
+    /// Half-width relative to the mean, %: the "±x %" of the interval.
+    pub fn relative_pct(&self) -> f64 {
+        if self.mean == 0.0 {
+            if self.half_width == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            self.half_width * 100.0 / self.mean.abs()
+        }
+    }
+
+    /// Whether the interval is within ±`target_pct` of the mean.
+    pub fn within(&self, target_pct: f64) -> bool {
+        self.relative_pct() <= target_pct
+    }
+
+    /// `12.3 ± 0.4` with `digits` decimals.
+    pub fn show(&self, digits: usize) -> String {
+        if self.half_width.is_finite() {
+            format!("{:.digits$} ± {:.digits$}", self.mean, self.half_width)
+        } else {
+            format!("{:.digits$} (one run)", self.mean)
+        }
+    }
+}
+
+/// How one estimate stands against another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The first is higher: its interval lies wholly above the other's.
+    Higher,
+    /// The first is lower: its interval lies wholly below.
+    Lower,
+    /// The intervals overlap: no winner can be named on this machine.
+    Indistinguishable,
+}
+
+/// Compares `a` with `b` by their intervals.
+pub fn compare(a: &Estimate, b: &Estimate) -> Verdict {
+    if a.low() > b.high() {
+        Verdict::Higher
+    } else if a.high() < b.low() {
+        Verdict::Lower
+    } else {
+        Verdict::Indistinguishable
+    }
+}
+
+/// The ratio a / b with an interval from the two relative half-widths (first-order
+/// propagation); None when b's mean is 0.
+pub fn ratio(a: &Estimate, b: &Estimate) -> Option<Estimate> {
+    if b.mean == 0.0 {
+        return None;
+    }
+    let mean = a.mean / b.mean;
+    let rel = ((a.relative_pct() / 100.0).powi(2) + (b.relative_pct() / 100.0).powi(2)).sqrt();
+    Some(Estimate {
+        n: a.n.min(b.n),
+        mean,
+        half_width: mean.abs() * rel,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_of_known_samples() {
+        // mean 10, sample sd 1 (values 9, 10, 11), n = 3: half-width = 4.303 / sqrt(3).
+        let e = Estimate::of(&[9.0, 10.0, 11.0]).unwrap();
+        assert_eq!(e.n, 3);
+        assert!((e.mean - 10.0).abs() < 1e-12);
+        assert!((e.half_width - 4.303 / 3f64.sqrt()).abs() < 1e-9);
+        assert!((e.relative_pct() - 24.843).abs() < 1e-2);
+        assert!(!e.within(5.0));
+        let one = Estimate::of(&[3.0]).unwrap();
+        assert!(one.half_width.is_infinite() && !one.within(100.0));
+        assert_eq!(Estimate::of(&[]), None);
+    }
+
+    #[test]
+    fn identical_samples_converge_at_once() {
+        let e = Estimate::of(&[5.0, 5.0, 5.0]).unwrap();
+        assert_eq!(e.half_width, 0.0);
+        assert!(e.within(0.0));
+    }
+
+    #[test]
+    fn t_quantiles() {
+        assert_eq!(t_95(1), 12.706);
+        assert_eq!(t_95(30), 2.042);
+        assert!(t_95(31) < 2.042 && t_95(31) > 1.96);
+        assert!(t_95(0).is_infinite());
+    }
+
+    #[test]
+    fn verdicts_follow_the_intervals() {
+        let a = Estimate::of(&[10.0, 10.1, 9.9]).unwrap();
+        let b = Estimate::of(&[12.0, 12.1, 11.9]).unwrap();
+        let wide = Estimate::of(&[8.0, 14.0, 11.0]).unwrap();
+        assert_eq!(compare(&b, &a), Verdict::Higher);
+        assert_eq!(compare(&a, &b), Verdict::Lower);
+        assert_eq!(compare(&a, &wide), Verdict::Indistinguishable);
+        let r = ratio(&b, &a).unwrap();
+        assert!((r.mean - 1.2).abs() < 1e-12);
+        assert!(r.low() > 1.0);
+    }
+}
