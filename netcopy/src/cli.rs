@@ -268,16 +268,25 @@ struct PlacementArgs {
     #[arg(long, value_parser = parse_placement)]
     placement: Option<Policy>,
     /// CPUs for the client threads, e.g. 0 or 0,2-3 (connections wrap round-robin).
-    #[arg(long, value_parser = placement::parse_cpu_list, requires = "server_cpus")]
-    client_cpus: Option<Vec<usize>>,
+    #[arg(long, value_parser = parse_cpus)]
+    client_cpus: Option<CpuList>,
     /// CPUs for the server threads.
-    #[arg(long, value_parser = placement::parse_cpu_list, requires = "client_cpus")]
-    server_cpus: Option<Vec<usize>>,
+    #[arg(long, value_parser = parse_cpus)]
+    server_cpus: Option<CpuList>,
+}
+
+/// One `--client-cpus`/`--server-cpus` value: a whole list (a newtype, so clap takes the
+/// list as one value rather than as many).
+#[derive(Clone, Debug)]
+struct CpuList(Vec<usize>);
+
+fn parse_cpus(s: &str) -> Result<CpuList, String> {
+    placement::parse_cpu_list(s).map(CpuList)
 }
 
 impl PlacementArgs {
     fn resolve(&self) -> Result<Placement> {
-        let explicit = self.client_cpus.is_some();
+        let explicit = self.client_cpus.is_some() || self.server_cpus.is_some();
         let policy = match (self.placement, explicit) {
             (Some(p), true) if p != Policy::Cpus => {
                 return Err(Usage(format!(
@@ -292,8 +301,8 @@ impl PlacementArgs {
         Placement::resolve(
             policy,
             &placement::allowed_cpus(),
-            self.client_cpus.as_deref().unwrap_or_default(),
-            self.server_cpus.as_deref().unwrap_or_default(),
+            self.client_cpus.as_ref().map_or(&[][..], |c| &c.0),
+            self.server_cpus.as_ref().map_or(&[][..], |c| &c.0),
         )
         .map_err(|e| Usage(e).into())
     }

@@ -67,6 +67,35 @@ const BAD: &[(&[&str], &str)] = &[
         "netcopy-no-such-command",
     ),
     (&["report", "/nonexistent-results"], "/nonexistent-results"),
+    (&["sweep", "--placement", "diagonal"], "diagonal"),
+    (&["sweep", "--placement", "cpus"], "--client-cpus"),
+    (&["sweep", "--client-cpus", "0"], "--server-cpus"),
+    (
+        &["bench-one", "--client-cpus", "9999", "--server-cpus", "0"],
+        "9999",
+    ),
+    (
+        &["bench-one", "--client-cpus", "1-0", "--server-cpus", "0"],
+        "1-0",
+    ),
+    (
+        &[
+            "sweep",
+            "--placement",
+            "split",
+            "--client-cpus",
+            "0",
+            "--server-cpus",
+            "0",
+        ],
+        "split",
+    ),
+    (&["sweep", "--ci-target", "0"], "'0'"),
+    (
+        &["sweep", "--min-reps", "5", "--max-reps", "3"],
+        "--max-reps 3",
+    ),
+    (&["sweep", "--budget", "0"], "'0'"),
 ];
 
 fn run(args: &[&str]) -> (Option<i32>, String) {

@@ -212,6 +212,18 @@ fn assert_timing_and_accounting_apart(rows: &[Row], run: &Path) {
     assert!(!svg.contains("not measured"), "the CPU time plot is drawn");
 }
 
+/// Waits (a minute at most) until `csv` holds `n` finished rows.
+fn wait_for_rows(csv: &Path, n: usize) {
+    let started = Instant::now();
+    while read_rows(csv).map_or(0, |r| r.len()) < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no rows after a minute"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The network namespaces (as `net:[inode]`) the threads under `tasks` are in.
 fn net_namespaces(tasks: &str) -> BTreeSet<String> {
     std::fs::read_dir(tasks)
@@ -284,14 +296,7 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
         .spawn()
         .expect("starting netcopy");
     let csv = out.join("latest").join("results.csv");
-    let started = Instant::now();
-    while read_rows(&csv).map_or(0, |r| r.len()) < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no rows after a minute"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_rows(&csv, 3);
     let own = net_namespaces(&format!("/proc/{}/task", child.id()));
     let made: BTreeSet<String> = own
         .difference(&net_namespaces("/proc/self/task"))
@@ -351,14 +356,7 @@ fn sighup_mid_sweep_leaves_valid_rows_plots_and_report() {
         .spawn()
         .expect("starting netcopy");
     let csv = out.join("latest").join("results.csv");
-    let started = Instant::now();
-    while read_rows(&csv).map_or(0, |r| r.len()) < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no rows after a minute"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_rows(&csv, 3);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     let status = child.wait().expect("waiting for netcopy");

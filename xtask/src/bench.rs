@@ -113,6 +113,20 @@ fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Result<()> 
     Ok(())
 }
 
+/// Whether some socket listens on TCP `port` (IPv4 or IPv6), from /proc/net.
+fn listening(port: u16) -> bool {
+    let hex = format!(":{port:04X} ");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // local_address is field 1, st field 3; 0A is LISTEN.
+                f.len() > 3 && format!("{} ", f[1]).ends_with(&hex) && f[3] == "0A"
+            })
+        })
+    })
+}
+
 /// A free loopback port, from the kernel.
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -130,9 +144,10 @@ fn iperf3_gbps(size: &str, streams: usize, cpus: Option<(usize, usize)>) -> Resu
         .stderr(Stdio::null())
         .spawn()
         .context("starting iperf3 (cargo xtask setup installs it)")?;
-    // Ready when the port accepts a connection (iperf3 then waits for this probe to go).
+    // Ready when the port is in the kernel's listen table: a probe connection would be taken
+    // for the one client `-1` serves.
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>()?)).is_err() {
+    while !listening(port.parse()?) {
         if started.elapsed() > Duration::from_secs(5) {
             let _ = server.kill();
             let _ = server.wait();
@@ -377,7 +392,10 @@ pub fn run(skip_default_sweep: bool) -> Result<()> {
 
     // 4. Sweep cost.
     eprintln!("bench: 4/4 sweep cost");
-    let _ = writeln!(md, "\n## 4. Sweep cost (wall time, traced)\n");
+    let _ = writeln!(
+        md,
+        "\n## 4. Sweep cost (wall time: one traced run per point, timing runs to the confidence target)\n"
+    );
     let quick = timed_sweep(&netcopy, &["--quick"], &scratch)?;
     let _ = writeln!(
         md,

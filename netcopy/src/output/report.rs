@@ -90,19 +90,26 @@ pub fn header(o: &mut String, s: &Summary, run: &str, machine: &Machine, command
         s.points.len(),
         s.failed.len()
     );
-    let mut placements: Vec<String> = s
-        .rows()
-        .map(|r| {
-            format!(
-                "`{}` (clients on CPU {}, servers on CPU {})",
-                r.placement, r.client_cpus, r.server_cpus
-            )
+    // One line per policy, with every CPU either side used under it.
+    let mut placements: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for r in s.rows() {
+        let cpus = placements.entry(r.placement.as_str()).or_default();
+        cpus.extend(r.client_cpus.split(' ').chain(r.server_cpus.split(' ')));
+    }
+    let placements: Vec<String> = placements
+        .into_iter()
+        .map(|(policy, mut cpus)| {
+            cpus.sort_unstable_by_key(|c| c.parse::<usize>().unwrap_or(usize::MAX));
+            cpus.dedup();
+            format!("`{policy}` on CPU {}", cpus.join(" "))
         })
         .collect();
-    placements.sort();
-    placements.dedup();
     if !placements.is_empty() {
-        let _ = writeln!(o, "Placement: {}.", placements.join("; "));
+        let _ = writeln!(
+            o,
+            "Placement: {} (each row's `client_cpus` and `server_cpus` say which CPUs each side used).",
+            placements.join("; ")
+        );
     }
     if s.speed_traced() {
         let _ = writeln!(
