@@ -544,7 +544,7 @@ fn bench_one(args: BenchOne) -> Result<ExitCode> {
     let network = Network::create(args.run.path)?;
     let prepared = workload::Prepared::bind_on(config, &network)?;
     let outcome = experiment::run(prepared, tracer.as_mut(), 1)?;
-    print_figures(&outcome.config, &outcome.figures);
+    print_figures(&outcome.config, &outcome.figures, outcome.kernel.is_some());
     if let Some(tracer) = tracer.as_ref().filter(|_| args.program_stats) {
         for (name, runs, time) in tracer.program_stats() {
             let mean = if runs > 0 {
@@ -573,12 +573,17 @@ fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
     let mut tracer = args.tracer()?;
     let network = Network::create(args.path)?;
     println!(
-        "{} {} x {} connection(s), {:.1}s per mode after {:.1}s warmup; bytes per byte sent:",
+        "{} {} x {} connection(s), {:.1}s per mode after {:.1}s warmup, {}; bytes per byte sent:",
         args.workload,
         units::format_size(args.size),
         args.threads,
         args.duration.as_secs_f64(),
-        args.warmup.as_secs_f64()
+        args.warmup.as_secs_f64(),
+        if tracer.is_some() {
+            "traced (Gbit/s include the observer's cost; --no-trace to time the modes)"
+        } else {
+            "untraced"
+        }
     );
     println!(
         "{:<4} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9}  checks",
@@ -663,7 +668,8 @@ fn print_kernel(k: &experiment::KernelFigures) {
     );
 }
 
-fn print_figures(config: &workload::Config, f: &Figures) {
+/// Prints one experiment's userspace figures; `traced` says its speed carries the observer.
+fn print_figures(config: &workload::Config, f: &Figures, traced: bool) {
     println!(
         "experiment: {} ({}), {}, {} x {}, {:.2}s window after {:.2}s warmup",
         config.mode,
@@ -680,10 +686,15 @@ fn print_figures(config: &workload::Config, f: &Figures) {
     );
     println!("placement:  {}", config.placement);
     println!(
-        "throughput: {:.3} Gbit/s sent, {:.3} Gbit/s received, {:.0} messages/s",
+        "throughput: {:.3} Gbit/s sent, {:.3} Gbit/s received, {:.0} messages/s{}",
         f.send_gbps(),
         f.recv_gbps(),
-        f.messages_per_sec()
+        f.messages_per_sec(),
+        if traced {
+            " (traced: includes the observer's cost; --no-trace to time it)"
+        } else {
+            " (untraced)"
+        }
     );
     if let Some(h) = &f.send_latency {
         println!(

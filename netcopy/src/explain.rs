@@ -58,6 +58,14 @@ pub fn draw(outcome: &Outcome) -> String {
         cfg.threads,
         f.window.as_secs_f64()
     );
+    if outcome.kernel.is_some() {
+        let _ = writeln!(
+            o,
+            "speed figures of this run were taken while traced: they include the observer's cost \
+             ({:.2} Gbit/s here; time modes with `netcopy sweep`, whose speed comes from untraced runs)\n",
+            f.send_gbps()
+        );
+    }
     let stage = |o: &mut String, name: &str, what: String| {
         let _ = writeln!(o, "  {name:<34} {what}");
     };
