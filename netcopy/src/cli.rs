@@ -768,6 +768,9 @@ fn sweep(args: Sweep) -> Result<ExitCode> {
     let mut remote = args.connect.map(netcopy::remote::Client::new);
     let mut out = output::ResultsDir::create(&args.out)?;
     let started = std::time::Instant::now();
+    for note in grid.notes() {
+        eprintln!("netcopy: {note}");
+    }
     let mut ended = sweep::Ended::default();
     let mut result = sweep::run(
         &grid,
@@ -776,9 +779,6 @@ fn sweep(args: Sweep) -> Result<ExitCode> {
         &mut out,
         &mut ended,
     );
-    for note in &ended.notes {
-        eprintln!("netcopy: {note}");
-    }
     if let Some(soak) = args.soak {
         let mut pass = 1;
         while result.is_ok() {

@@ -253,7 +253,7 @@ impl Row {
     }
 
     fn perf(&mut self, p: &PerfFigures, window_bytes: u64) {
-        let ms = |ns: Option<u64>| ns.map(|ns| ns as f64 / 1e6);
+        let task_ms = |ns: Option<u64>| ns.map(|ns| ms(Duration::from_nanos(ns)));
         let side = |s: &SideCounts| {
             (
                 s.cycles,
@@ -261,7 +261,7 @@ impl Row {
                 s.cache_misses,
                 s.llc_load_misses,
                 s.l1d_load_misses,
-                ms(s.task_clock_ns),
+                task_ms(s.task_clock_ns),
                 s.context_switches,
                 s.cpu_migrations,
                 s.page_faults,

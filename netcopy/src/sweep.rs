@@ -116,9 +116,8 @@ impl Grid {
         }
     }
 
-    /// Every grid point, modes innermost so the modes of one point run back to back. Points a
-    /// path cannot carry are left out and returned as notes.
-    pub fn points(&self) -> (Vec<Config>, Vec<String>) {
+    /// The workloads and sizes the path can carry, and a note for each kind it cannot.
+    fn carried(&self) -> (Vec<Workload>, Vec<usize>, Vec<String>) {
         let mut notes = Vec::new();
         let workloads: Vec<Workload> = self
             .workloads
@@ -144,6 +143,19 @@ impl Grid {
                 self.path
             ));
         }
+        (workloads, sizes, notes)
+    }
+
+    /// What the grid leaves out because the path cannot carry it, for the user to read
+    /// before the sweep starts.
+    pub fn notes(&self) -> Vec<String> {
+        self.carried().2
+    }
+
+    /// Every grid point the path can carry, modes innermost so the modes of one point run
+    /// back to back.
+    pub fn points(&self) -> Vec<Config> {
+        let (workloads, sizes, _) = self.carried();
         let mut out = Vec::new();
         for &workload in &workloads {
             for &size in &sizes {
@@ -165,14 +177,13 @@ impl Grid {
                 }
             }
         }
-        (out, notes)
+        out
     }
 }
 
 /// One grid point's progress.
 #[derive(Default)]
 struct PointState {
-    traced_reps: u32,
     timing_reps: u32,
     /// The primary figure of every finished timing run.
     samples: Vec<f64>,
@@ -205,8 +216,6 @@ impl PointState {
 #[derive(Debug, Default)]
 pub struct Ended {
     pub rows: Vec<Row>,
-    /// Points the path could not carry, left out.
-    pub notes: Vec<String>,
     pub failed: usize,
     pub disagreed: usize,
     pub interrupted: bool,
@@ -244,7 +253,7 @@ pub fn run(
     ended: &mut Ended,
 ) -> Result<()> {
     let started = Instant::now();
-    let (points, notes) = grid.points();
+    let points = grid.points();
     let c = &grid.confidence;
     let tracing = if tracer.is_none() {
         Tracing::Never
@@ -257,7 +266,6 @@ pub fn run(
         0
     };
     let bar = progress_bar(accounting_runs + points.len() * c.min_reps as usize);
-    ended.notes = notes;
     let mut state: Vec<PointState> = points.iter().map(|_| PointState::default()).collect();
     let mut experiment = 0u32;
     // The schedule: round 0 traces every point once, rounds 1.. time the points that still
@@ -297,9 +305,9 @@ pub fn run(
             };
             let config = points[i].clone();
             let point = &mut state[i];
+            // Round 0 is the point's one accounting run.
             let rep = if round == 0 {
-                point.traced_reps += 1;
-                point.traced_reps
+                1
             } else {
                 point.timing_reps += 1;
                 point.timing_reps

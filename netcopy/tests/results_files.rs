@@ -82,6 +82,20 @@ const PLOTS: [&str; 6] = [
     "kernel_bytes_per_byte",
 ];
 
+/// Every plot is in `run/plots` as a non-empty PNG and SVG.
+fn assert_every_plot(run: &Path) {
+    for plot in PLOTS {
+        for ext in ["png", "svg"] {
+            let f = run.join("plots").join(format!("{plot}.{ext}"));
+            assert!(
+                f.metadata().is_ok_and(|m| m.len() > 0),
+                "{} missing",
+                f.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn csv_header_matches_the_readme_table() {
     assert_eq!(Row::columns(), readme_columns());
@@ -110,16 +124,7 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
     for file in ["results.csv", "results.json", "report.md"] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
-    for plot in PLOTS {
-        for ext in ["png", "svg"] {
-            let f = run.join("plots").join(format!("{plot}.{ext}"));
-            assert!(
-                f.metadata().is_ok_and(|m| m.len() > 0),
-                "{} missing",
-                f.display()
-            );
-        }
-    }
+    assert_every_plot(&run);
     let header = std::fs::read_to_string(run.join("results.csv")).expect("csv");
     let header: Vec<String> = header
         .lines()
@@ -368,14 +373,7 @@ fn sighup_mid_sweep_leaves_valid_rows_plots_and_report() {
         "{rows:?}"
     );
     assert_same_rows(&run.join("results.json"), &rows);
-    for plot in PLOTS {
-        let f = run.join("plots").join(format!("{plot}.svg"));
-        assert!(
-            f.metadata().is_ok_and(|m| m.len() > 0),
-            "{} missing",
-            f.display()
-        );
-    }
+    assert_every_plot(&run);
     let report = std::fs::read_to_string(run.join("report.md")).expect("report");
     assert!(
         report.contains("timing runs and 0 traced runs finished"),

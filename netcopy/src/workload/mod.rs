@@ -229,39 +229,17 @@ const START_WAIT: Duration = Duration::from_secs(5);
 /// window's edges read it, so the observer's share of the window's CPU time can be told.
 pub type ObserverClock<'a> = Option<&'a dyn Fn() -> Option<Duration>>;
 
-/// What the coordinator measured over the window.
-struct Window {
-    length: Duration,
-    bytes_received: u64,
-    perf: PerfFigures,
-    cpu: CpuFigures,
-    observer_time: Option<Duration>,
-}
-
-impl Window {
-    /// The figures a workload starts from: the window's, nothing sent or received yet.
-    fn figures(self) -> Figures {
-        Figures {
-            window: self.length,
-            window_bytes_received: self.bytes_received,
-            perf: self.perf,
-            cpu: self.cpu,
-            observer_time: self.observer_time,
-            ..Figures::default()
-        }
-    }
-}
-
 /// Runs the experiment's clock on the calling thread: perf counters opened on every worker,
 /// warmup, then the measured window (counters enabled, CPU time and the observer's run time
-/// read at both edges), then stop.
+/// read at both edges), then stop. Returns the figures a workload starts from: the window's,
+/// with nothing sent or received yet.
 fn coordinate(
     config: &Config,
     clock: &PhaseClock,
     workers: usize,
     received: &[Arc<AtomicU64>],
     observer: ObserverClock<'_>,
-) -> Window {
+) -> Figures {
     let sum = || {
         received
             .iter()
@@ -283,15 +261,15 @@ fn coordinate(
     interrupt::sleep(config.duration);
     clock.set(Phase::Stop);
     counters.disable();
-    let length = start.elapsed();
+    let window = start.elapsed();
     let cpu_after = cpustat::Snapshot::read();
     let observer_time = match (observer_before, observer.and_then(|o| o())) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
-    Window {
-        length,
-        bytes_received: sum() - before,
+    Figures {
+        window,
+        window_bytes_received: sum() - before,
         perf: counters.read(),
         cpu: cpustat::measure(
             cpu_before.as_ref(),
@@ -300,6 +278,7 @@ fn coordinate(
             config.threads,
         ),
         observer_time,
+        ..Figures::default()
     }
 }
 

@@ -154,7 +154,7 @@ pub fn run(
 
     let mut figures = Figures {
         round_trip: Some(latency_histogram()),
-        ..coordinate(config, &clock, workers_count, &progress, observer).figures()
+        ..coordinate(config, &clock, workers_count, &progress, observer)
     };
     join_all(workers, "request-response", |out: SideOut| {
         figures.path.accumulate(&out.path);

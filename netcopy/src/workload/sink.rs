@@ -29,7 +29,7 @@ pub fn run(config: &Config, sink: SocketAddr, observer: ObserverClock<'_>) -> Re
             Ok(())
         })?);
     }
-    let mut figures: Figures = coordinate(config, &clock, config.threads, &[], observer).figures();
+    let mut figures = coordinate(config, &clock, config.threads, &[], observer);
     stream::collect_senders(config, &mut figures, senders)?;
     Ok(figures)
 }

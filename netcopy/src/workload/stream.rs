@@ -171,7 +171,7 @@ pub fn run(
         })?);
     }
 
-    let mut figures = coordinate(config, &clock, workers, &progress, observer).figures();
+    let mut figures = coordinate(config, &clock, workers, &progress, observer);
     let sent = collect_senders(config, &mut figures, senders);
     let received = join_all(receivers, "receiving", |out: ReceiverOut| {
         figures.bytes_received += out.bytes;
