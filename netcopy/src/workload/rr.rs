@@ -121,6 +121,9 @@ pub fn run(
     servers: Vec<TcpStream>,
     observer: ObserverClock<'_>,
 ) -> Result<Figures> {
+    for stream in clients.iter().chain(&servers) {
+        net::no_delay(stream)?;
+    }
     let clock = PhaseClock::new();
     let workers_count = clients.len() + servers.len();
     let mut workers = Vec::with_capacity(workers_count);
