@@ -8,11 +8,15 @@
 pub mod names {
     /// Global in the programs' .rodata: the [`KernelOffsets`](super::KernelOffsets).
     pub const OFFSETS: &str = "OFFSETS";
-    /// Hash map: port (host order) -> slot. Traffic touching no watched port is ignored.
+    /// Hash map: port (host order) -> [`Watch`](super::Watch): the endpoint on that port
+    /// whose sockets are counted (an experiment's server, or any address for `trace --port`).
     pub const WATCHED_PORTS: &str = "WATCHED_PORTS";
     /// Hash map: process (tgid) -> slot. A socket such a process sends or receives on in
-    /// process context has its local port added to `WATCHED_PORTS` under that slot.
+    /// process context has its connection added to `WATCHED_CONNS` under that slot.
     pub const WATCHED_TGIDS: &str = "WATCHED_TGIDS";
+    /// Hash map: connection ([`FlowKey`](super::FlowKey) with slot 0) -> slot: the sockets
+    /// adopted from watched processes, each forgotten when it closes.
+    pub const WATCHED_CONNS: &str = "WATCHED_CONNS";
     /// Per-CPU hash map: [`FlowKey`](super::FlowKey) -> [`FlowCounters`](super::FlowCounters).
     pub const FLOWS: &str = "FLOWS";
     /// LRU hash map: task (pid_tgid) -> [`SendDecision`](super::SendDecision) of its send in
@@ -54,6 +58,68 @@ impl SendDecision {
 pub const MAX_WATCHED_PORTS: u32 = 1024;
 /// Capacity of [`names::WATCHED_TGIDS`].
 pub const MAX_WATCHED_TGIDS: u32 = 64;
+/// Capacity of [`names::WATCHED_CONNS`].
+pub const MAX_WATCHED_CONNS: u32 = 8192;
+
+/// An IP address as the kernel's IPv6 fields hold it, in four native-order words of its
+/// network-order bytes; an IPv4 address is mapped (`::ffff:a.b.c.d`), as a dual-stack socket
+/// shows it. Words, not bytes, so the programs compare it without a `memcmp` call.
+pub type Addr = [u32; 4];
+
+/// The IPv4-mapped form of an IPv4 address given as its network-order bytes in a native word.
+#[inline(always)]
+pub const fn v4_mapped(v4: u32) -> Addr {
+    [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), v4]
+}
+
+/// `ip` as the kernel holds it.
+pub fn kernel_addr(ip: core::net::IpAddr) -> Addr {
+    let words = |b: [u8; 16]| {
+        let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        [w(0), w(4), w(8), w(12)]
+    };
+    match ip {
+        core::net::IpAddr::V4(v4) => v4_mapped(u32::from_ne_bytes(v4.octets())),
+        core::net::IpAddr::V6(v6) => words(v6.octets()),
+    }
+}
+
+/// The address `addr` stands for (a mapped IPv4 address as IPv4).
+pub fn ip_of(addr: &Addr) -> core::net::IpAddr {
+    let mut b = [0u8; 16];
+    for (i, w) in addr.iter().enumerate() {
+        b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+    }
+    let v6 = core::net::Ipv6Addr::from(b);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => core::net::IpAddr::V4(v4),
+        None => core::net::IpAddr::V6(v6),
+    }
+}
+
+/// Whether two addresses are equal (word by word: no `memcmp` in the programs).
+#[inline(always)]
+pub fn same_addr(a: &Addr, b: &Addr) -> bool {
+    a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3]
+}
+
+/// Which sockets on a watched port are counted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Watch {
+    pub slot: u32,
+    /// [`Watch::ANY_ADDRESS`], [`Watch::LOCAL_ONLY`].
+    pub flags: u32,
+    /// The endpoint's address, unless [`Watch::ANY_ADDRESS`].
+    pub addr: Addr,
+}
+
+impl Watch {
+    /// Any address on the port matches (`trace --port`, a server bound to a wildcard).
+    pub const ANY_ADDRESS: u32 = 1;
+    /// Only sockets whose own (local) endpoint it is; not clients connecting to it.
+    pub const LOCAL_ONLY: u32 = 2;
+}
 /// Capacity of [`names::FLOWS`]: one entry per observed socket.
 pub const MAX_FLOWS: u32 = 8192;
 
@@ -68,6 +134,16 @@ pub struct KernelOffsets {
     pub sock_local_port: u32,
     /// `struct sock` -> `__sk_common.skc_dport`: remote port, network byte order (u16).
     pub sock_remote_port: u32,
+    /// `struct sock` -> `__sk_common.skc_family` (u16: AF_INET, AF_INET6).
+    pub sock_family: u32,
+    /// `struct sock` -> `__sk_common.skc_rcv_saddr`: local IPv4 address (4 bytes).
+    pub sock_v4_local: u32,
+    /// `struct sock` -> `__sk_common.skc_daddr`: remote IPv4 address.
+    pub sock_v4_remote: u32,
+    /// `struct sock` -> `__sk_common.skc_v6_rcv_saddr`: local IPv6 address (16 bytes).
+    pub sock_v6_local: u32,
+    /// `struct sock` -> `__sk_common.skc_v6_daddr`: remote IPv6 address.
+    pub sock_v6_remote: u32,
     /// `struct sock` -> `sk_flags` (unsigned long bitmap of `enum sock_flags`).
     pub sock_flags: u32,
     /// `struct sock` -> `sk_route_caps` (netdev_features_t).
@@ -114,19 +190,25 @@ pub struct KernelOffsets {
     pub skb_copy_ubufs_end: u64,
 }
 
-/// What the programs count under: an experiment's slot and one socket's two ports.
+/// What the programs count under: an experiment's slot and one socket's two endpoints.
 ///
 /// Keying by socket (not by process) matters: loopback receive work runs in softirq context,
 /// often on the sending thread, so the current pid says nothing about whose bytes they are.
+/// Keying by whole address (not by port) keeps another program on the same port number, at
+/// another address or in the other family, out of an experiment's figures.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
-    /// Slot of the experiment (or traced port set) that registered the matching port.
+    /// Slot of the experiment (or trace) whose watch matched; 0 in a bare connection key.
     pub slot: u32,
     /// The socket's own port, host byte order.
     pub local_port: u16,
     /// The peer's port, host byte order.
     pub remote_port: u16,
+    /// The socket's own address.
+    pub local_addr: Addr,
+    /// The peer's address (all zero for an unconnected UDP socket).
+    pub remote_addr: Addr,
 }
 
 /// Counters for one socket. Each field is written by exactly one program.
@@ -350,6 +432,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn addresses_map_both_ways() {
+        use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let v4 = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(ip_of(&kernel_addr(v4)), v4);
+        assert_eq!(ip_of(&kernel_addr(v6)), v6);
+        assert!(!same_addr(&kernel_addr(v4), &kernel_addr(v6)));
+        // The kernel's bytes: ::ffff:127.0.0.2, network order.
+        let k = kernel_addr(v4);
+        let mut b = [0u8; 16];
+        for (i, w) in k.iter().enumerate() {
+            b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+        }
+        assert_eq!(b, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 2]);
+    }
+
+    #[test]
     fn in_order_segments_are_all_first_deliveries() {
         let mut d = DeliveredRanges::default();
         assert_eq!(d.deliver(1000, 100), 100);
@@ -401,10 +500,11 @@ mod tests {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all four are #[repr(C)] structs of integers with no padding-sensitive invariants;
+    // SAFETY: all of them are #[repr(C)] structs of integers with no padding-sensitive invariants;
     // any bit pattern is a valid value.
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::Watch {}
     unsafe impl aya::Pod for super::FlowCounters {}
     unsafe impl aya::Pod for super::SendDecision {}
     unsafe impl aya::Pod for super::DeliveredRanges {}

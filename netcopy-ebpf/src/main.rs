@@ -62,6 +62,12 @@ pub fn inet_sk_error_report(ctx: BtfTracePointContext) -> i32 {
     probes::completion::try_inet_sk_error_report(&ctx).map_or(1, |()| 0)
 }
 
+/// `sock:inet_sock_set_state(sk, oldstate, newstate)`: forgets adopted sockets that close.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    probes::connection::try_inet_sock_set_state(&ctx).map_or(1, |()| 0)
+}
+
 #[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use netcopy_common::{
-    DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_PORTS,
-    MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision,
+    DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_CONNS,
+    MAX_WATCHED_PORTS, MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Watch,
 };
 
 /// Filled in by userspace from BTF and kallsyms before load (see `netcopy::kernel::tracer`).
@@ -17,10 +17,13 @@ use netcopy_common::{
 static OFFSETS: Global<KernelOffsets> = Global::new(unsafe { core::mem::zeroed() });
 
 #[map(name = "WATCHED_PORTS")]
-pub static WATCHED_PORTS: HashMap<u16, u32> = HashMap::with_max_entries(MAX_WATCHED_PORTS, 0);
+pub static WATCHED_PORTS: HashMap<u16, Watch> = HashMap::with_max_entries(MAX_WATCHED_PORTS, 0);
 
 #[map(name = "WATCHED_TGIDS")]
 pub static WATCHED_TGIDS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_WATCHED_TGIDS, 0);
+
+#[map(name = "WATCHED_CONNS")]
+pub static WATCHED_CONNS: HashMap<FlowKey, u32> = HashMap::with_max_entries(MAX_WATCHED_CONNS, 0);
 
 #[map(name = "FLOWS")]
 pub static FLOWS: PerCpuHashMap<FlowKey, FlowCounters> =

@@ -1,7 +1,7 @@
 //! Reading an `sk_buff`: its shared info (page fragments, zero-copy flag) and the IP and
 //! transport headers it carries. Only headers are read, never payload.
 
-use netcopy_common::MAX_FRAGS;
+use netcopy_common::{Addr, MAX_FRAGS, v4_mapped};
 
 use crate::{maps::offsets, sock::read};
 
@@ -14,6 +14,9 @@ pub struct Packet {
     /// Transport ports, host order; 0 for a non-first IPv4 fragment (no transport header).
     pub source: u16,
     pub dest: u16,
+    /// IP addresses (IPv4 mapped into IPv6).
+    pub source_addr: Addr,
+    pub dest_addr: Addr,
     /// Bytes after the IP header (transport header included when present).
     pub ip_payload: u32,
     /// Whether this is a whole datagram (not an IPv4 fragment).
@@ -79,7 +82,7 @@ pub fn ip_packet(skb: *const u8) -> Option<Packet> {
     let network: u16 = read(skb, o.skb_network_header)?;
     let ip = (head + u64::from(network)) as *const u8;
     let version_ihl: u8 = read(ip, 0)?;
-    let (protocol, header, ip_payload, fragment) = match version_ihl >> 4 {
+    let (protocol, header, ip_payload, fragment, source_addr, dest_addr) = match version_ihl >> 4 {
         4 => {
             let header = u32::from(version_ihl & 0xf) * 4;
             let total = u32::from(u16::from_be(read(ip, 2)?));
@@ -90,6 +93,8 @@ pub fn ip_packet(skb: *const u8) -> Option<Packet> {
                 header,
                 total.saturating_sub(header),
                 (frag & 0x2000 != 0, frag & 0x1fff != 0),
+                v4_mapped(read(ip, 12)?),
+                v4_mapped(read(ip, 16)?),
             )
         }
         6 => (
@@ -97,6 +102,8 @@ pub fn ip_packet(skb: *const u8) -> Option<Packet> {
             40,
             u32::from(u16::from_be(read(ip, 4)?)),
             (false, false),
+            read(ip, 8)?,
+            read(ip, 24)?,
         ),
         _ => return None,
     };
@@ -113,6 +120,8 @@ pub fn ip_packet(skb: *const u8) -> Option<Packet> {
         protocol,
         source,
         dest,
+        source_addr,
+        dest_addr,
         ip_payload,
         unfragmented: !more_fragments && !later_fragment,
         has_transport_header: !later_fragment,

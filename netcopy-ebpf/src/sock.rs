@@ -4,9 +4,12 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
 };
-use netcopy_common::FlowKey;
+use netcopy_common::{Addr, FlowKey, Watch, same_addr, v4_mapped};
 
-use crate::maps::{WATCHED_PORTS, WATCHED_TGIDS, offsets};
+use crate::maps::{WATCHED_CONNS, WATCHED_PORTS, WATCHED_TGIDS, offsets};
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
 
 /// Reads a `T` at `base + offset` in kernel memory. A bad address is None, never a fault.
 #[inline(always)]
@@ -18,54 +21,85 @@ pub fn read<T>(base: *const u8, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize).cast::<T>()).ok() }
 }
 
-/// The flow of a socket with these ports, when either is watched.
+/// The slot of the watch on `port`, when it covers `addr` (`local`: the socket's own end).
 #[inline(always)]
-pub fn watched(local_port: u16, remote_port: u16) -> Option<FlowKey> {
-    // SAFETY: the value is a u32 copied out at once; a racing delete only makes it stale.
-    let slot = unsafe {
-        match WATCHED_PORTS.get(local_port) {
-            Some(slot) => *slot,
-            None => *WATCHED_PORTS.get(remote_port)?,
-        }
+fn watch_slot(port: u16, addr: &Addr, local: bool) -> Option<u32> {
+    // SAFETY: the value is copied out at once; a racing delete only makes it stale.
+    let watch: Watch = unsafe { *WATCHED_PORTS.get(port)? };
+    let side_ok = local || watch.flags & Watch::LOCAL_ONLY == 0;
+    let addr_ok = watch.flags & Watch::ANY_ADDRESS != 0 || same_addr(&watch.addr, addr);
+    (side_ok && addr_ok).then_some(watch.slot)
+}
+
+/// `key` (a bare connection, slot 0) with the slot that watches it: its own endpoint or its
+/// peer's is a watched endpoint, or it is a connection adopted from a watched process.
+#[inline(always)]
+pub fn watched(mut key: FlowKey) -> Option<FlowKey> {
+    let slot = match watch_slot(key.local_port, &key.local_addr, true) {
+        Some(slot) => slot,
+        None => match watch_slot(key.remote_port, &key.remote_addr, false) {
+            Some(slot) => slot,
+            // SAFETY: the value is a u32 copied out at once.
+            None => unsafe { *WATCHED_CONNS.get(key)? },
+        },
+    };
+    key.slot = slot;
+    Some(key)
+}
+
+/// The connection a `struct sock` is (slot 0), from its family, addresses and ports.
+#[inline(always)]
+pub fn connection(sk: *const u8) -> Option<FlowKey> {
+    let o = offsets();
+    let family: u16 = read(sk, o.sock_family)?;
+    let (local_addr, remote_addr) = match family {
+        AF_INET => (
+            v4_mapped(read(sk, o.sock_v4_local)?),
+            v4_mapped(read(sk, o.sock_v4_remote)?),
+        ),
+        AF_INET6 => (read(sk, o.sock_v6_local)?, read(sk, o.sock_v6_remote)?),
+        _ => return None,
     };
     Some(FlowKey {
-        slot,
-        local_port,
-        remote_port,
+        slot: 0,
+        local_port: read(sk, o.sock_local_port)?,
+        remote_port: u16::from_be(read(sk, o.sock_remote_port)?),
+        local_addr,
+        remote_addr,
     })
 }
 
-/// The flow a `struct sock` belongs to, when either of its ports is watched.
+/// The flow a `struct sock` belongs to, when it is watched.
 #[inline(always)]
 pub fn watched_flow(sk: *const u8) -> Option<FlowKey> {
-    let offsets = offsets();
-    let local_port: u16 = read(sk, offsets.sock_local_port)?;
-    let remote_port: u16 = u16::from_be(read(sk, offsets.sock_remote_port)?);
-    watched(local_port, remote_port)
+    watched(connection(sk)?)
 }
 
-/// Like [`watched_flow`], and when neither port is watched but the calling process is, the
-/// socket's local port becomes watched under the process's slot. Only for probes that run in
-/// the process's own context (send and receive calls): in softirq context the current task
-/// is whoever was interrupted.
+/// Like [`watched_flow`], and when the socket is not watched but the calling process is, the
+/// socket's connection becomes watched under the process's slot (until it closes: see
+/// [`forget`]). Only for probes that run in the process's own context (send and receive
+/// calls): in softirq context the current task is whoever was interrupted.
 #[inline(always)]
 pub fn watched_flow_or_adopt(sk: *const u8) -> Option<FlowKey> {
-    if let Some(key) = watched_flow(sk) {
-        return Some(key);
+    let mut key = connection(sk)?;
+    if let Some(flow) = watched(key) {
+        return Some(flow);
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: the value is a u32 copied out at once.
     let slot = unsafe { *WATCHED_TGIDS.get(tgid)? };
-    let offsets = offsets();
-    let local_port: u16 = read(sk, offsets.sock_local_port)?;
-    let remote_port: u16 = u16::from_be(read(sk, offsets.sock_remote_port)?);
-    if local_port == 0 {
+    if key.local_port == 0 {
         return None;
     }
-    let _ = WATCHED_PORTS.insert(local_port, slot, u64::from(BPF_NOEXIST));
-    Some(FlowKey {
-        slot,
-        local_port,
-        remote_port,
-    })
+    let _ = WATCHED_CONNS.insert(key, slot, u64::from(BPF_NOEXIST));
+    key.slot = slot;
+    Some(key)
+}
+
+/// Forgets an adopted connection: a later socket with the same addresses and ports, in any
+/// process, is not the watched process's.
+#[inline(always)]
+pub fn forget(sk: *const u8) -> Option<()> {
+    let key = connection(sk)?;
+    WATCHED_CONNS.remove(key).ok()
 }

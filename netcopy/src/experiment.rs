@@ -85,10 +85,11 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
     out
 }
 
-/// Runs `prepared` with `tracer` (if any) counting its port under `slot`.
+/// Runs `prepared` with `tracer` (if any) counting its connections under `slot`.
 pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result<Outcome> {
     let config = prepared.config().clone();
-    let port = prepared.port();
+    let endpoint = prepared.endpoint()?;
+    let port = endpoint.port();
     let Some(tracer) = tracer else {
         let figures = prepared.run()?;
         return Ok(Outcome {
@@ -100,7 +101,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     };
     tracer.clear()?;
     tracer.classify_udp(config.path.is_sink())?;
-    tracer.watch_port(port, slot)?;
+    tracer.watch_endpoint(endpoint, slot)?;
     let result = {
         let observer = || tracer.run_time();
         prepared.run_observed(Some(&observer))

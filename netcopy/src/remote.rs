@@ -209,10 +209,13 @@ fn serve_client(stream: TcpStream, bind: IpAddr, mut tracer: Option<&mut Tracer>
             addr: format!("{bind}:0"),
             source,
         })?;
-        let port = listener.local_addr().map_or(0, |a| a.port());
+        let endpoint = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listener's address", e))?;
+        let port = endpoint.port();
         if let Some(t) = tracer.as_deref_mut() {
             t.clear()?;
-            t.watch_port(port, 1)?;
+            t.watch_endpoint(endpoint, 1)?;
         }
         send(
             &mut writer,
@@ -322,11 +325,12 @@ impl Client {
                 ));
             }
         };
+        let server = SocketAddr::new(host, port);
         if let Some(t) = tracer.as_deref_mut() {
             t.clear()?;
-            t.watch_port(port, 1)?;
+            t.watch_endpoint(server, 1)?;
         }
-        let result = workload::run_client(&config, SocketAddr::new(host, port));
+        let result = workload::run_client(&config, server);
         let client_kernel = match tracer {
             Some(t) => {
                 t.unwatch_port(port)?;

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netcopy_common::{FlowCounters, FlowKey};
+use netcopy_common::{FlowCounters, FlowKey, ip_of};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -25,7 +25,9 @@ pub const SLOT: u32 = 1;
 /// One traced socket; the counters carry the sweep's column names.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TraceRow {
+    pub local_addr: String,
     pub local_port: u16,
+    pub remote_addr: String,
     pub remote_port: u16,
     pub k_send_calls: u64,
     pub k_send_bytes: u64,
@@ -46,7 +48,9 @@ impl TraceRow {
     pub fn new(key: &FlowKey, c: &FlowCounters, pages_measured: bool) -> Self {
         let pinned = c.pinned_bytes();
         Self {
+            local_addr: ip_of(&key.local_addr).to_string(),
             local_port: key.local_port,
+            remote_addr: ip_of(&key.remote_addr).to_string(),
             remote_port: key.remote_port,
             k_send_calls: c.send_calls,
             k_send_bytes: c.send_bytes,
@@ -173,6 +177,15 @@ pub fn rows(tracer: &Tracer) -> Result<Vec<TraceRow>> {
     Ok(rows)
 }
 
+/// `addr:port`, with an IPv6 address in brackets.
+fn endpoint(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
 /// The table printed at the end.
 pub fn table(rows: &[TraceRow]) -> String {
     let mut o = String::new();
@@ -181,7 +194,7 @@ pub fn table(rows: &[TraceRow]) -> String {
     }
     let _ = writeln!(
         o,
-        "{:>6} {:>6} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+        "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
         "local",
         "remote",
         "sends",
@@ -196,9 +209,9 @@ pub fn table(rows: &[TraceRow]) -> String {
     for r in rows {
         let _ = writeln!(
             o,
-            "{:>6} {:>6} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
-            r.local_port,
-            r.remote_port,
+            "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+            endpoint(&r.local_addr, r.local_port),
+            endpoint(&r.remote_addr, r.remote_port),
             r.k_send_calls,
             r.k_send_bytes,
             r.k_copied_at_send_bytes,

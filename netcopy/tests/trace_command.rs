@@ -9,10 +9,10 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::Mutex,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use netcopy::trace::TraceRow;
+use netcopy::trace::{self, TraceRow};
 
 /// Both tests load the probes; one at a time keeps their ports apart.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -33,6 +33,45 @@ fn read_trace(dir: &Path) -> Vec<TraceRow> {
         .deserialize()
         .collect::<Result<_, _>>()
         .expect("trace rows parse")
+}
+
+/// Whether a TCP socket listens on `ip:port` (from /proc/net/tcp: readiness, not a sleep).
+fn listening(ip: std::net::Ipv4Addr, port: u16) -> bool {
+    // /proc/net/tcp prints the address as the native-order hex of its network-order word.
+    let addr = format!("{:08X}:{port:04X}", u32::from_ne_bytes(ip.octets()));
+    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == addr && f[3] == "0A"
+        })
+    })
+}
+
+/// Waits for `ready`, at most 10 s.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: not within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for `child` to exit, at most 10 s.
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "iperf3 still running after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn free_port() -> u16 {
@@ -114,15 +153,13 @@ fn traced_iperf3_sent_exactly_what_it_reports() {
         reported + IPERF3_COOKIE * data_ports.len() as u64,
         "{rows:?}"
     );
-    // The receiving ends were traced too (their ports are the data connections' peers). The
-    // trace ends when the client exits, and the server may still be reading its queue then,
-    // so the server's copies are at most what was sent.
-    let received: u64 = rows
+    // The server is another process: its sockets are not the traced client's, although their
+    // ports are the data connections' peers.
+    let server_side: Vec<&TraceRow> = rows
         .iter()
         .filter(|r| data_ports.contains(&r.remote_port))
-        .map(|r| r.k_recv_copy_bytes)
-        .sum();
-    assert!(received > 0 && received <= traced, "{received} of {traced}");
+        .collect();
+    assert!(server_side.is_empty(), "{server_side:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -154,5 +191,93 @@ fn a_quiet_port_reports_zero_rows_cleanly() {
     assert!(read_trace(&dir).is_empty());
     let json = std::fs::read_to_string(dir.join("trace.json")).expect("trace.json");
     assert_eq!(json.trim(), "[]");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server traced by process: only its own sockets count. Another process on the same port
+/// number at another address, and that process's client sending to the port, do not.
+#[test]
+fn a_traced_server_counts_its_own_sockets_only() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut tracer) = common::tracer_or_skip("a_traced_server_counts_its_own_sockets_only")
+    else {
+        return;
+    };
+    assert!(
+        Command::new("iperf3").arg("--version").output().is_ok() || !common::in_ci(),
+        "iperf3 missing: cargo xtask setup installs it"
+    );
+    if Command::new("iperf3").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED a_traced_server: iperf3 is not installed (cargo xtask setup installs it)"
+        );
+        return;
+    }
+    let (ours, theirs) = (
+        std::net::Ipv4Addr::LOCALHOST,
+        std::net::Ipv4Addr::new(127, 0, 0, 2),
+    );
+    let port = loop {
+        let p = free_port();
+        if TcpListener::bind((theirs, p)).is_ok() {
+            break p;
+        }
+    };
+    let server = |ip: std::net::Ipv4Addr| {
+        let child = Command::new("iperf3")
+            .args(["-s", "-1", "-B", &ip.to_string(), "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("iperf3 server");
+        wait_until("iperf3 listening", || listening(ip, port));
+        child
+    };
+    let mut traced_server = server(ours);
+    tracer
+        .watch_process(traced_server.id(), trace::SLOT)
+        .expect("watch the server");
+    let mut other_server = server(theirs);
+    let dir = out_dir("server");
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("iperf3.json");
+    let client = |ip: std::net::Ipv4Addr, json: Option<&Path>| {
+        let mut c = Command::new("iperf3");
+        c.args(["-c", &ip.to_string(), "-p", &port.to_string(), "-t", "1"])
+            .stdout(Stdio::null());
+        if let Some(path) = json {
+            c.arg("-J").arg("--logfile").arg(path);
+        }
+        c.spawn().expect("iperf3 client")
+    };
+    let mut other_client = client(theirs, None);
+    let mut our_client = client(ours, Some(&report));
+    assert!(wait_exit(&mut our_client).success());
+    assert!(wait_exit(&mut other_client).success());
+    assert!(wait_exit(&mut traced_server).success());
+    assert!(wait_exit(&mut other_server).success());
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("iperf3 report"))
+            .expect("iperf3 JSON");
+    let received = json["end"]["sum_received"]["bytes"]
+        .as_u64()
+        .expect("sum_received.bytes");
+    let data_port = json["start"]["connected"][0]["local_port"]
+        .as_u64()
+        .expect("the data connection's port") as u16;
+    let rows = trace::rows(&tracer).expect("rows");
+    for r in &rows {
+        assert_eq!(
+            (r.local_addr.as_str(), r.local_port),
+            ("127.0.0.1", port),
+            "a socket that is not the traced server's: {rows:?}"
+        );
+    }
+    // The data connection: what the server read, exactly as iperf3 reports it, plus the
+    // cookie the client sends first.
+    let data: Vec<&TraceRow> = rows.iter().filter(|r| r.remote_port == data_port).collect();
+    assert_eq!(data.len(), 1, "{rows:?}");
+    assert_eq!(data[0].k_recv_bytes, received + IPERF3_COOKIE, "{rows:?}");
+    assert_eq!(data[0].k_recv_copy_bytes, received + IPERF3_COOKIE);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -39,19 +39,20 @@ fn set_delivering(key: FlowKey, bytes: u64) {
 /// user pages (`SKBFL_ZEROCOPY_ENABLE`), every byte in its page fragments is about to be
 /// copied by `skb_copy_ubufs` on local delivery.
 pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
+    // Whatever this skb turns out to be, the previous one's delivery is over: a stale state
+    // would charge this CPU's next allocations to the wrong flow.
+    set_delivering(FlowKey::default(), 0);
     let skb: *const u8 = ctx.arg(0);
     let shinfo = shared_info(skb).or_skip()?;
     if !carries_user_pages(shinfo).or_skip()? {
-        set_delivering(FlowKey::default(), 0);
         return Err(Skip);
     }
-    // Attribute by the packet's own ports: on loopback the skb has no socket any more.
+    // Attribute by the packet's own addresses: on loopback the skb has no socket any more.
     let packet = ip_packet(skb).or_skip()?;
     if packet.protocol != IPPROTO_TCP && packet.protocol != IPPROTO_UDP {
         return Err(Skip);
     }
-    // The sender's flow: its local port is the packet's source.
-    let key = watched(packet.source, packet.dest).or_skip()?;
+    let key = sender(&packet).or_skip()?;
     let bytes = fragment_bytes(shinfo).or_skip()?;
     let again = if packet.protocol == IPPROTO_TCP {
         delivered_before(&key, &packet, bytes)
@@ -66,6 +67,28 @@ pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         (*counters).recopied_bytes += again;
     }
     Ok(())
+}
+
+/// The sending socket's flow, seen from the packet: its local end is the packet's source.
+/// An unconnected UDP sender was adopted with no peer, so it is looked up that way too.
+#[inline(always)]
+fn sender(packet: &Packet) -> Option<FlowKey> {
+    let key = FlowKey {
+        slot: 0,
+        local_port: packet.source,
+        remote_port: packet.dest,
+        local_addr: packet.source_addr,
+        remote_addr: packet.dest_addr,
+    };
+    match watched(key) {
+        Some(flow) => Some(flow),
+        None if packet.protocol == IPPROTO_UDP => watched(FlowKey {
+            remote_port: 0,
+            remote_addr: [0; 4],
+            ..key
+        }),
+        None => None,
+    }
 }
 
 /// How many of this segment's `bytes` the flow already delivered (a retransmission of a

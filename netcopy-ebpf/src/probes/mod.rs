@@ -1,6 +1,7 @@
 //! Probes grouped by kernel domain, one file each.
 
 pub mod completion;
+pub mod connection;
 pub mod deferred_copy;
 pub mod receive;
 pub mod send;

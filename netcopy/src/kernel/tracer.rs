@@ -3,14 +3,14 @@
 //! Dropping a [`Tracer`] detaches every program: the links are file descriptors owned here, so
 //! even a process that dies leaves nothing attached.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, net::SocketAddr};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuHashMap},
     programs::{BtfTracePoint, tp_btf::BtfTracePointLinkId},
 };
-use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, names};
+use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, Watch, kernel_addr, names};
 
 use super::{btf::Btf, btf_path};
 use crate::error::{Error, Result};
@@ -83,6 +83,12 @@ pub const HOOKS: &[Hook] = &[
         requirement: "tracepoint sock:inet_sk_error_report (Linux 5.16+) and tp_btf (BTF)",
         on_demand: false,
     },
+    Hook {
+        program: "inet_sock_set_state",
+        tracepoint: "inet_sock_set_state",
+        requirement: "tracepoint sock:inet_sock_set_state (Linux 4.16+) and tp_btf (BTF)",
+        on_demand: false,
+    },
 ];
 
 /// skb_frag_t's length member: `struct skb_frag.len` since 6.x (netmem), `bio_vec.bv_len`
@@ -113,6 +119,11 @@ pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
     Ok(KernelOffsets {
         sock_local_port: btf.member_offset("sock", "__sk_common.skc_num")?,
         sock_remote_port: btf.member_offset("sock", "__sk_common.skc_dport")?,
+        sock_family: btf.member_offset("sock", "__sk_common.skc_family")?,
+        sock_v4_local: btf.member_offset("sock", "__sk_common.skc_rcv_saddr")?,
+        sock_v4_remote: btf.member_offset("sock", "__sk_common.skc_daddr")?,
+        sock_v6_local: btf.member_offset("sock", "__sk_common.skc_v6_rcv_saddr")?,
+        sock_v6_remote: btf.member_offset("sock", "__sk_common.skc_v6_daddr")?,
         sock_flags: btf.member_offset("sock", "__sk_common.skc_flags")?,
         sock_route_caps: btf.member_offset("sock", "sk_route_caps")?,
         sock_protocol: btf.member_offset("sock", "sk_protocol")?,
@@ -304,7 +315,7 @@ impl Tracer {
         self.pages_unavailable.as_deref()
     }
 
-    fn ports(&mut self) -> Result<HashMap<&mut MapData, u16, u32>> {
+    fn ports(&mut self) -> Result<HashMap<&mut MapData, u16, Watch>> {
         let map = self
             .ebpf
             .map_mut(names::WATCHED_PORTS)
@@ -317,15 +328,48 @@ impl Tracer {
         PerCpuHashMap::try_from(map).map_err(map_err(names::FLOWS))
     }
 
-    /// Counts traffic on sockets whose local or remote port is `port` under `slot`.
+    /// Counts, under `slot`, every socket whose local or remote port is `port`, whatever its
+    /// address (`trace --port`).
     pub fn watch_port(&mut self, port: u16, slot: u32) -> Result<()> {
+        self.watch(
+            port,
+            Watch {
+                slot,
+                flags: Watch::ANY_ADDRESS,
+                addr: [0; 4],
+            },
+        )
+    }
+
+    /// Counts, under `slot`, the sockets of `endpoint` (a server's address): its own sockets
+    /// and those connected to it. A wildcard address stands for every local address, so then
+    /// only the server's own sockets are counted: a client elsewhere with that port as its
+    /// peer is not the server's.
+    pub fn watch_endpoint(&mut self, endpoint: SocketAddr, slot: u32) -> Result<()> {
+        let watch = if endpoint.ip().is_unspecified() {
+            Watch {
+                slot,
+                flags: Watch::ANY_ADDRESS | Watch::LOCAL_ONLY,
+                addr: [0; 4],
+            }
+        } else {
+            Watch {
+                slot,
+                flags: 0,
+                addr: kernel_addr(endpoint.ip()),
+            }
+        };
+        self.watch(endpoint.port(), watch)
+    }
+
+    fn watch(&mut self, port: u16, watch: Watch) -> Result<()> {
         self.ports()?
-            .insert(port, slot, 0)
+            .insert(port, watch, 0)
             .map_err(map_err(names::WATCHED_PORTS))
     }
 
     /// Counts every socket process `tgid` sends or receives on under `slot`, from its next
-    /// send or receive call on (its local port becomes watched).
+    /// send or receive call on (that connection becomes watched until it closes).
     pub fn watch_process(&mut self, tgid: u32, slot: u32) -> Result<()> {
         let map = self
             .ebpf

@@ -355,12 +355,20 @@ impl Prepared {
         })
     }
 
+    /// The server's address: where it listens (with the port the kernel picked when asked
+    /// for 0), or the sink's.
+    pub fn endpoint(&self) -> Result<SocketAddr> {
+        match &self.server {
+            Server::Listener(l) => l
+                .local_addr()
+                .map_err(|e| Error::io("reading the listener's address", e)),
+            Server::Sink(addr) => Ok(*addr),
+        }
+    }
+
     /// The port the server listens on (the one the kernel picked when asked for 0).
     pub fn port(&self) -> u16 {
-        match &self.server {
-            Server::Listener(l) => l.local_addr().map(|a| a.port()).unwrap_or(0),
-            Server::Sink(addr) => addr.port(),
-        }
+        self.endpoint().map_or(0, |a| a.port())
     }
 
     pub fn config(&self) -> &Config {

@@ -1,0 +1,20 @@
+//! Connections: an adopted socket is forgotten when it closes.
+
+use aya_ebpf::programs::BtfTracePointContext;
+
+use super::{OrSkip as _, Skip};
+use crate::sock::forget;
+
+/// include/net/tcp_states.h
+const TCP_CLOSE: i32 = 7;
+
+/// `sock:inet_sock_set_state(sk, oldstate, newstate)`: a TCP socket changing state. Fired
+/// before a closing socket is unhashed, so its addresses and ports are still there to read.
+pub fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), Skip> {
+    let sk: *const u8 = ctx.arg(0);
+    let newstate: i32 = ctx.arg(2);
+    if newstate != TCP_CLOSE {
+        return Err(Skip);
+    }
+    forget(sk).or_skip()
+}
