@@ -119,7 +119,7 @@ struct Sweep {
     /// Timing repetitions every point gets (default 3).
     #[arg(long, value_parser = parse_reps)]
     min_reps: Option<u32>,
-    /// Timing repetitions after which a point stops, converged or not (default 12; 8 with
+    /// Timing repetitions after which a point stops, converged or not (default 24; 8 with
     /// --quick).
     #[arg(long, value_parser = parse_reps)]
     max_reps: Option<u32>,
@@ -127,7 +127,7 @@ struct Sweep {
     /// throughput, rr median round trip) is within ± this many percent of its mean.
     #[arg(long, value_parser = parse_ci_target)]
     ci_target: Option<f64>,
-    /// No repetition beyond --min-reps starts once the sweep has run this long (default 7m;
+    /// No repetition beyond --min-reps starts once the sweep has run this long (default 8m;
     /// 45s with --quick).
     #[arg(long, value_parser = parse_positive_duration)]
     budget: Option<Duration>,

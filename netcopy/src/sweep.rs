@@ -92,8 +92,8 @@ impl Grid {
                 target_pct: 2.5,
                 min_reps: 3,
                 // Runs on this kind of VM spread by 5-15 % (the host's load, not netcopy's:
-                // CPU busy time stays flat while throughput moves), so ±5 % takes up to ~16.
-                max_reps: 16,
+                // CPU busy time stays flat while throughput moves), so ±5 % takes up to ~24.
+                max_reps: 24,
                 budget: Some(Duration::from_secs(480)),
             },
             tracing: Tracing::Accounting,
@@ -226,9 +226,10 @@ impl Confidence {
 
     /// The points that get a timing run in `round` (from 1), in the order they get it: all of
     /// them, in grid order, up to `min_reps`; then those short of the first goal that can
-    /// still reach it; then those short of the target. Within a round the points closest to
-    /// their goal go first.
-    fn round(&self, round: u32, state: &[PointState]) -> Vec<usize> {
+    /// still reach it, cheapest first and only as many as `affordable` more runs can bring
+    /// there; then those short of the target. Within a round the points closest to their goal
+    /// go first.
+    fn round(&self, round: u32, state: &[PointState], affordable: f64) -> Vec<usize> {
         if round <= self.min_reps {
             return (0..state.len()).collect();
         }
@@ -237,12 +238,26 @@ impl Confidence {
             let mut wanting: Vec<usize> = (0..state.len())
                 .filter(|&i| state[i].wants(goal, self, reachable_only))
                 .collect();
-            if !wanting.is_empty() {
-                wanting.sort_by(|&a, &b| {
-                    state[a]
-                        .runs_needed(goal)
-                        .total_cmp(&state[b].runs_needed(goal))
+            wanting.sort_by(|&a, &b| {
+                state[a]
+                    .runs_needed(goal)
+                    .total_cmp(&state[b].runs_needed(goal))
+            });
+            if reachable_only {
+                // A point that cannot be finished in the time left only takes runs from one
+                // that can: leave it to the second goal.
+                let mut left = affordable;
+                wanting.retain(|&i| {
+                    let more =
+                        (state[i].runs_needed(goal) - state[i].samples.len() as f64).max(1.0);
+                    let fits = more <= left;
+                    if fits {
+                        left -= more;
+                    }
+                    fits
                 });
+            }
+            if !wanting.is_empty() {
                 return wanting;
             }
         }
@@ -269,6 +284,17 @@ fn progress_bar(total: usize) -> ProgressBar {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// About how many more experiments fit in the budget, at the pace so far.
+fn affordable_runs(c: &Confidence, started: Instant, done: u32) -> f64 {
+    match c.budget {
+        Some(budget) if done > 0 => {
+            let pace = started.elapsed().as_secs_f64() / f64::from(done);
+            budget.saturating_sub(started.elapsed()).as_secs_f64() / pace
+        }
+        _ => f64::INFINITY,
+    }
 }
 
 /// Where the experiments' servers run.
@@ -313,7 +339,7 @@ pub fn run(
         let order = if round == 0 {
             (0..points.len()).collect()
         } else {
-            c.round(round, &state)
+            c.round(round, &state, affordable_runs(c, started, experiment))
         };
         if order.is_empty() {
             break;
@@ -420,7 +446,7 @@ mod tests {
     #[test]
     fn every_point_runs_in_grid_order_up_to_the_minimum() {
         let state = [point(&[10.0, 10.0, 10.0]), point(&[1.0, 9.0, 5.0])];
-        assert_eq!(confidence().round(3, &state), vec![0, 1]);
+        assert_eq!(confidence().round(3, &state, 0.0), vec![0, 1]);
     }
 
     #[test]
@@ -433,12 +459,14 @@ mod tests {
             point(&[100.0, 103.0, 106.0, 103.0]),
             // ±11.8 % from 4 runs: ~22 runs for ±5 %, more than the maximum.
             point(&[100.0, 110.0, 120.0, 110.0]),
-            // ±7.4 %: ~9 runs for ±5 %.
+            // ±7.4 %: ~9 runs for ±5 %, 5 more.
             point(&[100.0, 106.0, 112.0, 106.0]),
-            // ±6.2 %: ~6 runs for ±5 %.
+            // ±6.2 %: ~6 runs for ±5 %, 2 more.
             point(&[100.0, 105.0, 110.0, 105.0]),
         ];
-        assert_eq!(c.round(4, &state), vec![4, 3]);
+        assert_eq!(c.round(4, &state, f64::INFINITY), vec![4, 3]);
+        // Time for 6 more runs: the point needing ~2 more, then not the one needing ~5 more.
+        assert_eq!(c.round(4, &state, 6.0), vec![4]);
     }
 
     #[test]
@@ -449,11 +477,11 @@ mod tests {
             point(&[100.0, 103.0, 106.0, 103.0]),
             point(&[100.0, 110.0, 120.0, 110.0]),
         ];
-        assert_eq!(c.round(4, &state), vec![1, 2]);
+        assert_eq!(c.round(4, &state, f64::INFINITY), vec![1, 2]);
         // A point at its maximum gets no more runs, converged or not.
         state[2].timing_reps = c.max_reps;
-        assert_eq!(c.round(4, &state), vec![1]);
+        assert_eq!(c.round(4, &state, f64::INFINITY), vec![1]);
         state[1] = point(&[100.0, 100.5, 101.0, 100.5]);
-        assert!(c.round(4, &state).is_empty());
+        assert!(c.round(4, &state, f64::INFINITY).is_empty());
     }
 }

@@ -78,7 +78,8 @@ pub struct Config {
     pub port: u16,
     /// Content of message 0 and every `sample_every`-th after it is checked byte for byte.
     pub sample_every: u64,
-    /// Messages per connection that may be in flight (zero-copy keeps their pages pinned).
+    /// Messages per connection a zero-copy mode may have in flight (their pages stay pinned
+    /// until completion); see [`Config::ring_len`].
     pub ring: usize,
     /// Which CPU each worker thread is pinned to.
     pub placement: Placement,
@@ -88,6 +89,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// Messages the sender cycles through. A copying mode's buffer is free again when the
+    /// send returns, so it reuses one, cache-hot, as real senders (and iperf3) do; a
+    /// zero-copy mode must leave a buffer alone until its completion, so it needs a pool.
+    pub fn ring_len(&self) -> usize {
+        if self.mode.is_zero_copy() {
+            self.ring
+        } else {
+            1
+        }
+    }
+
     /// A config with netcopy's defaults for everything but what defines the experiment.
     pub fn new(mode: Mode, workload: Workload, size: usize, threads: usize) -> Self {
         Self {

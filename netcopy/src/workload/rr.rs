@@ -41,7 +41,7 @@ fn client_loop(
     config: Config,
     clock: PhaseClock,
 ) -> io::Result<SideOut> {
-    let mut ring = Ring::new(config.size, config.ring);
+    let mut ring = Ring::new(config.size, config.ring_len());
     let mut reply = vec![0u8; config.size];
     let wait = net::Wait::new(config.busy_poll);
     let mut verifier = Verifier::new(config.size, config.sample_every);
@@ -91,7 +91,7 @@ fn server_loop(
     config: Config,
     progress: Arc<AtomicU64>,
 ) -> io::Result<SideOut> {
-    let mut ring = Ring::new(config.size, config.ring);
+    let mut ring = Ring::new(config.size, config.ring_len());
     let mut request = vec![0u8; config.size];
     let mut verifier = Verifier::new(config.size, config.sample_every);
     let (mut seq, mut calls) = (0u64, 0u64);

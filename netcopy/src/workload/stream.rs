@@ -41,7 +41,7 @@ pub(super) fn send_loop(
     config: Config,
     clock: PhaseClock,
 ) -> io::Result<SenderOut> {
-    let mut ring = Ring::new(config.size, config.ring);
+    let mut ring = Ring::new(config.size, config.ring_len());
     let mut latency = latency_histogram();
     let mut window_messages = 0;
     let mut seq = 0;
