@@ -39,6 +39,17 @@ struct TypeEntry {
     extra: usize,
 }
 
+/// One member record of a struct or union.
+#[derive(Clone, Copy)]
+struct Member {
+    name_off: u32,
+    type_id: u32,
+    /// Offset in bits from the start of the struct (or of the anonymous member it is in).
+    bits: u32,
+    /// Bitfield width from the record (kind_flag structs); 0 otherwise.
+    width: u32,
+}
+
 /// The kernel's BTF, read from a file such as /sys/kernel/btf/vmlinux.
 pub struct Btf {
     data: Vec<u8>,
@@ -155,36 +166,66 @@ impl Btf {
         })
     }
 
-    /// (name offset, type id, bit offset) of each member of a struct or union.
-    fn members(&self, entry: &TypeEntry) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+    /// Each member of a struct or union: name offset, type id, bit offset, and bitfield width
+    /// (0: not a bitfield, as far as the member record says).
+    fn members(&self, entry: &TypeEntry) -> impl Iterator<Item = Member> + '_ {
         let (extra, vlen, kind_flag) = (entry.extra, entry.vlen, entry.kind_flag);
         (0..vlen).filter_map(move |i| {
             let at = extra + 12 * i;
             let raw = u32_at(&self.data, at + 8)?;
-            // With kind_flag set the high byte is a bitfield size; the offset is the rest.
-            let bits = if kind_flag { raw & 0x00ff_ffff } else { raw };
-            Some((u32_at(&self.data, at)?, u32_at(&self.data, at + 4)?, bits))
+            // With kind_flag set the high byte is the bitfield's width; the offset is the rest.
+            let (bits, width) = if kind_flag {
+                (raw & 0x00ff_ffff, raw >> 24)
+            } else {
+                (raw, 0)
+            };
+            Some(Member {
+                name_off: u32_at(&self.data, at)?,
+                type_id: u32_at(&self.data, at + 4)?,
+                bits,
+                width,
+            })
         })
     }
 
-    /// Bit offset and type of `name` in the struct or union `entry`, looking through anonymous
-    /// members the way C does.
-    fn member(&self, entry: &TypeEntry, name: &str) -> Option<(u32, u32)> {
-        for (name_off, type_id, bits) in self.members(entry) {
-            if name_off != 0 {
-                if self.name(name_off) == name {
-                    return Some((bits, type_id));
+    /// `name` in the struct or union `entry`, looking through anonymous members the way C
+    /// does; its bit offset is from the start of `entry`.
+    fn member(&self, entry: &TypeEntry, name: &str) -> Option<Member> {
+        for m in self.members(entry) {
+            if m.name_off != 0 {
+                if self.name(m.name_off) == name {
+                    return Some(m);
                 }
                 continue;
             }
-            if let Some((_, inner)) = self.resolve(type_id)
+            if let Some((_, inner)) = self.resolve(m.type_id)
                 && matches!(inner.kind, KIND_STRUCT | KIND_UNION)
-                && let Some((inner_bits, found)) = self.member(inner, name)
+                && let Some(found) = self.member(inner, name)
             {
-                return Some((bits + inner_bits, found));
+                return Some(Member {
+                    bits: m.bits + found.bits,
+                    ..found
+                });
             }
         }
         None
+    }
+
+    /// Whether a member of type `type_id` and record width `width` is a bitfield: a width in
+    /// the member record (kind_flag structs), or an int type narrower than its storage (the
+    /// older encoding, where the int itself carries the bit count).
+    fn is_bitfield(&self, type_id: u32, width: u32) -> bool {
+        if width != 0 {
+            return true;
+        }
+        match self.resolve(type_id) {
+            Some((_, e)) if e.kind == KIND_INT => {
+                let encoding = u32_at(&self.data, e.extra).unwrap_or_default();
+                let (offset, nr_bits) = ((encoding >> 16) & 0xff, encoding & 0xff);
+                offset != 0 || nr_bits != e.size_or_type * 8
+            }
+            _ => false,
+        }
     }
 
     /// Size in bytes of a type, following typedefs and qualifiers.
@@ -217,6 +258,27 @@ impl Btf {
 
     /// Byte offset and size of `path` inside `struct_name`.
     pub fn member_layout(&self, struct_name: &str, path: &str) -> Result<(u32, u32), Error> {
+        let (bits, type_id) = self.member_path(struct_name, path)?;
+        Ok((bits / 8, self.size_of(type_id).unwrap_or(0)))
+    }
+
+    /// Number of elements of the array member `path` of `struct_name` (for example
+    /// `skb_shared_info.frags`, whose length is the kernel's MAX_SKB_FRAGS).
+    pub fn array_len(&self, struct_name: &str, path: &str) -> Result<u32, Error> {
+        let (_, type_id) = self.member_path(struct_name, path)?;
+        match self.resolve(type_id) {
+            // btf_array: element type, index type, nelems.
+            Some((_, e)) if e.kind == KIND_ARRAY => u32_at(&self.data, e.extra + 8),
+            _ => None,
+        }
+        .ok_or_else(|| Error::BtfMissing {
+            what: format!("array struct {struct_name} member {path}"),
+        })
+    }
+
+    /// Bit offset and type id of `path` inside `struct_name`; a bitfield is refused (a byte
+    /// read of it would take its neighbours' bits too).
+    fn member_path(&self, struct_name: &str, path: &str) -> Result<(u32, u32), Error> {
         let missing = || Error::BtfMissing {
             what: format!("struct {struct_name} member {path}"),
         };
@@ -224,27 +286,28 @@ impl Btf {
             .find(struct_name, &[KIND_STRUCT, KIND_UNION])
             .ok_or_else(missing)?;
         let mut bits = 0;
-        let mut last_type = 0;
+        let mut last = None;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
-            let (member_bits, type_id) = self.member(entry, part).ok_or_else(missing)?;
-            bits += member_bits;
-            last_type = type_id;
+            let m = self.member(entry, part).ok_or_else(missing)?;
+            bits += m.bits;
             if parts.peek().is_some() {
-                entry = self.resolve(type_id).ok_or_else(missing)?.1;
+                entry = self.resolve(m.type_id).ok_or_else(missing)?.1;
             }
+            last = Some(m);
         }
-        if bits % 8 != 0 {
+        let last = last.ok_or_else(missing)?;
+        if bits % 8 != 0 || self.is_bitfield(last.type_id, last.width) {
             return Err(Error::BtfMissing {
                 what: format!("byte-aligned struct {struct_name} member {path} (it is a bitfield)"),
             });
         }
-        let size = self.size_of(last_type).unwrap_or(0);
-        Ok((bits / 8, size))
+        Ok((bits, last.type_id))
     }
 
-    /// Value of `variant` in the enum `enum_name` (anonymous enums: pass "").
-    pub fn enum_value(&self, enum_name: &str, variant: &str) -> Result<i64, Error> {
+    /// Value of `variant` in the enum `enum_name` (anonymous enums: pass ""). BTF marks signed
+    /// enums with kind_flag; the others are unsigned and read as such.
+    pub fn enum_value(&self, enum_name: &str, variant: &str) -> Result<i128, Error> {
         for entry in &self.types {
             if !matches!(entry.kind, KIND_ENUM | KIND_ENUM64)
                 || self.name(entry.name_off) != enum_name
@@ -261,16 +324,182 @@ impl Btf {
                     continue;
                 }
                 let lo = u32_at(&self.data, at + 4).unwrap_or_default();
+                let signed = entry.kind_flag;
                 return Ok(if entry.kind == KIND_ENUM {
-                    i64::from(lo as i32)
+                    if signed {
+                        i128::from(lo as i32)
+                    } else {
+                        i128::from(lo)
+                    }
                 } else {
                     let hi = u32_at(&self.data, at + 8).unwrap_or_default();
-                    ((u64::from(hi) << 32) | u64::from(lo)) as i64
+                    let v = (u64::from(hi) << 32) | u64::from(lo);
+                    if signed {
+                        i128::from(v as i64)
+                    } else {
+                        i128::from(v)
+                    }
                 });
             }
         }
         Err(Error::BtfMissing {
             what: format!("enum {enum_name} value {variant}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A BTF blob built record by record, as the kernel lays it out (little-endian).
+    struct Blob {
+        types: Vec<u8>,
+        strings: Vec<u8>,
+    }
+
+    impl Blob {
+        fn new() -> Self {
+            Self {
+                types: Vec::new(),
+                strings: vec![0],
+            }
+        }
+
+        fn name(&mut self, s: &str) -> u32 {
+            if s.is_empty() {
+                return 0;
+            }
+            let off = self.strings.len() as u32;
+            self.strings.extend_from_slice(s.as_bytes());
+            self.strings.push(0);
+            off
+        }
+
+        fn words(&mut self, words: &[u32]) -> &mut Self {
+            for w in words {
+                self.types.extend_from_slice(&w.to_le_bytes());
+            }
+            self
+        }
+
+        /// A type header: name, kind, vlen, kind_flag, size or type.
+        fn ty(&mut self, name: &str, kind: u32, vlen: u32, flag: bool, size: u32) -> &mut Self {
+            let name = self.name(name);
+            self.words(&[name, kind << 24 | vlen | u32::from(flag) << 31, size])
+        }
+
+        /// A member (or enum value) record: name, then the rest.
+        fn rec(&mut self, name: &str, rest: &[u32]) -> &mut Self {
+            let name = self.name(name);
+            self.words(&[name]).words(rest)
+        }
+
+        fn bytes(&self) -> Vec<u8> {
+            let mut b = Vec::new();
+            b.extend_from_slice(&MAGIC.to_le_bytes());
+            b.extend_from_slice(&[1, 0]);
+            let len = self.types.len() as u32;
+            for w in [24, 0, len, len, self.strings.len() as u32] {
+                b.extend_from_slice(&w.to_le_bytes());
+            }
+            b.extend_from_slice(&self.types);
+            b.extend_from_slice(&self.strings);
+            b
+        }
+    }
+
+    /// Types 1-10: ints, a struct with an anonymous union, bitfields of both encodings, an
+    /// array, and enums signed, unsigned and 64-bit.
+    fn sample() -> Btf {
+        let mut b = Blob::new();
+        b.ty("u16", KIND_INT, 0, false, 2).words(&[16]); // 1
+        b.ty("u32", KIND_INT, 0, false, 4).words(&[32]); // 2
+        b.ty("u8", KIND_INT, 0, false, 1).words(&[3]); // 3: a 3-bit int (old bitfield encoding)
+        b.ty("", KIND_UNION, 2, false, 4) // 4
+            .rec("u", &[2, 0])
+            .rec("half", &[1, 0]);
+        b.ty("outer", KIND_STRUCT, 5, true, 24) // 5 (kind_flag: bitfield widths in records)
+            .rec("x", &[2, 0])
+            .rec("", &[4, 32])
+            .rec("flags", &[2, 3 << 24 | 64])
+            .rec("old", &[3, 96])
+            .rec("arr", &[6, 128]);
+        b.ty("", KIND_ARRAY, 0, false, 0).words(&[2, 2, 17]); // 6
+        b.ty("e", KIND_ENUM, 2, false, 4) // 7: unsigned
+            .rec("BIG", &[u32::MAX])
+            .rec("ONE", &[1]);
+        b.ty("s", KIND_ENUM, 1, true, 4).rec("NEG", &[u32::MAX]); // 8: signed
+        b.ty("", KIND_ENUM64, 1, false, 8)
+            .rec("HUGE", &[0, 1 << 31]); // 9
+        b.ty("t", KIND_TYPEDEF, 0, false, 5); // 10
+        Btf::parse(b.bytes()).expect("sample BTF parses")
+    }
+
+    #[test]
+    fn members_resolve_through_anonymous_unions() {
+        let btf = sample();
+        assert_eq!(btf.member_layout("outer", "x").unwrap(), (0, 4));
+        assert_eq!(btf.member_layout("outer", "u").unwrap(), (4, 4));
+        assert_eq!(btf.member_layout("outer", "half").unwrap(), (4, 2));
+        assert_eq!(btf.struct_size("outer").unwrap(), 24);
+        assert_eq!(btf.array_len("outer", "arr").unwrap(), 17);
+    }
+
+    #[test]
+    fn bitfields_are_refused_even_on_a_byte_boundary() {
+        let btf = sample();
+        for member in ["flags", "old"] {
+            let err = btf.member_offset("outer", member).unwrap_err().to_string();
+            assert!(err.contains("bitfield"), "{member}: {err}");
+        }
+    }
+
+    #[test]
+    fn enum_values_keep_their_sign() {
+        let btf = sample();
+        assert_eq!(btf.enum_value("e", "BIG").unwrap(), i128::from(u32::MAX));
+        assert_eq!(btf.enum_value("e", "ONE").unwrap(), 1);
+        assert_eq!(btf.enum_value("s", "NEG").unwrap(), -1);
+        assert_eq!(btf.enum_value("", "HUGE").unwrap(), 1i128 << 63);
+    }
+
+    #[test]
+    fn what_is_missing_is_named() {
+        let btf = sample();
+        let missing = |r: Result<u32, Error>| r.unwrap_err().to_string();
+        assert!(missing(btf.member_offset("outer", "nope")).contains("struct outer member nope"));
+        assert!(missing(btf.member_offset("absent", "x")).contains("struct absent member x"));
+        assert!(missing(btf.struct_size("absent")).contains("struct absent"));
+        assert!(missing(btf.array_len("outer", "x")).contains("array struct outer member x"));
+        let err = btf.enum_value("e", "NONE").unwrap_err().to_string();
+        assert!(err.contains("enum e value NONE"), "{err}");
+    }
+
+    #[test]
+    fn malformed_blobs_are_refused_with_the_reason() {
+        let good = {
+            let mut b = Blob::new();
+            b.ty("u32", KIND_INT, 0, false, 4).words(&[32]);
+            b.bytes()
+        };
+        assert!(Btf::parse(good.clone()).is_ok());
+        let refused = |data: Vec<u8>| Btf::parse(data).err().expect("refused");
+        assert!(refused(good[..10].to_vec()).contains("too short"));
+        let mut magic = good.clone();
+        magic[0] = 0;
+        assert!(refused(magic).contains("bad magic"));
+        let mut header = good.clone();
+        header[4] = 8;
+        assert!(refused(header).contains("header length 8"));
+        let mut past_end = good.clone();
+        past_end[20] = 0xff; // str_len
+        assert!(refused(past_end).contains("past the end"));
+        let mut truncated = Blob::new();
+        truncated.words(&[0, KIND_INT << 24]);
+        assert!(refused(truncated.bytes()).contains("truncated"));
+        let mut unknown = Blob::new();
+        unknown.ty("x", 31, 0, false, 0);
+        assert!(refused(unknown.bytes()).contains("unknown BTF kind 31"));
     }
 }
