@@ -16,14 +16,23 @@ const IPV6_RECVERR: i32 = 25;
 
 /// Reads every queued notification without blocking; returns how many were read.
 pub fn drain(socket: BorrowedFd<'_>, completions: &mut Completions) -> io::Result<usize> {
-    let mut read = 0;
     // u64 words keep the control buffer aligned for cmsghdr.
-    let mut control = [0u64; 16];
+    drain_with(socket, completions, &mut [0u64; 16])
+}
+
+/// [`drain`] into `control`. A notification that does not fit is an error, not a loss: the
+/// kernel truncates it (MSG_CTRUNC) and the sends it covered would never complete.
+fn drain_with(
+    socket: BorrowedFd<'_>,
+    completions: &mut Completions,
+    control: &mut [u64],
+) -> io::Result<usize> {
+    let mut read = 0;
     loop {
         // SAFETY: msghdr is plain data; zeroed is a valid empty header.
         let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
         hdr.msg_control = control.as_mut_ptr().cast();
-        hdr.msg_controllen = size_of_val(&control);
+        hdr.msg_controllen = size_of_val(control);
         // SAFETY: hdr describes a live control buffer and no data buffers.
         let rc = unsafe {
             libc::recvmsg(
@@ -39,6 +48,15 @@ pub fn drain(socket: BorrowedFd<'_>, completions: &mut Completions) -> io::Resul
                 io::ErrorKind::Interrupted => continue,
                 _ => Err(err),
             };
+        }
+        if hdr.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a zero-copy notification did not fit the {}-byte control buffer (MSG_CTRUNC)",
+                    size_of_val(control)
+                ),
+            ));
         }
         // SAFETY: the kernel filled hdr's control buffer; the CMSG_* walkers stay inside it.
         unsafe {
@@ -102,5 +120,64 @@ pub fn wait(
                 return Err(err);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::{TcpListener, TcpStream},
+        os::fd::AsFd as _,
+        time::Duration,
+    };
+
+    use super::*;
+
+    /// A real notification read into a control buffer too small for it is refused with
+    /// MSG_CTRUNC named; read into the normal buffer, it completes the send.
+    #[test]
+    fn a_truncated_notification_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _server = listener.accept().unwrap();
+        let fd = client.as_raw_fd();
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option value that outlives the call.
+        let set = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ZEROCOPY,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0, "{}", io::Error::last_os_error());
+        let buf = [7u8; 4096];
+        // SAFETY: buf outlives the send and its completion (read below).
+        let sent = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_ZEROCOPY) };
+        assert_eq!(sent, 4096, "{}", io::Error::last_os_error());
+        let mut completions = Completions::default();
+        completions.issue();
+        // Wait for the notification without reading it.
+        let mut pfd = libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        assert_eq!(
+            unsafe { libc::poll(&mut pfd, 1, 5000) },
+            1,
+            "no notification in 5 s"
+        );
+        let err = drain_with(client.as_fd(), &mut completions, &mut [0u64; 2]).unwrap_err();
+        assert!(err.to_string().contains("MSG_CTRUNC"), "{err}");
+        // The truncated read consumed that notification: a second send is read whole.
+        // SAFETY: as above.
+        let sent = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_ZEROCOPY) };
+        assert_eq!(sent, 4096);
+        completions.issue();
+        wait(client.as_fd(), &mut completions, Duration::from_secs(5)).unwrap();
     }
 }
