@@ -30,18 +30,43 @@ pub struct ResultsDir {
 impl ResultsDir {
     /// Creates `<base>/<timestamp>/` and points `<base>/latest` at it.
     pub fn create(base: &Path) -> Result<Self> {
-        let id = utc_now(false);
-        let dir = base.join(&id);
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        Self::create_named(base, &utc_now(false))
+    }
+
+    /// Creates `<base>/<id>/`, or `<id>-2`, `<id>-3`, ... when another run took that name
+    /// first (two runs started in the same millisecond): a run never writes into another's
+    /// folder, and no file is ever truncated.
+    fn create_named(base: &Path, stamp: &str) -> Result<Self> {
+        fs::create_dir_all(base)
+            .map_err(|e| Error::io(format!("creating {}", base.display()), e))?;
+        let (id, dir) = (1..)
+            .map(|n| match n {
+                1 => stamp.to_owned(),
+                n => format!("{stamp}-{n}"),
+            })
+            .find_map(|id| {
+                let dir = base.join(&id);
+                match fs::create_dir(&dir) {
+                    Ok(()) => Some(Ok((id, dir))),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                    Err(e) => Some(Err(Error::io(format!("creating {}", dir.display()), e))),
+                }
+            })
+            .expect("an unbounded search ends")?;
+        // Relative, so the folder can be moved or copied whole; made aside and renamed over
+        // the old link, so `latest` always names a complete folder name.
         let latest = base.join("latest");
-        let _ = fs::remove_file(&latest);
-        // Relative, so the folder can be moved or copied whole.
-        std::os::unix::fs::symlink(&id, &latest)
+        let staged = base.join(format!(".latest-{id}"));
+        std::os::unix::fs::symlink(&id, &staged)
+            .and_then(|()| fs::rename(&staged, &latest))
             .map_err(|e| Error::io(format!("linking {}", latest.display()), e))?;
         let open = |name: &str| {
             let path = dir.join(name);
-            File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| Error::io(format!("creating {}", path.display()), e))
         };
         // The header is written here, so a run that ends before its first row still leaves
         // a valid CSV; rows then go without a header of their own.
@@ -187,6 +212,26 @@ pub fn give_to_invoking_user(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two runs that pick the same name keep both their folders and files.
+    #[test]
+    fn a_second_run_with_the_same_name_gets_its_own_folder() {
+        let base = std::env::temp_dir().join(format!("netcopy-unique-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let first = ResultsDir::create_named(&base, "2026-01-01T00-00-00.000Z").unwrap();
+        let second = ResultsDir::create_named(&base, "2026-01-01T00-00-00.000Z").unwrap();
+        assert_eq!(first.id(), "2026-01-01T00-00-00.000Z");
+        assert_eq!(second.id(), "2026-01-01T00-00-00.000Z-2");
+        for run in [&first, &second] {
+            let csv = fs::read_to_string(run.dir().join("results.csv")).unwrap();
+            assert!(csv.starts_with("run,"), "{csv}");
+        }
+        assert_eq!(
+            fs::read_link(base.join("latest")).unwrap(),
+            Path::new("2026-01-01T00-00-00.000Z-2")
+        );
+        let _ = fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn civil_dates() {
