@@ -39,6 +39,22 @@ pub const STACK_DEPTH: usize = 16;
 /// default and configurable up to 45).
 pub const MAX_FRAGS: u32 = 48;
 
+/// Pages `skb_copy_ubufs` allocates to copy `pagelen` fragment bytes (net/core/skbuff.c): the
+/// smallest page order whose pages, `max_frags` of them, hold the bytes, then as many pages
+/// of that order as the bytes need.
+#[inline(always)]
+pub fn ubuf_copy_pages(pagelen: u64, page_size: u64, max_frags: u64) -> u64 {
+    if pagelen == 0 || page_size == 0 {
+        return 0;
+    }
+    let mut order = 0;
+    // Bounded for the verifier; order 10 already holds 4 MiB per page.
+    while order < 10 && (page_size << order) * max_frags < pagelen {
+        order += 1;
+    }
+    pagelen.div_ceil(page_size << order) << order
+}
+
 /// How the kernel handled the bytes of one TCP send call, decided from what
 /// `tcp_sendmsg_locked` saw.
 #[repr(C)]
@@ -184,6 +200,12 @@ pub struct KernelOffsets {
     pub skbfl_zerocopy_enable: u32,
     /// 1 when `sk_buff.end` is an offset from `head` (64-bit kernels), 0 when a pointer.
     pub skb_end_is_offset: u32,
+    /// MAX_SKB_FRAGS: the length of `skb_shared_info.frags`.
+    pub max_skb_frags: u32,
+    /// The kernel's page size, bytes.
+    pub page_size: u32,
+    /// `struct sk_buff` -> `len` (u32: bytes from `data` on, fragments included).
+    pub skb_len: u32,
     /// Text address range of `skb_copy_ubufs` (from /proc/kallsyms): a page allocated with a
     /// return address inside it is the deferred copy's.
     pub skb_copy_ubufs_start: u64,
@@ -247,11 +269,19 @@ pub struct FlowCounters {
     pub recopied_bytes: u64,
     /// Pages allocated with `skb_copy_ubufs` on the kernel stack (2^order per allocation).
     pub deferred_copy_pages: u64,
+    /// Pages `skb_copy_ubufs` must allocate for the pinned skbs delivered (its own formula
+    /// over each skb's fragment bytes), to compare with the pages observed.
+    pub deferred_copy_pages_required: u64,
     /// Error reports on the socket with no socket error: zero-copy notifications queued or
     /// merged (`sock:inet_sk_error_report`).
     pub zc_notifications: u64,
-    /// Bytes copied from kernel to user on receive (`skb:skb_copy_datagram_iovec`).
+    /// Bytes copied from kernel to user on receive: TCP from `skb:skb_copy_datagram_iovec`;
+    /// UDP from `sock:sock_recv_length`, since UDP copies a linear skb without passing that
+    /// tracepoint and returns exactly the bytes it copied.
     pub recv_copy_bytes: u64,
+    /// UDP receive calls with MSG_TRUNC: they return the datagram's length, not the bytes
+    /// copied, so `recv_copy_bytes` cannot be known for that socket.
+    pub recv_copy_unseen_calls: u64,
 }
 
 impl FlowCounters {
@@ -270,8 +300,10 @@ impl FlowCounters {
         self.deferred_copy_bytes += other.deferred_copy_bytes;
         self.recopied_bytes += other.recopied_bytes;
         self.deferred_copy_pages += other.deferred_copy_pages;
+        self.deferred_copy_pages_required += other.deferred_copy_pages_required;
         self.zc_notifications += other.zc_notifications;
         self.recv_copy_bytes += other.recv_copy_bytes;
+        self.recv_copy_unseen_calls += other.recv_copy_unseen_calls;
     }
 
     /// Sent bytes copied from user memory at send time, TCP and UDP. The two are counted by
@@ -301,6 +333,7 @@ impl FlowCounters {
             deferred_copy_bytes: 0,
             recopied_bytes: 0,
             deferred_copy_pages: 0,
+            deferred_copy_pages_required: 0,
             ..*self
         }
     }
@@ -312,6 +345,7 @@ impl FlowCounters {
             deferred_copy_bytes: self.deferred_copy_bytes,
             recopied_bytes: self.recopied_bytes,
             deferred_copy_pages: self.deferred_copy_pages,
+            deferred_copy_pages_required: self.deferred_copy_pages_required,
             ..Self::default()
         }
     }
@@ -430,6 +464,20 @@ impl DeliveredRanges {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_pages_follow_the_kernels_formula() {
+        assert_eq!(ubuf_copy_pages(0, 4096, 17), 0);
+        assert_eq!(ubuf_copy_pages(256, 4096, 17), 1);
+        assert_eq!(ubuf_copy_pages(4096, 4096, 17), 1);
+        assert_eq!(ubuf_copy_pages(4097, 4096, 17), 2);
+        assert_eq!(ubuf_copy_pages(65536, 4096, 17), 16);
+        // 17 pages of 4 KiB hold 69 632 bytes; one byte more takes order-1 pages.
+        assert_eq!(ubuf_copy_pages(69_632, 4096, 17), 17);
+        assert_eq!(ubuf_copy_pages(69_633, 4096, 17), 18);
+        // BIG TCP: 185 000 bytes need order 2 (16 KiB pages): 12 of them, 48 pages.
+        assert_eq!(ubuf_copy_pages(185_000, 4096, 17), 48);
+    }
 
     #[test]
     fn addresses_map_both_ways() {

@@ -5,8 +5,7 @@ use netcopy_common::{Addr, MAX_FRAGS, v4_mapped};
 
 use crate::{maps::offsets, sock::read};
 
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
+pub use crate::sock::{IPPROTO_TCP, IPPROTO_UDP};
 
 /// The parts of an IP packet the probes use.
 pub struct Packet {
@@ -17,8 +16,11 @@ pub struct Packet {
     /// IP addresses (IPv4 mapped into IPv6).
     pub source_addr: Addr,
     pub dest_addr: Addr,
-    /// Bytes after the IP header (transport header included when present).
+    /// Bytes after the IP header (transport header included when present), from the IP
+    /// header: 0 in a BIG TCP packet over 64 KiB (see [`payload_from_skb`]).
     pub ip_payload: u32,
+    /// The IP header's length.
+    pub header: u32,
     /// Whether this is a whole datagram (not an IPv4 fragment).
     pub unfragmented: bool,
     /// Whether the transport header is in this packet (it is in the first fragment only).
@@ -27,13 +29,22 @@ pub struct Packet {
     pub transport: *const u8,
 }
 
-/// A TCP segment's sequence number and payload length.
+/// A TCP segment's sequence number and payload length, given the bytes after its IP header.
 #[inline(always)]
-pub fn tcp_segment(packet: &Packet) -> Option<(u32, u32)> {
+pub fn tcp_segment(packet: &Packet, ip_payload: u32) -> Option<(u32, u32)> {
     let seq = u32::from_be(read(packet.transport, 4)?);
     let data_offset: u8 = read(packet.transport, 12)?;
     let header = u32::from(data_offset >> 4) * 4;
-    Some((seq, packet.ip_payload.saturating_sub(header)))
+    Some((seq, ip_payload.saturating_sub(header)))
+}
+
+/// The bytes after the IP header of a received skb, from the skb's own length: on the receive
+/// path `data` is at the network header. Unlike the IP header's length field this holds under
+/// BIG TCP, where a packet over 64 KiB says 0.
+#[inline(always)]
+pub fn payload_from_skb(skb: *const u8, packet: &Packet) -> Option<u32> {
+    let len: u32 = read(skb, offsets().skb_len)?;
+    Some(len.saturating_sub(packet.header))
 }
 
 /// The skb's `skb_shared_info` (at `head + end`).
@@ -123,6 +134,7 @@ pub fn ip_packet(skb: *const u8) -> Option<Packet> {
         source_addr,
         dest_addr,
         ip_payload,
+        header,
         unfragmented: !more_fragments && !later_fragment,
         has_transport_header: !later_fragment,
         transport: ip.wrapping_add(header as usize),

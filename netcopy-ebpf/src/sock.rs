@@ -8,6 +8,8 @@ use netcopy_common::{Addr, FlowKey, Watch, same_addr, v4_mapped};
 
 use crate::maps::{WATCHED_CONNS, WATCHED_PORTS, WATCHED_TGIDS, offsets};
 
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
@@ -19,6 +21,12 @@ pub fn read<T>(base: *const u8, offset: u32) -> Option<T> {
     }
     // SAFETY: bpf_probe_read_kernel validates the address.
     unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize).cast::<T>()).ok() }
+}
+
+/// Whether `sk` is a UDP socket.
+#[inline(always)]
+pub fn is_udp(sk: *const u8) -> bool {
+    read::<u16>(sk, offsets().sock_protocol) == Some(u16::from(IPPROTO_UDP))
 }
 
 /// The slot of the watch on `port`, when it covers `addr` (`local`: the socket's own end).

@@ -522,12 +522,34 @@ fn check() -> Result<ExitCode> {
         "offsets:  struct sock -> skc_num at byte {}, skc_dport at byte {}",
         offsets.sock_local_port, offsets.sock_remote_port
     );
-    let _tracer = tracer::Tracer::load().context("loading the probes")?;
+    let tracer = tracer::Tracer::load().context("loading the probes")?;
+    let missing = tracer.missing_hooks();
     for hook in tracer::HOOKS {
-        println!("attached: {} (tp_btf/{})", hook.program, hook.tracepoint);
+        match missing.iter().find(|(h, _)| h.program == hook.program) {
+            None => println!("attached: {} (tp_btf/{})", hook.program, hook.tracepoint),
+            Some((_, why)) => println!(
+                "missing:  {} (tp_btf/{}): {why}; empties {}",
+                hook.program,
+                hook.tracepoint,
+                if hook.feeds.is_empty() {
+                    "no column".to_owned()
+                } else {
+                    hook.feeds.join(", ")
+                }
+            ),
+        }
     }
-    println!("ok: every probe loads and attaches on this kernel");
-    Ok(ExitCode::SUCCESS)
+    if missing.is_empty() {
+        println!("ok: every probe loads and attaches on this kernel");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "partial: {} of {} probes attach; the columns above stay empty, with the reason",
+            tracer::HOOKS.len() - missing.len(),
+            tracer::HOOKS.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn bench_one(args: BenchOne) -> Result<ExitCode> {
@@ -648,12 +670,9 @@ fn print_kernel(k: &experiment::KernelFigures) {
         c.copied_at_send_bytes(),
         c.pinned_bytes()
     );
-    let pages = match &k.pages_unavailable {
-        None => format!(
-            "{} pages allocated by skb_copy_ubufs",
-            c.deferred_copy_pages
-        ),
-        Some(why) => format!("pages not measured ({why})"),
+    let pages = match k.deferred_copy_pages() {
+        Some(pages) => format!("{pages} pages allocated by skb_copy_ubufs"),
+        None => format!("pages not measured ({})", k.note()),
     };
     println!(
         "            {} bytes copied at delivery (deferred), {} copied again (retransmitted), {pages}; fallback {}",

@@ -1,6 +1,8 @@
 //! One experiment: the workload runs while the tracer counts its connections; the two
 //! observers' figures are joined and cross-checked.
 
+use std::collections::BTreeMap;
+
 use netcopy_common::FlowCounters;
 
 use crate::{
@@ -13,14 +15,68 @@ use crate::{
 #[derive(Debug, Clone, Default)]
 pub struct KernelFigures {
     pub counters: FlowCounters,
-    /// Why `deferred_copy_pages` is not measured here, when it is not.
-    pub pages_unavailable: Option<String>,
+    /// The `k_*` columns no hook could fill here, each with why (see `Tracer::unseen`).
+    pub unseen: BTreeMap<String, String>,
 }
 
+/// Why the fallback check is skipped when sends had different outcomes.
+pub const MIXED_OUTCOMES: &str = "fallback not checked against the error queue: some pinned bytes were copied at delivery and some were not, and the kernel merges completion ranges without comparing their COPIED flag (a merged range keeps its last send's)";
+
+/// Why the copy to user is unknown when UDP receives asked for MSG_TRUNC.
+pub const RECV_COPY_UNSEEN: &str = "k_recv_copy_bytes: UDP receives with MSG_TRUNC return the datagram's length, not the bytes copied";
+
 impl KernelFigures {
-    /// Deferred-copied bytes as a percentage of pinned bytes; None when nothing was pinned.
+    /// Whether a hook could fill `column` here.
+    pub fn seen(&self, column: &str) -> bool {
+        !self.unseen.contains_key(column)
+    }
+
+    /// `value` as the figure of `column`: None when no hook could fill it.
+    pub fn figure(&self, column: &str, value: u64) -> Option<u64> {
+        self.seen(column).then_some(value)
+    }
+
+    /// Bytes copied from kernel to user, when every receive's copy was seen.
+    pub fn recv_copy_bytes(&self) -> Option<u64> {
+        (self.counters.recv_copy_unseen_calls == 0)
+            .then_some(self.counters.recv_copy_bytes)
+            .and_then(|b| self.figure("k_recv_copy_bytes", b))
+    }
+
+    /// Deferred-copy pages observed, when this machine lets them be observed.
+    pub fn deferred_copy_pages(&self) -> Option<u64> {
+        self.figure("k_deferred_copy_pages", self.counters.deferred_copy_pages)
+    }
+
+    /// Why each empty kernel figure is empty, `; `-separated (the `k_note` cell).
+    pub fn note(&self) -> String {
+        let mut notes: Vec<String> = self
+            .unseen
+            .iter()
+            .map(|(column, why)| format!("{column}: {why}"))
+            .collect();
+        if self.counters.recv_copy_unseen_calls > 0 {
+            notes.push(RECV_COPY_UNSEEN.to_owned());
+        }
+        if self.mixed_outcomes() {
+            notes.push(MIXED_OUTCOMES.to_owned());
+        }
+        notes.join("; ")
+    }
+
+    /// Whether some pinned bytes were copied at delivery and some were not: then the error
+    /// queue cannot say which sends were copied (see [`MIXED_OUTCOMES`]).
+    pub fn mixed_outcomes(&self) -> bool {
+        self.fallback_pct()
+            .is_some_and(|p| p > FALLBACK_TOLERANCE_PP && p < 100.0 - FALLBACK_TOLERANCE_PP)
+    }
+
+    /// Deferred-copied bytes as a percentage of pinned bytes; None when nothing was pinned,
+    /// or when either side of it could not be seen.
     pub fn fallback_pct(&self) -> Option<f64> {
-        self.counters.fallback_pct()
+        self.seen("k_fallback_pct")
+            .then(|| self.counters.fallback_pct())
+            .flatten()
     }
 }
 
@@ -54,21 +110,39 @@ const FALLBACK_TOLERANCE_PP: f64 = 0.5;
 pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<String> {
     let c = &k.counters;
     let mut out = Vec::new();
-    let mut expect = |name: &str, kernel: u64, user: u64| {
-        if kernel != user {
+    // A figure no hook could see is not compared: its cell is empty, with the reason.
+    let mut expect = |name: &str, kernel: Option<u64>, user: u64| {
+        if let Some(kernel) = kernel
+            && kernel != user
+        {
             out.push(format!("{name}: kernel {kernel} != userspace {user}"));
         }
     };
-    expect("send bytes", c.send_bytes, f.bytes_sent);
-    expect("send calls", c.send_calls, f.path.send_calls);
-    expect("receive bytes", c.recv_bytes, f.bytes_received);
-    expect("receive copy bytes", c.recv_copy_bytes, f.bytes_received);
     expect(
-        "classified send bytes",
-        c.copied_at_send_bytes() + c.pinned_bytes(),
+        "send bytes",
+        k.figure("k_send_bytes", c.send_bytes),
         f.bytes_sent,
     );
-    if config.mode.is_zero_copy() {
+    expect(
+        "send calls",
+        k.figure("k_send_calls", c.send_calls),
+        f.path.send_calls,
+    );
+    expect(
+        "receive bytes",
+        k.figure("k_recv_bytes", c.recv_bytes),
+        f.bytes_received,
+    );
+    expect("receive copy bytes", k.recv_copy_bytes(), f.bytes_received);
+    expect(
+        "classified send bytes",
+        k.figure(
+            "k_pinned_bytes",
+            c.copied_at_send_bytes() + c.pinned_bytes(),
+        ),
+        f.bytes_sent,
+    );
+    if config.mode.is_zero_copy() && !k.mixed_outcomes() && k.seen("k_fallback_pct") {
         match (k.fallback_pct(), f.path.copied_pct()) {
             (Some(kernel), Some(user)) if (kernel - user).abs() > FALLBACK_TOLERANCE_PP => out
                 .push(format!(
@@ -79,8 +153,23 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
             )),
             _ => {}
         }
-    } else {
-        expect("pinned bytes of a copying mode", c.pinned_bytes(), 0);
+    } else if !config.mode.is_zero_copy() {
+        expect(
+            "pinned bytes of a copying mode",
+            k.figure("k_pinned_bytes", c.pinned_bytes()),
+            0,
+        );
+    }
+    // Every page skb_copy_ubufs had to allocate for the pinned skbs delivered was seen
+    // allocated under it, and no other.
+    if let Some(observed) = k.deferred_copy_pages()
+        && k.seen("k_deferred_copy_pages_required")
+        && observed != c.deferred_copy_pages_required
+    {
+        out.push(format!(
+            "deferred-copy pages: observed {observed} != required {}",
+            c.deferred_copy_pages_required
+        ));
     }
     out
 }
@@ -111,7 +200,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     let figures = result?;
     let kernel = KernelFigures {
         counters: tracer.totals(slot)?,
-        pages_unavailable: tracer.pages_unavailable().map(str::to_owned),
+        unseen: tracer.unseen(config.path.is_sink()),
     };
     let disagreements = cross_check(&config, &figures, &kernel);
     Ok(Outcome {

@@ -105,9 +105,9 @@ pub fn draw(outcome: &Outcome) -> String {
         ),
     );
     arrow(&mut o, &format!("{} device", cfg.path));
-    let pages = match &k.pages_unavailable {
-        None => format!("{} fresh pages", grouped(c.deferred_copy_pages)),
-        Some(why) => format!("pages not measured: {why}"),
+    let pages = match k.deferred_copy_pages() {
+        Some(pages) => format!("{} fresh pages", grouped(pages)),
+        None => format!("pages not measured: {}", k.note()),
     };
     if cfg.path.is_sink() {
         stage(

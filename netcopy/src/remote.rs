@@ -80,7 +80,7 @@ struct ServerReport {
 struct KernelSide {
     sockets: FlowCounters,
     deliveries: FlowCounters,
-    pages_unavailable: Option<String>,
+    unseen: std::collections::BTreeMap<String, String>,
 }
 
 impl KernelSide {
@@ -89,10 +89,10 @@ impl KernelSide {
     fn split(
         flows: &BTreeMap<FlowKey, FlowCounters>,
         own: impl Fn(&FlowKey) -> bool,
-        pages_unavailable: Option<String>,
+        unseen: std::collections::BTreeMap<String, String>,
     ) -> Self {
         let mut side = Self {
-            pages_unavailable,
+            unseen,
             ..Self::default()
         };
         for (key, counters) in flows {
@@ -232,7 +232,7 @@ fn serve_client(stream: TcpStream, bind: IpAddr, mut tracer: Option<&mut Tracer>
                 Some(KernelSide::split(
                     &flows,
                     |k| k.local_port == port,
-                    t.pages_unavailable().map(str::to_owned),
+                    t.unseen(config.path.is_sink()),
                 ))
             }
             None => None,
@@ -337,7 +337,7 @@ impl Client {
                 Some(KernelSide::split(
                     &t.flows(1)?,
                     |k| k.local_port != port,
-                    t.pages_unavailable().map(str::to_owned),
+                    t.unseen(config.path.is_sink()),
                 ))
             }
             None => None,
@@ -370,7 +370,7 @@ impl Client {
                 }
                 Some(KernelFigures {
                     counters,
-                    pages_unavailable: c.pages_unavailable.or_else(|| s.pages_unavailable.clone()),
+                    unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
                 })
             }
             _ => None,

@@ -2,7 +2,7 @@
 //! a column. Every writer (CSV, JSON, plots, report) reads rows and nothing else.
 //!
 //! An empty cell (`None`) means "not measured", with the reason in a text column
-//! (`k_pages_note`, `hw_counters`, `checks`, `error`); it never means 0.
+//! (`k_note`, `hw_counters`, `checks`, `error`); it never means 0.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,12 +67,13 @@ pub struct Row {
     pub k_deferred_copy_bytes: Option<u64>,
     pub k_recopied_bytes: Option<u64>,
     pub k_deferred_copy_pages: Option<u64>,
-    pub k_pages_note: String,
+    pub k_deferred_copy_pages_required: Option<u64>,
     pub k_fallback_pct: Option<f64>,
     pub k_zc_notifications: Option<u64>,
     pub k_recv_calls: Option<u64>,
     pub k_recv_bytes: Option<u64>,
     pub k_recv_copy_bytes: Option<u64>,
+    pub k_note: String,
     pub copies_per_byte: Option<f64>,
     pub client_cycles: Option<u64>,
     pub client_instructions: Option<u64>,
@@ -198,28 +199,36 @@ impl Row {
         self.checks = "not traced".to_owned();
         if let Some(k) = &outcome.kernel {
             let c = &k.counters;
-            self.k_send_calls = Some(c.send_calls);
-            self.k_send_bytes = Some(c.send_bytes);
-            self.k_copied_at_send_bytes = Some(c.copied_at_send_bytes());
-            self.k_pinned_bytes = Some(c.pinned_bytes());
-            self.k_unclassified_send_bytes = Some(c.unclassified_send_bytes);
-            self.k_deferred_copy_bytes = Some(c.deferred_copy_bytes);
-            self.k_recopied_bytes = Some(c.recopied_bytes);
-            match &k.pages_unavailable {
-                None => self.k_deferred_copy_pages = Some(c.deferred_copy_pages),
-                Some(why) => self.k_pages_note = why.clone(),
-            }
+            self.k_send_calls = k.figure("k_send_calls", c.send_calls);
+            self.k_send_bytes = k.figure("k_send_bytes", c.send_bytes);
+            self.k_copied_at_send_bytes =
+                k.figure("k_copied_at_send_bytes", c.copied_at_send_bytes());
+            self.k_pinned_bytes = k.figure("k_pinned_bytes", c.pinned_bytes());
+            self.k_unclassified_send_bytes =
+                k.figure("k_unclassified_send_bytes", c.unclassified_send_bytes);
+            self.k_deferred_copy_bytes = k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes);
+            self.k_recopied_bytes = k.figure("k_recopied_bytes", c.recopied_bytes);
+            self.k_deferred_copy_pages = k.deferred_copy_pages();
+            self.k_deferred_copy_pages_required = k.figure(
+                "k_deferred_copy_pages_required",
+                c.deferred_copy_pages_required,
+            );
+            self.k_note = k.note();
             self.k_fallback_pct = k.fallback_pct();
-            self.k_zc_notifications = Some(c.zc_notifications);
-            self.k_recv_calls = Some(c.recv_calls);
-            self.k_recv_bytes = Some(c.recv_bytes);
-            self.k_recv_copy_bytes = Some(c.recv_copy_bytes);
-            if f.bytes_sent > 0 {
-                let copies = self.user_copy_bytes.unwrap_or(0)
-                    + c.copied_at_send_bytes()
-                    + c.deferred_copy_bytes
-                    + c.recopied_bytes
-                    + c.recv_copy_bytes;
+            self.k_zc_notifications = k.figure("k_zc_notifications", c.zc_notifications);
+            self.k_recv_calls = k.figure("k_recv_calls", c.recv_calls);
+            self.k_recv_bytes = k.figure("k_recv_bytes", c.recv_bytes);
+            self.k_recv_copy_bytes = k.recv_copy_bytes();
+            // Only when every copy was seen: a partial sum is not a figure.
+            if let (true, Some(at_send), Some(deferred), Some(again), Some(to_user)) = (
+                f.bytes_sent > 0,
+                self.k_copied_at_send_bytes,
+                self.k_deferred_copy_bytes,
+                self.k_recopied_bytes,
+                self.k_recv_copy_bytes,
+            ) {
+                let copies =
+                    self.user_copy_bytes.unwrap_or(0) + at_send + deferred + again + to_user;
                 self.copies_per_byte = Some(copies as f64 / f.bytes_sent as f64);
             }
             self.checks = outcome.checks();

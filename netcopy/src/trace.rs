@@ -10,11 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netcopy_common::{FlowCounters, FlowKey, ip_of};
+use netcopy_common::{FlowKey, ip_of};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{Error, Result},
+    experiment::KernelFigures,
     interrupt,
     kernel::tracer::Tracer,
 };
@@ -29,42 +30,50 @@ pub struct TraceRow {
     pub local_port: u16,
     pub remote_addr: String,
     pub remote_port: u16,
-    pub k_send_calls: u64,
-    pub k_send_bytes: u64,
-    pub k_copied_at_send_bytes: u64,
-    pub k_pinned_bytes: u64,
-    pub k_unclassified_send_bytes: u64,
-    pub k_deferred_copy_bytes: u64,
-    pub k_recopied_bytes: u64,
+    pub k_send_calls: Option<u64>,
+    pub k_send_bytes: Option<u64>,
+    pub k_copied_at_send_bytes: Option<u64>,
+    pub k_pinned_bytes: Option<u64>,
+    pub k_unclassified_send_bytes: Option<u64>,
+    pub k_deferred_copy_bytes: Option<u64>,
+    pub k_recopied_bytes: Option<u64>,
     pub k_deferred_copy_pages: Option<u64>,
+    pub k_deferred_copy_pages_required: Option<u64>,
     pub k_fallback_pct: Option<f64>,
-    pub k_zc_notifications: u64,
-    pub k_recv_calls: u64,
-    pub k_recv_bytes: u64,
-    pub k_recv_copy_bytes: u64,
+    pub k_zc_notifications: Option<u64>,
+    pub k_recv_calls: Option<u64>,
+    pub k_recv_bytes: Option<u64>,
+    pub k_recv_copy_bytes: Option<u64>,
+    pub k_note: String,
 }
 
 impl TraceRow {
-    pub fn new(key: &FlowKey, c: &FlowCounters, pages_measured: bool) -> Self {
-        let pinned = c.pinned_bytes();
+    pub fn new(key: &FlowKey, k: &KernelFigures) -> Self {
+        let c = &k.counters;
         Self {
             local_addr: ip_of(&key.local_addr).to_string(),
             local_port: key.local_port,
             remote_addr: ip_of(&key.remote_addr).to_string(),
             remote_port: key.remote_port,
-            k_send_calls: c.send_calls,
-            k_send_bytes: c.send_bytes,
-            k_copied_at_send_bytes: c.copied_at_send_bytes(),
-            k_pinned_bytes: pinned,
-            k_unclassified_send_bytes: c.unclassified_send_bytes,
-            k_deferred_copy_bytes: c.deferred_copy_bytes,
-            k_recopied_bytes: c.recopied_bytes,
-            k_deferred_copy_pages: pages_measured.then_some(c.deferred_copy_pages),
-            k_fallback_pct: c.fallback_pct(),
-            k_zc_notifications: c.zc_notifications,
-            k_recv_calls: c.recv_calls,
-            k_recv_bytes: c.recv_bytes,
-            k_recv_copy_bytes: c.recv_copy_bytes,
+            k_send_calls: k.figure("k_send_calls", c.send_calls),
+            k_send_bytes: k.figure("k_send_bytes", c.send_bytes),
+            k_copied_at_send_bytes: k.figure("k_copied_at_send_bytes", c.copied_at_send_bytes()),
+            k_pinned_bytes: k.figure("k_pinned_bytes", c.pinned_bytes()),
+            k_unclassified_send_bytes: k
+                .figure("k_unclassified_send_bytes", c.unclassified_send_bytes),
+            k_deferred_copy_bytes: k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes),
+            k_recopied_bytes: k.figure("k_recopied_bytes", c.recopied_bytes),
+            k_deferred_copy_pages: k.deferred_copy_pages(),
+            k_deferred_copy_pages_required: k.figure(
+                "k_deferred_copy_pages_required",
+                c.deferred_copy_pages_required,
+            ),
+            k_fallback_pct: k.fallback_pct(),
+            k_zc_notifications: k.figure("k_zc_notifications", c.zc_notifications),
+            k_recv_calls: k.figure("k_recv_calls", c.recv_calls),
+            k_recv_bytes: k.figure("k_recv_bytes", c.recv_bytes),
+            k_recv_copy_bytes: k.recv_copy_bytes(),
+            k_note: k.note(),
         }
     }
 }
@@ -167,14 +176,27 @@ pub fn wait(until: Until<'_>) -> Option<ExitStatus> {
 
 /// Every socket counted, busiest first.
 pub fn rows(tracer: &Tracer) -> Result<Vec<TraceRow>> {
-    let pages = tracer.pages_unavailable().is_none();
+    let unseen = tracer.unseen(true);
     let mut rows: Vec<TraceRow> = tracer
         .flows(SLOT)?
         .iter()
-        .map(|(k, c)| TraceRow::new(k, c, pages))
+        .map(|(key, counters)| {
+            let k = KernelFigures {
+                counters: *counters,
+                unseen: unseen.clone(),
+            };
+            TraceRow::new(key, &k)
+        })
         .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.k_send_bytes + r.k_recv_bytes));
+    rows.sort_by_key(|r| {
+        std::cmp::Reverse(r.k_send_bytes.unwrap_or(0) + r.k_recv_bytes.unwrap_or(0))
+    });
     Ok(rows)
+}
+
+/// A figure, or `-` where no hook could see it (`k_note` says why).
+fn cell(v: Option<u64>) -> String {
+    v.map_or("-".to_owned(), |v| v.to_string())
 }
 
 /// `addr:port`, with an IPv6 address in brackets.
@@ -212,15 +234,15 @@ pub fn table(rows: &[TraceRow]) -> String {
             "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
             endpoint(&r.local_addr, r.local_port),
             endpoint(&r.remote_addr, r.remote_port),
-            r.k_send_calls,
-            r.k_send_bytes,
-            r.k_copied_at_send_bytes,
-            r.k_pinned_bytes,
-            r.k_deferred_copy_bytes,
+            cell(r.k_send_calls),
+            cell(r.k_send_bytes),
+            cell(r.k_copied_at_send_bytes),
+            cell(r.k_pinned_bytes),
+            cell(r.k_deferred_copy_bytes),
             r.k_fallback_pct
                 .map_or("-".to_owned(), |p| format!("{p:.1}")),
-            r.k_recv_copy_bytes,
-            r.k_zc_notifications
+            cell(r.k_recv_copy_bytes),
+            cell(r.k_zc_notifications)
         );
     }
     o

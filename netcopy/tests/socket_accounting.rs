@@ -131,3 +131,58 @@ fn unwatched_ports_are_not_counted() {
     exchange(&listener, 10, 512);
     assert!(tracer.flows(1).unwrap().is_empty());
 }
+
+/// UDP copies a small (linear) datagram to user without passing the receive-copy tracepoint;
+/// the copy is counted from the receive call's result instead, and a receive whose result is
+/// not the bytes copied (MSG_TRUNC) leaves the figure empty with its reason, never 0.
+#[test]
+fn udp_copy_to_user_is_counted_or_empty_with_its_reason() {
+    let Some(mut tracer) = common::tracer_or_skip("udp_copy_to_user_is_counted_or_empty") else {
+        return;
+    };
+    tracer.classify_udp(true).unwrap();
+    for (slot, truncate) in [(21, false), (22, true)] {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        tracer.watch_endpoint(to, slot).unwrap();
+        // Connected, so its own socket names the receiver's endpoint too.
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.connect(to).unwrap();
+        let datagram = [0x3cu8; 1000];
+        for _ in 0..50 {
+            assert_eq!(sender.send(&datagram).unwrap(), 1000);
+        }
+        let mut buf = [0u8; 2000];
+        let mut received = 0u64;
+        for _ in 0..50 {
+            let flags = if truncate { libc::MSG_TRUNC } else { 0 };
+            // SAFETY: buf is valid for its length for the duration of the call.
+            let n = unsafe {
+                libc::recv(
+                    receiver.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    flags,
+                )
+            };
+            assert_eq!(n, 1000, "{}", std::io::Error::last_os_error());
+            received += n as u64;
+        }
+        tracer.unwatch_port(to.port()).unwrap();
+        let kernel = netcopy::experiment::KernelFigures {
+            counters: tracer.totals(slot).unwrap(),
+            unseen: Default::default(),
+        };
+        let c = &kernel.counters;
+        assert_eq!((c.recv_calls, c.recv_bytes), (50, received));
+        assert_eq!((c.send_calls, c.send_bytes), (50, 50_000));
+        assert_eq!(c.copied_at_send_bytes(), 50_000);
+        if truncate {
+            assert_eq!(kernel.recv_copy_bytes(), None);
+            assert!(kernel.note().contains("MSG_TRUNC"), "{}", kernel.note());
+        } else {
+            assert_eq!(kernel.recv_copy_bytes(), Some(received));
+            assert_eq!(kernel.note(), "");
+        }
+    }
+}

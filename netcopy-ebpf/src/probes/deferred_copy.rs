@@ -3,11 +3,8 @@
 //! pinned skbs entering local receive, and the pages allocated under `skb_copy_ubufs`.
 
 use aya_ebpf::{EbpfContext as _, helpers::bpf_get_stack, programs::BtfTracePointContext};
-use netcopy_common::{DeliveredRanges, FlowKey, STACK_DEPTH};
+use netcopy_common::{DeliveredRanges, FlowKey, STACK_DEPTH, ubuf_copy_pages};
 
-/// Page size the budget assumes; a larger page only makes the budget generous, and then a
-/// stack walk decides.
-const PAGE_SIZE: u64 = 4096;
 /// A signature-matched allocation is still stack-checked this often.
 const RECHECK_EVERY: u32 = 64;
 
@@ -16,21 +13,20 @@ use crate::{
     maps::{DELIVERED_UP_TO, DELIVERING, STACK_SCRATCH, flow_counters, offsets},
     skb::{
         IPPROTO_TCP, IPPROTO_UDP, Packet, carries_user_pages, fragment_bytes, ip_packet,
-        shared_info, tcp_segment,
+        payload_from_skb, shared_info, tcp_segment,
     },
     sock::watched,
 };
 
-/// Marks this CPU as delivering `key`'s pinned skb of `bytes` in page fragments, or nothing
+/// Marks this CPU as delivering `key`'s pinned skb, whose copy needs `pages`, or nothing
 /// (local_port 0).
 #[inline(always)]
-fn set_delivering(key: FlowKey, bytes: u64) {
+fn set_delivering(key: FlowKey, pages: u64) {
     if let Some(slot) = DELIVERING.get_ptr_mut(0) {
         // SAFETY: this CPU's own array element. The learnt allocation signature stays.
         unsafe {
             (*slot).key = key;
-            // skb_copy_ubufs allocates one page per PAGE_SIZE << order of fragment bytes.
-            (*slot).pages_left = bytes.div_ceil(PAGE_SIZE) as u32;
+            (*slot).pages_left = pages as u32;
         }
     }
 }
@@ -55,16 +51,20 @@ pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let key = sender(&packet).or_skip()?;
     let bytes = fragment_bytes(shinfo).or_skip()?;
     let again = if packet.protocol == IPPROTO_TCP {
-        delivered_before(&key, &packet, bytes)
+        let payload = payload_from_skb(skb, &packet).or_skip()?;
+        delivered_before(&key, &packet, payload, bytes)
     } else {
         0
     };
-    set_delivering(key, bytes);
+    let o = offsets();
+    let pages = ubuf_copy_pages(bytes, u64::from(o.page_size), u64::from(o.max_skb_frags));
+    set_delivering(key, pages);
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
         (*counters).deferred_copy_bytes += bytes - again;
         (*counters).recopied_bytes += again;
+        (*counters).deferred_copy_pages_required += pages;
     }
     Ok(())
 }
@@ -94,8 +94,8 @@ fn sender(packet: &Packet) -> Option<FlowKey> {
 /// How many of this segment's `bytes` the flow already delivered (a retransmission of a
 /// segment copied once already); see [`DeliveredRanges`].
 #[inline(always)]
-fn delivered_before(key: &FlowKey, packet: &Packet, bytes: u64) -> u64 {
-    let Some((seq, len)) = tcp_segment(packet) else {
+fn delivered_before(key: &FlowKey, packet: &Packet, ip_payload: u32, bytes: u64) -> u64 {
+    let Some((seq, len)) = tcp_segment(packet, ip_payload) else {
         return 0;
     };
     let fresh = match DELIVERED_UP_TO.get_ptr_mut(key) {

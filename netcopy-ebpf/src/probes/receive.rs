@@ -5,15 +5,19 @@ use aya_ebpf::programs::BtfTracePointContext;
 use super::{OrSkip as _, Skip};
 use crate::{
     maps::{flow_counters, offsets},
-    sock::{read, watched_flow_or_adopt},
+    sock::{is_udp, read, watched_flow_or_adopt},
 };
 
 /// Not data: a peek leaves the bytes queued and an error-queue read returns notifications.
 const MSG_PEEK: i32 = 0x2;
 const MSG_ERRQUEUE: i32 = 0x2000;
+/// On a UDP receive: return the datagram's whole length, whatever was copied.
+const MSG_TRUNC: i32 = 0x20;
 
 /// `sock:sock_recv_length(struct sock *sk, int ret, int flags)`, fired by
-/// `sock_recvmsg_nosec` after every receive call.
+/// `sock_recvmsg_nosec` after every receive call. For UDP it is also the copy to user:
+/// `udp_recvmsg` returns exactly the bytes it copied (unless asked for MSG_TRUNC), while its
+/// copy of a linear skb passes no tracepoint.
 pub fn try_sock_recv_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let sk: *const u8 = ctx.arg(0);
     let ret: i32 = ctx.arg(1);
@@ -22,17 +26,24 @@ pub fn try_sock_recv_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         return Err(Skip);
     }
     let key = watched_flow_or_adopt(sk).or_skip()?;
+    let udp = is_udp(sk);
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
         (*counters).recv_calls += 1;
         (*counters).recv_bytes += ret as u64;
+        if udp && flags & MSG_TRUNC != 0 {
+            (*counters).recv_copy_unseen_calls += 1;
+        } else if udp {
+            (*counters).recv_copy_bytes += ret as u64;
+        }
     }
     Ok(())
 }
 
 /// `skb:skb_copy_datagram_iovec(skb, len)`: the kernel copying `len` bytes of a received skb
-/// to user memory. The skb is owned by the receiving socket by then.
+/// to user memory. The skb is owned by the receiving socket by then. TCP only: UDP passes here
+/// for some skbs and not others, so its copy is counted in `sock_recv_length`.
 pub fn try_skb_copy_datagram_iovec(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let skb: *const u8 = ctx.arg(0);
     let len: i32 = ctx.arg(1);
@@ -40,7 +51,11 @@ pub fn try_skb_copy_datagram_iovec(ctx: &BtfTracePointContext) -> Result<(), Ski
         return Err(Skip);
     }
     let sk: u64 = read(skb, offsets().skb_sk).or_skip()?;
-    let key = watched_flow_or_adopt(sk as *const u8).or_skip()?;
+    let sk = sk as *const u8;
+    if is_udp(sk) {
+        return Err(Skip);
+    }
+    let key = watched_flow_or_adopt(sk).or_skip()?;
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe { (*counters).recv_copy_bytes += len as u64 };

@@ -8,7 +8,7 @@ use super::{OrSkip as _, Skip};
 use crate::{
     maps::{SEND_DECISIONS, flow_counters, offsets},
     skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
-    sock::{read, watched_flow, watched_flow_or_adopt},
+    sock::{is_udp, read, watched_flow, watched_flow_or_adopt},
 };
 
 /// include/linux/socket.h
@@ -82,11 +82,6 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         }
     }
     Ok(())
-}
-
-#[inline(always)]
-fn is_udp(sk: *const u8) -> bool {
-    read::<u16>(sk, offsets().sock_protocol) == Some(u16::from(IPPROTO_UDP))
 }
 
 /// `net:net_dev_start_xmit(skb, dev)`: a packet handed to a device. For UDP this is where the

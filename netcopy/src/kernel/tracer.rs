@@ -27,9 +27,22 @@ pub struct Hook {
     /// What the kernel must offer for it, said when it is missing.
     pub requirement: &'static str,
     /// Attached only while something needs it (see [`Tracer::classify_udp`]); at load it is
-    /// attached once and detached, so a kernel that refuses it still fails the load.
+    /// attached once and detached, so a kernel that refuses it is known at once.
     pub on_demand: bool,
+    /// The CSV columns it feeds: empty, with the reason, when this kernel refuses it.
+    pub feeds: &'static [&'static str],
 }
+
+/// Withholds the named hooks (comma-separated program names), as if the kernel lacked them:
+/// how the per-hook fallback is tested on a kernel that has them all.
+pub const WITHHOLD_ENV: &str = "NETCOPY_WITHHOLD_HOOKS";
+
+/// TCP classification is made in `tcp_sendmsg_locked` and counted in `sock_send_length`.
+const SEND_FEEDS: &[&str] = &[
+    "k_copied_at_send_bytes",
+    "k_pinned_bytes",
+    "k_unclassified_send_bytes",
+];
 
 /// Every hook, in attach order.
 pub const HOOKS: &[Hook] = &[
@@ -38,24 +51,34 @@ pub const HOOKS: &[Hook] = &[
         tracepoint: "tcp_sendmsg_locked",
         requirement: "tracepoint tcp:tcp_sendmsg_locked (Linux 6.6+) and tp_btf (BTF)",
         on_demand: false,
+        feeds: SEND_FEEDS,
     },
     Hook {
         program: "sock_send_length",
         tracepoint: "sock_send_length",
         requirement: "tracepoint sock:sock_send_length (Linux 6.3+) and tp_btf (BTF)",
         on_demand: false,
+        feeds: &[
+            "k_send_calls",
+            "k_send_bytes",
+            "k_copied_at_send_bytes",
+            "k_pinned_bytes",
+            "k_unclassified_send_bytes",
+        ],
     },
     Hook {
         program: "sock_recv_length",
         tracepoint: "sock_recv_length",
         requirement: "tracepoint sock:sock_recv_length (Linux 6.3+) and tp_btf (BTF)",
         on_demand: false,
+        feeds: &["k_recv_calls", "k_recv_bytes", "k_recv_copy_bytes"],
     },
     Hook {
         program: "skb_copy_datagram_iovec",
         tracepoint: "skb_copy_datagram_iovec",
         requirement: "tracepoint skb:skb_copy_datagram_iovec and tp_btf (BTF)",
         on_demand: false,
+        feeds: &["k_recv_copy_bytes"],
     },
     Hook {
         program: "net_dev_start_xmit",
@@ -64,30 +87,41 @@ pub const HOOKS: &[Hook] = &[
         // Every packet on the machine passes here, and only UDP needs it: about 4 % of a
         // traced small-message TCP run's throughput when left on.
         on_demand: true,
+        feeds: SEND_FEEDS,
     },
     Hook {
         program: "netif_receive_skb",
         tracepoint: "netif_receive_skb",
         requirement: "tracepoint net:netif_receive_skb and tp_btf (BTF)",
         on_demand: false,
+        feeds: &[
+            "k_deferred_copy_bytes",
+            "k_recopied_bytes",
+            "k_deferred_copy_pages",
+            "k_deferred_copy_pages_required",
+            "k_fallback_pct",
+        ],
     },
     Hook {
         program: "mm_page_alloc",
         tracepoint: "mm_page_alloc",
         requirement: "tracepoint kmem:mm_page_alloc, tp_btf (BTF) and bpf_get_stack",
         on_demand: false,
+        feeds: &["k_deferred_copy_pages"],
     },
     Hook {
         program: "inet_sk_error_report",
         tracepoint: "inet_sk_error_report",
         requirement: "tracepoint sock:inet_sk_error_report (Linux 5.16+) and tp_btf (BTF)",
         on_demand: false,
+        feeds: &["k_zc_notifications"],
     },
     Hook {
         program: "inet_sock_set_state",
         tracepoint: "inet_sock_set_state",
         requirement: "tracepoint sock:inet_sock_set_state (Linux 4.16+) and tp_btf (BTF)",
         on_demand: false,
+        feeds: &[],
     },
 ];
 
@@ -108,6 +142,15 @@ fn enum_bit(btf: &Btf, enum_name: &str, variant: &str) -> Result<u32> {
     u32::try_from(value).map_err(|_| Error::BtfMissing {
         what: format!("a small non-negative {variant} (found {value})"),
     })
+}
+
+/// The kernel's page size (4096 when the system will not say).
+fn page_size() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(4096)
 }
 
 /// Resolves every offset the programs need from this kernel's BTF. The address range of
@@ -145,6 +188,9 @@ pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
         skbfl_zerocopy_enable: u32::try_from(skbfl).unwrap_or(0),
         // A 4-byte `end` is an offset from head (NET_SKBUFF_DATA_USES_OFFSET).
         skb_end_is_offset: u32::from(skb_end_size == 4),
+        max_skb_frags: btf.array_len("skb_shared_info", "frags")?,
+        page_size: page_size(),
+        skb_len: btf.member_offset("sk_buff", "len")?,
         skb_copy_ubufs_start: 0,
         skb_copy_ubufs_end: 0,
     })
@@ -156,6 +202,8 @@ pub struct Tracer {
     offsets: KernelOffsets,
     /// Why `deferred_copy_pages` cannot be counted here, if it cannot.
     pages_unavailable: Option<String>,
+    /// The hooks this kernel refused (or that were withheld), each with why.
+    missing: Vec<(&'static Hook, String)>,
     /// The UDP classification hook's link, while attached.
     udp_link: Option<BtfTracePointLinkId>,
     /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
@@ -187,6 +235,29 @@ fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> 
     }
 }
 
+/// Loads `hook`'s program and attaches it (an on-demand hook is detached again at once).
+fn attach_hook(ebpf: &mut Ebpf, hook: &'static Hook, btf: &aya::Btf) -> Result<()> {
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(hook.program)
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| Error::BtfMissing {
+            what: format!("program {} in netcopy's eBPF object", hook.program),
+        })?;
+    program
+        .load(hook.tracepoint, btf)
+        .map_err(|source| Error::ProgramLoad {
+            program: hook.program,
+            hook: hook.tracepoint,
+            requirement: hook.requirement,
+            source: Box::new(source),
+        })?;
+    let link = program.attach().map_err(attach_error(hook))?;
+    if hook.on_demand {
+        program.detach(link).map_err(attach_error(hook))?;
+    }
+    Ok(())
+}
+
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
     move |source| Error::Map {
         map,
@@ -195,7 +266,8 @@ fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
 }
 
 impl Tracer {
-    /// Loads and attaches every program. Fails with the first hook that this kernel refuses.
+    /// Loads and attaches every program this kernel accepts. A refused hook only empties the
+    /// columns it feeds (see [`Tracer::unseen`]); the load fails only when no hook is left.
     pub fn load() -> Result<Self> {
         if !super::is_root() {
             return Err(Error::NotPermitted);
@@ -224,33 +296,60 @@ impl Tracer {
             .load(EBPF_OBJECT)
             .map_err(|err| Error::Load(Box::new(err)))?;
 
+        let withheld = std::env::var(WITHHOLD_ENV).unwrap_or_default();
+        let mut missing = Vec::new();
+        let mut first_error = None;
         for hook in HOOKS {
-            let program: &mut BtfTracePoint = ebpf
-                .program_mut(hook.program)
-                .and_then(|p| p.try_into().ok())
-                .ok_or_else(|| Error::BtfMissing {
-                    what: format!("program {} in netcopy's eBPF object", hook.program),
-                })?;
-            program
-                .load(hook.tracepoint, &aya_btf)
-                .map_err(|source| Error::ProgramLoad {
-                    program: hook.program,
-                    hook: hook.tracepoint,
-                    requirement: hook.requirement,
-                    source: Box::new(source),
-                })?;
-            let link = program.attach().map_err(attach_error(hook))?;
-            if hook.on_demand {
-                program.detach(link).map_err(attach_error(hook))?;
+            if withheld.split(',').any(|w| w.trim() == hook.program) {
+                missing.push((hook, format!("withheld by {WITHHOLD_ENV}")));
+                continue;
             }
+            if let Err(err) = attach_hook(&mut ebpf, hook, &aya_btf) {
+                missing.push((hook, err.to_string()));
+                first_error.get_or_insert(err);
+            }
+        }
+        if missing.len() == HOOKS.len()
+            && let Some(err) = first_error
+        {
+            return Err(err);
         }
         Ok(Self {
             ebpf,
             offsets,
             pages_unavailable,
+            missing,
             udp_link: None,
             run_stats: None,
         })
+    }
+
+    /// The hooks this kernel refused or that were withheld, each with why.
+    pub fn missing_hooks(&self) -> &[(&'static Hook, String)] {
+        &self.missing
+    }
+
+    /// Every column this tracer cannot fill, with why: the columns of refused hooks (the UDP
+    /// transmit hook's only when `udp` traffic is classified), and the deferred copy's pages
+    /// when `skb_copy_ubufs` has no address.
+    pub fn unseen(&self, udp: bool) -> std::collections::BTreeMap<String, String> {
+        let mut unseen = std::collections::BTreeMap::new();
+        for (hook, why) in &self.missing {
+            if hook.on_demand && !udp {
+                continue;
+            }
+            for column in hook.feeds {
+                unseen
+                    .entry((*column).to_owned())
+                    .or_insert_with(|| format!("hook {} unavailable: {why}", hook.tracepoint));
+            }
+        }
+        if let Some(why) = &self.pages_unavailable {
+            unseen
+                .entry("k_deferred_copy_pages".to_owned())
+                .or_insert_with(|| why.clone());
+        }
+        unseen
     }
 
     /// Turns on the kernel's per-program run-time statistics for this tracer's life, so
@@ -285,6 +384,10 @@ impl Tracer {
             .iter()
             .find(|h| h.program == PROGRAM)
             .expect("the UDP hook is listed");
+        if self.missing.iter().any(|(h, _)| h.program == PROGRAM) {
+            // Its columns are in `unseen(true)`.
+            return Ok(());
+        }
         let program: &mut BtfTracePoint = self
             .ebpf
             .program_mut(PROGRAM)

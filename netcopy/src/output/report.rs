@@ -181,10 +181,10 @@ pub fn measured(o: &mut String, s: &Summary) {
         .points
         .iter()
         .flat_map(|p| &p.traced)
-        .map(|r| r.k_pages_note.clone())
+        .map(|r| r.k_note.clone())
         .find(|n| !n.is_empty())
     {
-        let _ = writeln!(o, "- Deferred-copy pages: not measured: {note}");
+        let _ = writeln!(o, "- Kernel figures left empty, and why: {note}");
     }
     let _ = writeln!(
         o,

@@ -15,6 +15,15 @@ pub fn in_ci() -> bool {
 /// failure instead.
 pub fn tracer_or_skip(test: &str) -> Option<Tracer> {
     match Tracer::load() {
+        // A kernel that refuses a hook still loads the rest; the tests need them all.
+        Ok(tracer) if in_ci() && !tracer.missing_hooks().is_empty() => panic!(
+            "{test}: hooks refused: {:?}",
+            tracer
+                .missing_hooks()
+                .iter()
+                .map(|(h, why)| format!("{}: {why}", h.program))
+                .collect::<Vec<_>>()
+        ),
         Ok(tracer) => Some(tracer),
         Err(err) if in_ci() => panic!("{test}: cannot load or attach the eBPF programs: {err}"),
         Err(err) => {

@@ -1,0 +1,107 @@
+//! A kernel that lacks a hook still gets every figure the other hooks can give: withholding one
+//! hook (`NETCOPY_WITHHOLD_HOOKS`) empties exactly the columns it feeds, names why in `k_note`,
+//! and leaves every other figure measured and cross-checked.
+
+mod common;
+
+use std::{collections::BTreeMap, process::Command};
+
+/// One traced a3 stream run through `netcopy sweep` with `withheld` withheld; its row.
+fn traced_row(withheld: &str) -> BTreeMap<String, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "netcopy-withhold-{withheld}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .env("NETCOPY_WITHHOLD_HOOKS", withheld)
+        .args([
+            "sweep",
+            "--modes",
+            "a3",
+            "--sizes",
+            "16K",
+            "--threads",
+            "1",
+            "--workload",
+            "stream",
+            "--reps",
+            "1",
+            "--trace-all",
+            "--duration",
+            "200ms",
+            "--warmup",
+            "100ms",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("netcopy sweep");
+    assert!(
+        out.status.success(),
+        "{withheld}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_path(dir.join("latest/results.csv")).expect("results.csv");
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{withheld}");
+    let _ = std::fs::remove_dir_all(&dir);
+    header
+        .iter()
+        .zip(rows[0].iter())
+        .map(|(h, v)| (h.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn a_withheld_hook_empties_only_its_columns() {
+    if common::tracer_or_skip("a_withheld_hook_empties_only_its_columns").is_none() {
+        return;
+    }
+    for (withheld, emptied) in [
+        ("mm_page_alloc", &["k_deferred_copy_pages"][..]),
+        (
+            "skb_copy_datagram_iovec",
+            &["k_recv_copy_bytes", "copies_per_byte"][..],
+        ),
+        ("inet_sk_error_report", &["k_zc_notifications"][..]),
+    ] {
+        let row = traced_row(withheld);
+        assert_eq!(row["checks"], "ok", "{withheld}: {row:?}");
+        assert!(
+            row["k_note"].contains(withheld) || row["k_note"].contains("withheld"),
+            "{withheld}: {}",
+            row["k_note"]
+        );
+        for (column, value) in &row {
+            if !column.starts_with("k_") || column == "k_note" {
+                continue;
+            }
+            let empty = emptied.contains(&column.as_str());
+            assert_eq!(
+                value.is_empty(),
+                empty,
+                "{withheld}: {column} = {value:?} (note: {})",
+                row["k_note"]
+            );
+            if empty {
+                assert!(
+                    row["k_note"].contains(column.as_str()),
+                    "{column}: {}",
+                    row["k_note"]
+                );
+            }
+        }
+        for column in emptied.iter().filter(|c| !c.starts_with("k_")) {
+            assert_eq!(row[*column], "", "{withheld}: {column}");
+        }
+        // The figures still seen agree with userspace exactly.
+        assert_eq!(row["k_send_bytes"], row["bytes_sent"], "{withheld}");
+        assert_eq!(row["k_pinned_bytes"], row["bytes_sent"], "{withheld}");
+        assert_eq!(
+            row["k_deferred_copy_bytes"], row["bytes_sent"],
+            "{withheld}"
+        );
+    }
+}
