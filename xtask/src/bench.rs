@@ -17,7 +17,7 @@ use crate::{cmd, setup};
 /// Interleaved repetitions per comparison; medians are reported.
 const REPS: usize = 3;
 /// Part 1 compares two noisy figures against a line (1.0): more repetitions for its medians.
-const HARNESS_REPS: usize = 7;
+const HARNESS_REPS: usize = 9;
 const DURATION: &str = "2s";
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -31,10 +31,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// One netcopy sweep of a single point; its only row, as column -> value.
 /// "min-max" of `v`, so a median is read with its spread.
-fn range(v: &[f64]) -> String {
+fn range(v: &[f64], digits: usize) -> String {
     let min = v.iter().copied().fold(f64::INFINITY, f64::min);
     let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{min:.1}-{max:.1}")
+    format!("{min:.digits$}-{max:.digits$}")
 }
 
 fn netcopy_row(netcopy: &Path, args: &[&str], scratch: &Path) -> Result<BTreeMap<String, String>> {
@@ -311,13 +311,13 @@ pub fn run(skip_default_sweep: bool) -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "Medians of {HARNESS_REPS} interleaved repetitions. `split`: netcopy `--placement split`, iperf3 `-A 0,1` (client on CPU 0, server on CPU 1). `same`: netcopy `--client-cpus 0 --server-cpus 0`, iperf3 `-A 0,0`.\n"
+        "Medians of {HARNESS_REPS} interleaved repetitions; `pair ratios` divides each netcopy run by the iperf3 run right after it (the machine's drift cancels within a pair) and gives their median and range. `split`: netcopy `--placement split`, iperf3 `-A 0,1` (client on CPU 0, server on CPU 1). `same`: netcopy `--client-cpus 0 --server-cpus 0`, iperf3 `-A 0,0`.\n"
     );
     let _ = writeln!(
         md,
-        "| placement | size | connections | netcopy Gbit/s (range) | iperf3 Gbit/s (range) | netcopy / iperf3 | target |"
+        "| placement | size | connections | netcopy Gbit/s (range) | iperf3 Gbit/s (range) | netcopy / iperf3 | pair ratios | target |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
     for (name, placement, cpus) in PLACEMENTS {
         for size in ["16K", "64K"] {
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -330,11 +330,12 @@ pub fn run(skip_default_sweep: bool) -> Result<()> {
                 ours.push(number(&row, "send_gbps"));
                 theirs.push(iperf3_gbps(size, 1, Some(cpus))?);
             }
-            let (o_range, t_range) = (range(&ours), range(&theirs));
-            let (o, t) = (median(ours), median(theirs));
+            let pairs: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| o / t).collect();
+            let (o_range, t_range, p_range) = (range(&ours, 1), range(&theirs, 1), range(&pairs, 2));
+            let (o, t, p) = (median(ours), median(theirs), median(pairs));
             let _ = writeln!(
                 md,
-                "| {name} | {size} | 1 | {o:.2} ({o_range}) | {t:.2} ({t_range}) | {:.2} | ≥ 1.0: {} |",
+                "| {name} | {size} | 1 | {o:.2} ({o_range}) | {t:.2} ({t_range}) | {:.2} | {p:.2} ({p_range}) | ≥ 1.0: {} |",
                 o / t,
                 if o / t >= 1.0 { "met" } else { "missed" }
             );
