@@ -37,7 +37,7 @@ enum Command {
     Compare(Compare),
     /// Run the grid (modes x sizes x threads x workloads, repeated) and write results.csv,
     /// results.json, plots and report.md into a new folder under --out.
-    Sweep(Sweep),
+    Sweep(Box<Sweep>),
     /// Run one experiment and draw its data path, stage by stage, with the bytes measured at
     /// each stage and a one-line verdict.
     Explain(BenchOne),
@@ -62,6 +62,13 @@ struct Serve {
     /// Run without eBPF; the server's kernel columns stay empty.
     #[arg(long)]
     no_trace: bool,
+    /// A shared secret every request must carry (or set NETCOPY_TOKEN). Use it whenever the
+    /// port is reachable from hosts you do not control.
+    #[arg(long)]
+    token: Option<String>,
+    /// How long a client may stay silent before it is told so and dropped.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    idle_timeout: Duration,
 }
 
 #[derive(Args)]
@@ -147,6 +154,9 @@ struct Sweep {
     /// another host, instead of in this process.
     #[arg(long, value_parser = parse_server, conflicts_with = "path")]
     connect: Option<std::net::SocketAddr>,
+    /// The `serve`'s shared secret, if it requires one (or set NETCOPY_TOKEN).
+    #[arg(long, requires = "connect")]
+    token: Option<String>,
     /// Folder that receives <timestamp>/ and the `latest` link.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -466,7 +476,7 @@ pub fn main() -> ExitCode {
         Command::Check => check(),
         Command::BenchOne(args) => bench_one(args),
         Command::Compare(args) => compare(args),
-        Command::Sweep(args) => sweep(args),
+        Command::Sweep(args) => sweep(*args),
         Command::Explain(args) => explain(args),
         Command::Report(args) => report(args),
         Command::Trace(args) => trace(args),
@@ -784,7 +794,10 @@ fn sweep(args: Sweep) -> Result<ExitCode> {
         Some(tracer)
     };
     let network = Network::create(args.path)?;
-    let mut remote = args.connect.map(netcopy::remote::Client::new);
+    let token = args.token.clone().or_else(token_from_env);
+    let mut remote = args
+        .connect
+        .map(|addr| netcopy::remote::Client::new(addr, token));
     let mut out = output::ResultsDir::create(&args.out)?;
     let started = std::time::Instant::now();
     for note in grid.notes() {
@@ -974,6 +987,13 @@ fn resident_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The shared secret from NETCOPY_TOKEN, when set and not empty.
+fn token_from_env() -> Option<String> {
+    std::env::var("NETCOPY_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
 /// The sweep's servers: a `netcopy serve` when one was given, else this process.
 fn target<'a>(
     remote: &'a mut Option<netcopy::remote::Client>,
@@ -991,6 +1011,10 @@ fn serve(args: Serve) -> Result<ExitCode> {
     } else {
         Some(tracer::Tracer::load()?)
     };
-    netcopy::remote::serve(args.bind, args.port, tracer)?;
+    let options = netcopy::remote::ServeOptions {
+        token: args.token.or_else(token_from_env),
+        idle: args.idle_timeout,
+    };
+    netcopy::remote::serve(args.bind, args.port, tracer, options)?;
     Ok(ExitCode::SUCCESS)
 }

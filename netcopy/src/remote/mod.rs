@@ -9,10 +9,14 @@
 //! `boot_id`), both tracers saw the same deliveries and the client's count is kept; across
 //! hosts, each side's deliveries are its own and both are added.
 
+mod protocol;
+
 use std::{
     collections::BTreeMap,
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufReader, Write as _},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -26,9 +30,9 @@ use crate::{
     kernel::tracer::Tracer,
     netpath::NetPath,
     perf::PerfFigures,
-    placement::{self, Placement, Policy},
-    workload::{self, Config, Figures, Mode, PathCounters, Workload},
+    workload::{self, Config, Figures, PathCounters},
 };
+use protocol::{LineError, Reply};
 
 /// The control port `serve` listens on unless told otherwise.
 pub const DEFAULT_CONTROL_PORT: u16 = 7070;
@@ -37,29 +41,6 @@ pub const DEFAULT_CONTROL_PORT: u16 = 7070;
 /// warmup and window plus the time its connections need to drain.
 fn control_timeout(config: &Config) -> Duration {
     config.warmup + config.duration + Duration::from_secs(30)
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Request {
-    mode: String,
-    workload: String,
-    size: usize,
-    threads: usize,
-    warmup_ms: u64,
-    duration_ms: u64,
-    /// The client's placement policy; the server pins its own threads the same way.
-    #[serde(default)]
-    placement: String,
-    /// With policy `cpus`, the server threads' CPUs (the server's own numbering).
-    #[serde(default)]
-    server_cpus: Vec<usize>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-enum Reply {
-    Ready { port: u16, boot_id: String },
-    Report(Box<ServerReport>),
-    Failed(String),
 }
 
 /// What the server measured on its side of one experiment.
@@ -121,47 +102,42 @@ fn send<T: Serialize>(stream: &mut TcpStream, value: &T) -> Result<()> {
         .map_err(|e| Error::io("writing to the control connection", e))
 }
 
-fn receive<T: for<'de> Deserialize<'de>>(reader: &mut BufReader<TcpStream>) -> Result<T> {
-    let mut line = String::new();
-    let n = reader
-        .read_line(&mut line)
-        .map_err(|e| Error::io("reading the control connection", e))?;
-    if n == 0 {
-        return Err(Error::io(
+/// A control message from the server, as the client's error.
+fn receive<T: for<'de> Deserialize<'de>>(
+    reader: &mut BufReader<TcpStream>,
+    limit: Duration,
+) -> Result<T> {
+    protocol::receive(reader, "answer from the server", limit).map_err(|e| {
+        Error::io(
             "reading the control connection",
-            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer went away"),
-        ));
-    }
-    serde_json::from_str(&line)
-        .map_err(|e| Error::io("decoding a control message", std::io::Error::other(e)))
+            std::io::Error::other(e.to_string()),
+        )
+    })
 }
 
-fn config_of(request: &Request, bind: IpAddr) -> Result<Config> {
-    let bad = |what: String| Error::Unsupported(format!("bad request from the client: {what}"));
-    let mode: Mode = request.mode.parse().map_err(bad)?;
-    let workload: Workload = request.workload.parse().map_err(bad)?;
-    if request.threads == 0 || request.threads > 1024 || request.size < 8 {
-        return Err(bad(format!("{request:?}")));
-    }
-    let mut config = Config::new(mode, workload, request.size, request.threads);
-    config.warmup = Duration::from_millis(request.warmup_ms);
-    config.duration = Duration::from_millis(request.duration_ms);
-    config.bind = bind;
-    config.port = 0;
-    config.path = NetPath::Remote;
-    if !request.placement.is_empty() {
-        let policy: Policy = request.placement.parse().map_err(bad)?;
-        let cpus = &request.server_cpus;
-        // Only the server's side runs here: its list stands for both.
-        config.placement =
-            Placement::resolve(policy, &placement::allowed_cpus(), cpus, cpus).map_err(bad)?;
-    }
-    Ok(config)
+/// How `serve` treats its clients.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The shared secret a request must carry, when set.
+    pub token: Option<String>,
+    /// How long a client may stay silent before it is told so and dropped.
+    pub idle: Duration,
 }
 
-/// Serves experiments on `bind`:`control_port` until Ctrl-C or SIGTERM. A client that fails
-/// mid-experiment costs that experiment only.
-pub fn serve(bind: IpAddr, control_port: u16, mut tracer: Option<Tracer>) -> Result<()> {
+/// Control connections handled at once; one more is told the server is busy.
+const MAX_CLIENTS: usize = 8;
+
+/// Serves experiments on `bind`:`control_port` until Ctrl-C, SIGTERM or SIGHUP. Each control
+/// connection has a thread of its own, so a silent or slow client holds up no other;
+/// experiments run one at a time (they share the tracer, and would disturb each other's
+/// figures). Nothing a client sends can stop `serve`: a bad request gets one error line and
+/// the connection is closed.
+pub fn serve(
+    bind: IpAddr,
+    control_port: u16,
+    tracer: Option<Tracer>,
+    options: ServeOptions,
+) -> Result<()> {
     let control = TcpListener::bind((bind, control_port)).map_err(|source| Error::Port {
         addr: format!("{bind}:{control_port}"),
         source,
@@ -169,13 +145,35 @@ pub fn serve(bind: IpAddr, control_port: u16, mut tracer: Option<Tracer>) -> Res
     control
         .set_nonblocking(true)
         .map_err(|e| Error::io("configuring the control listener", e))?;
+    if !bind.is_loopback() && options.token.is_none() {
+        eprintln!(
+            "netcopy serve: warning: listening on {bind} with no --token: anyone who can reach this port can make this host (as root) run experiments"
+        );
+    }
     eprintln!("netcopy serve: listening on {bind}:{control_port}");
+    let tracer = Arc::new(Mutex::new(tracer));
+    let mut clients: Vec<JoinHandle<()>> = Vec::new();
     while !interrupt::requested() {
+        clients.retain(|c| !c.is_finished());
         match control.accept() {
             Ok((stream, peer)) => {
                 let _ = stream.set_nonblocking(false);
-                if let Err(e) = serve_client(stream, bind, tracer.as_mut()) {
-                    eprintln!("netcopy serve: client {peer}: {e}");
+                if clients.len() >= MAX_CLIENTS {
+                    let mut writer = stream;
+                    let _ = send(&mut writer, &Reply::Failed("busy: too many clients".into()));
+                    continue;
+                }
+                let (tracer, options) = (Arc::clone(&tracer), options.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("control-{peer}"))
+                    .spawn(move || {
+                        if let Err(e) = serve_client(stream, bind, &tracer, &options) {
+                            eprintln!("netcopy serve: client {peer}: {e}");
+                        }
+                    });
+                match spawned {
+                    Ok(handle) => clients.push(handle),
+                    Err(e) => eprintln!("netcopy serve: client {peer}: no thread for it: {e}"),
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -184,87 +182,123 @@ pub fn serve(bind: IpAddr, control_port: u16, mut tracer: Option<Tracer>) -> Res
             Err(e) => return Err(Error::io("accepting a control connection", e)),
         }
     }
+    // Every client thread wakes within a tick of the signal and ends its wait.
+    for client in clients {
+        let _ = client.join();
+    }
     Ok(())
 }
 
-fn serve_client(stream: TcpStream, bind: IpAddr, mut tracer: Option<&mut Tracer>) -> Result<()> {
+/// Tells the client why its connection ends, and ends it.
+fn refuse(writer: &mut TcpStream, why: String) -> Result<()> {
+    let _ = send(writer, &Reply::Failed(why.clone()));
+    Err(Error::Unsupported(format!("refused: {why}")))
+}
+
+fn serve_client(
+    stream: TcpStream,
+    bind: IpAddr,
+    tracer: &Mutex<Option<Tracer>>,
+    options: &ServeOptions,
+) -> Result<()> {
     let mut writer = stream
         .try_clone()
         .map_err(|e| Error::io("duplicating the control connection", e))?;
     let mut reader = BufReader::new(stream);
     loop {
-        let request: Request = match receive(&mut reader) {
-            Ok(r) => r,
-            // The client is done.
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        let config = config_of(&request, bind)?;
-        let _ = reader
-            .get_ref()
-            .set_read_timeout(Some(control_timeout(&config)));
-        let listener = TcpListener::bind((bind, 0)).map_err(|source| Error::Port {
-            addr: format!("{bind}:0"),
-            source,
-        })?;
-        let endpoint = listener
-            .local_addr()
-            .map_err(|e| Error::io("reading the listener's address", e))?;
-        let port = endpoint.port();
-        if let Some(t) = tracer.as_deref_mut() {
-            t.clear()?;
-            t.watch_endpoint(endpoint, 1)?;
+        let request: protocol::Request =
+            match protocol::receive(&mut reader, "request", options.idle) {
+                Ok(r) => r,
+                // The client is done.
+                Err(LineError::Closed) | Err(LineError::Interrupted) => return Ok(()),
+                Err(e) => return refuse(&mut writer, e.to_string()),
+            };
+        if let Some(token) = &options.token
+            && !protocol::token_matches(token, &request.token)
+        {
+            return refuse(&mut writer, "wrong or missing token".into());
         }
-        send(
-            &mut writer,
-            &Reply::Ready {
-                port,
-                boot_id: boot_id(),
-            },
-        )?;
-        let result = workload::run_server(&config, listener);
-        let kernel = match tracer.as_deref_mut() {
-            Some(t) => {
-                t.unwatch_port(port)?;
-                let flows = t.flows(1)?;
-                Some(KernelSide::split(
-                    &flows,
-                    |k| k.local_port == port,
-                    t.unseen(config.path.is_sink()),
-                ))
-            }
-            None => None,
+        let config = match request.config(bind) {
+            Ok(config) => config,
+            Err(why) => return refuse(&mut writer, format!("bad request: {why}")),
         };
-        let reply = match result {
-            Ok(f) => Reply::Report(Box::new(ServerReport {
-                window_bytes_received: f.window_bytes_received,
-                bytes_sent: f.bytes_sent,
-                bytes_received: f.bytes_received,
-                recv_calls: f.recv_calls,
-                verified_messages: f.verified_messages,
-                path: f.path,
-                perf: f.perf,
-                kernel,
-            })),
-            Err(e) => Reply::Failed(e.to_string()),
-        };
+        // One experiment at a time; a poisoned lock only means another client's thread
+        // panicked, and the tracer is still whole.
+        let mut tracer = tracer.lock().unwrap_or_else(|e| e.into_inner());
+        let reply = run_served(&config, bind, tracer.as_mut(), &mut writer)?;
+        drop(tracer);
         send(&mut writer, &reply)?;
     }
+}
+
+/// Runs one experiment's server side, telling the client its data port once ready.
+fn run_served(
+    config: &Config,
+    bind: IpAddr,
+    mut tracer: Option<&mut Tracer>,
+    writer: &mut TcpStream,
+) -> Result<Reply> {
+    let listener = TcpListener::bind((bind, 0)).map_err(|source| Error::Port {
+        addr: format!("{bind}:0"),
+        source,
+    })?;
+    let endpoint = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listener's address", e))?;
+    let port = endpoint.port();
+    if let Some(t) = tracer.as_deref_mut() {
+        t.clear()?;
+        t.watch_endpoint(endpoint, 1)?;
+    }
+    send(
+        writer,
+        &Reply::Ready {
+            port,
+            boot_id: boot_id(),
+        },
+    )?;
+    let result = workload::run_server(config, listener);
+    let kernel = match tracer {
+        Some(t) => {
+            t.unwatch_port(port)?;
+            let flows = t.flows(1)?;
+            Some(KernelSide::split(
+                &flows,
+                |k| k.local_port == port,
+                t.unseen(config.path.is_sink()),
+            ))
+        }
+        None => None,
+    };
+    Ok(match result {
+        Ok(f) => Reply::Report(Box::new(ServerReport {
+            window_bytes_received: f.window_bytes_received,
+            bytes_sent: f.bytes_sent,
+            bytes_received: f.bytes_received,
+            recv_calls: f.recv_calls,
+            verified_messages: f.verified_messages,
+            path: f.path,
+            perf: f.perf,
+            kernel,
+        })),
+        Err(e) => Reply::Failed(e.to_string()),
+    })
 }
 
 /// The client's end of the control connection.
 pub struct Client {
     addr: SocketAddr,
+    /// The server's shared secret, when it requires one.
+    token: String,
     control: Option<(BufReader<TcpStream>, TcpStream)>,
 }
 
 impl Client {
     /// A client for the server at `addr`; connects on first use, and again after a failure.
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(addr: SocketAddr, token: Option<String>) -> Self {
         Self {
             addr,
+            token: token.unwrap_or_default(),
             control: None,
         }
     }
@@ -298,11 +332,11 @@ impl Client {
         config.path = NetPath::Remote;
         let host = self.addr.ip();
         let timeout = control_timeout(&config);
+        let token = self.token.clone();
         let (reader, writer) = self.control()?;
-        let _ = reader.get_ref().set_read_timeout(Some(timeout));
         send(
             writer,
-            &Request {
+            &protocol::Request {
                 mode: config.mode.name().to_owned(),
                 workload: config.workload.name().to_owned(),
                 size: config.size,
@@ -311,9 +345,10 @@ impl Client {
                 duration_ms: config.duration.as_millis() as u64,
                 placement: config.placement.policy.name().to_owned(),
                 server_cpus: config.placement.server_list().to_vec(),
+                token,
             },
         )?;
-        let (port, server_boot) = match receive(reader)? {
+        let (port, server_boot) = match receive(reader, timeout)? {
             Reply::Ready { port, boot_id } => (port, boot_id),
             Reply::Failed(why) => {
                 return Err(Error::io("the server refused", std::io::Error::other(why)));
@@ -344,7 +379,7 @@ impl Client {
         };
         let mut figures = result?;
         let (reader, _) = self.control()?;
-        let report = match receive(reader)? {
+        let report = match receive(reader, timeout)? {
             Reply::Report(report) => report,
             Reply::Failed(why) => {
                 return Err(Error::io(

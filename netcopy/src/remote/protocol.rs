@@ -1,0 +1,261 @@
+//! The control protocol's messages, and reading them from a peer that may be hostile: every
+//! line is bounded in length and in time, every field of a request is bounded and validated
+//! before anything runs, and a signal ends a wait.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    net::{IpAddr, TcpStream},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    interrupt,
+    netpath::NetPath,
+    placement::{self, Placement, Policy},
+    workload::{Config, Mode, Workload, message},
+};
+
+use super::ServerReport;
+
+/// Longest control line accepted, bytes: a request is a few hundred.
+pub const MAX_LINE: usize = 16 << 10;
+/// Longest warmup and window a client may ask for.
+const MAX_WARMUP: Duration = Duration::from_secs(60);
+const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// Most connections, and most CPUs named, in one request.
+const MAX_THREADS: usize = 1024;
+const MAX_CPU: usize = 1 << 16;
+/// How often a blocked read wakes to see whether a signal asked netcopy to stop.
+const TICK: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Request {
+    pub mode: String,
+    pub workload: String,
+    pub size: usize,
+    pub threads: usize,
+    pub warmup_ms: u64,
+    pub duration_ms: u64,
+    /// The client's placement policy; the server pins its own threads the same way.
+    #[serde(default)]
+    pub placement: String,
+    /// With policy `cpus`, the server threads' CPUs (the server's own numbering).
+    #[serde(default)]
+    pub server_cpus: Vec<usize>,
+    /// The shared secret, when the server requires one.
+    #[serde(default)]
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Ready { port: u16, boot_id: String },
+    Report(Box<ServerReport>),
+    Failed(String),
+}
+
+/// Why a control line could not be read.
+#[derive(Debug)]
+pub enum LineError {
+    /// The peer closed the connection before a line began: it is done.
+    Closed,
+    /// Not a whole line within the time allowed (`what` names the wait).
+    TimedOut(&'static str, Duration),
+    /// netcopy was asked to stop.
+    Interrupted,
+    /// Longer than [`MAX_LINE`] without an end.
+    TooLong,
+    /// The peer closed mid-line.
+    Truncated,
+    /// Not UTF-8, not JSON, or not the message expected.
+    Malformed(String),
+    /// The connection failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Closed => write!(f, "the peer closed the connection"),
+            Self::TimedOut(what, limit) => write!(f, "no {what} within {limit:?}"),
+            Self::Interrupted => write!(f, "interrupted"),
+            Self::TooLong => write!(f, "a control line longer than {MAX_LINE} bytes"),
+            Self::Truncated => write!(f, "the peer closed the connection mid-line"),
+            Self::Malformed(why) => write!(f, "a malformed control message: {why}"),
+            Self::Io(e) => write!(f, "the control connection failed: {e}"),
+        }
+    }
+}
+
+/// Reads one message from `reader` within `limit`, waking every [`TICK`] for signals; the
+/// line may be at most [`MAX_LINE`] bytes.
+pub fn receive<T: for<'de> Deserialize<'de>>(
+    reader: &mut BufReader<TcpStream>,
+    what: &'static str,
+    limit: Duration,
+) -> Result<T, LineError> {
+    let deadline = Instant::now() + limit;
+    reader
+        .get_ref()
+        .set_read_timeout(Some(TICK))
+        .map_err(LineError::Io)?;
+    let mut line = Vec::new();
+    loop {
+        let room = (MAX_LINE + 1).saturating_sub(line.len()) as u64;
+        // read_until keeps what it read before an error, so a timed-out read resumes.
+        match reader.by_ref().take(room).read_until(b'\n', &mut line) {
+            Ok(0) if line.is_empty() => return Err(LineError::Closed),
+            Ok(_) if line.ends_with(b"\n") => break,
+            Ok(_) if line.len() > MAX_LINE => return Err(LineError::TooLong),
+            Ok(0) => return Err(LineError::Truncated),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(LineError::Io(e)),
+        }
+        if interrupt::requested() {
+            return Err(LineError::Interrupted);
+        }
+        if Instant::now() >= deadline {
+            return Err(LineError::TimedOut(what, limit));
+        }
+    }
+    decode(&line)
+}
+
+/// One control line's message.
+pub fn decode<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T, LineError> {
+    let text = std::str::from_utf8(line).map_err(|e| LineError::Malformed(e.to_string()))?;
+    serde_json::from_str(text.trim_end()).map_err(|e| LineError::Malformed(e.to_string()))
+}
+
+/// Whether `given` is `expected`, in time that does not depend on where they differ.
+pub fn token_matches(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Request {
+    /// The experiment this request asks for, every field within its bounds; or why not.
+    pub fn config(&self, bind: IpAddr) -> Result<Config, String> {
+        let mode: Mode = self.mode.parse()?;
+        let workload: Workload = self.workload.parse()?;
+        if !(message::MIN_SIZE..=message::MAX_SIZE).contains(&self.size) {
+            return Err(format!(
+                "size {} outside {}..={} bytes",
+                self.size,
+                message::MIN_SIZE,
+                message::MAX_SIZE
+            ));
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(format!(
+                "threads {} outside 1..={MAX_THREADS}",
+                self.threads
+            ));
+        }
+        let warmup = Duration::from_millis(self.warmup_ms);
+        let duration = Duration::from_millis(self.duration_ms);
+        if warmup > MAX_WARMUP {
+            return Err(format!("warmup {warmup:?} over {MAX_WARMUP:?}"));
+        }
+        if duration.is_zero() || duration > MAX_DURATION {
+            return Err(format!(
+                "duration {duration:?} outside 1ms..={MAX_DURATION:?}"
+            ));
+        }
+        if self.server_cpus.len() > MAX_THREADS || self.server_cpus.iter().any(|&c| c >= MAX_CPU) {
+            return Err(format!(
+                "server CPUs: at most {MAX_THREADS}, each below {MAX_CPU}"
+            ));
+        }
+        let mut config = Config::new(mode, workload, self.size, self.threads);
+        config.warmup = warmup;
+        config.duration = duration;
+        config.bind = bind;
+        config.port = 0;
+        config.path = NetPath::Remote;
+        if !self.placement.is_empty() {
+            let policy: Policy = self.placement.parse()?;
+            let cpus = &self.server_cpus;
+            // Only the server's side runs here: its list stands for both.
+            config.placement = Placement::resolve(policy, &placement::allowed_cpus(), cpus, cpus)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> Request {
+        Request {
+            mode: "a1".into(),
+            workload: "stream".into(),
+            size: 1024,
+            threads: 1,
+            warmup_ms: 100,
+            duration_ms: 200,
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn every_field_is_bounded() {
+        let bind = IpAddr::from([127, 0, 0, 1]);
+        assert!(good().config(bind).is_ok());
+        type Spoil = fn(&mut Request);
+        let bad: [(&str, Spoil); 9] = [
+            ("mode", |r| r.mode = "a9".into()),
+            ("workload", |r| r.workload = "x".into()),
+            ("size", |r| r.size = 7),
+            ("size", |r| r.size = usize::MAX),
+            ("threads", |r| r.threads = 0),
+            ("threads", |r| r.threads = 1 << 20),
+            ("warmup", |r| r.warmup_ms = u64::MAX),
+            ("duration", |r| r.duration_ms = u64::MAX),
+            ("server CPUs", |r| r.server_cpus = vec![usize::MAX]),
+        ];
+        for (field, spoil) in bad {
+            let mut r = good();
+            spoil(&mut r);
+            let err = r.config(bind).expect_err(field);
+            assert!(
+                err.to_lowercase().contains(&field.to_lowercase())
+                    || field == "mode"
+                    || field == "workload",
+                "{field}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(!token_matches("s3cret", "s3cre"));
+        assert!(!token_matches("s3cret", "s3crex"));
+        assert!(token_matches("", ""));
+    }
+
+    #[test]
+    fn decoding_refuses_what_is_not_a_request() {
+        assert!(matches!(
+            decode::<Request>(b"hello\n"),
+            Err(LineError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<Request>(b"\xff\xfe\n"),
+            Err(LineError::Malformed(_))
+        ));
+        assert!(decode::<Request>(br#"{"mode":"a1","workload":"rr","size":8,"threads":1,"warmup_ms":0,"duration_ms":1}"#).is_ok());
+    }
+}
