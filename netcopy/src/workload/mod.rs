@@ -6,6 +6,7 @@
 //! the coordinator from counters the loops publish once.
 
 pub mod completions;
+mod crew;
 pub mod errqueue;
 pub mod message;
 pub mod net;
@@ -304,6 +305,12 @@ fn spawn<T: Send + 'static>(
     clock: &PhaseClock,
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<std::thread::JoinHandle<std::io::Result<T>>> {
+    if crew::injected_spawn_failure() {
+        return Err(Error::io(
+            "spawning a worker thread",
+            std::io::Error::other("failure injected by NETCOPY_FAIL_SPAWN"),
+        ));
+    }
     let clock = clock.clone();
     let cpu = config.placement.cpu(side, i);
     std::thread::Builder::new()

@@ -15,8 +15,8 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{
-    Config, Figures, ObserverClock, PathCounters, Phase, PhaseClock, Ring, coordinate, join_all,
-    latency_histogram, message::Verifier, net, path::SendPath, spawn,
+    Config, Figures, ObserverClock, PathCounters, Phase, PhaseClock, Ring, coordinate, crew::Crew,
+    join_all, latency_histogram, message::Verifier, net, path::SendPath, spawn,
 };
 use crate::{error::Result, perf::Side};
 
@@ -126,7 +126,7 @@ pub fn run(
     }
     let clock = PhaseClock::new();
     let workers_count = clients.len() + servers.len();
-    let mut workers = Vec::with_capacity(workers_count);
+    let mut workers = Crew::new(&clock);
     let mut progress = Vec::with_capacity(servers.len());
     for (i, server) in servers.into_iter().enumerate() {
         let server_path = config.mode.open(server.as_fd(), config.size)?;
@@ -159,16 +159,20 @@ pub fn run(
         round_trip: Some(latency_histogram()),
         ..coordinate(config, &clock, workers_count, &progress, observer)
     };
-    join_all(workers, "request-response", |out: SideOut| {
-        figures.path.accumulate(&out.path);
-        figures.bytes_received += out.bytes_received;
-        figures.recv_calls += out.recv_calls;
-        figures.verified_messages += out.verified;
-        figures.window_messages += out.window_messages;
-        if let (Some(all), Some(one)) = (figures.round_trip.as_mut(), out.round_trip) {
-            all.add(&one).expect("same bounds");
-        }
-    })?;
+    join_all(
+        workers.into_handles(),
+        "request-response",
+        |out: SideOut| {
+            figures.path.accumulate(&out.path);
+            figures.bytes_received += out.bytes_received;
+            figures.recv_calls += out.recv_calls;
+            figures.verified_messages += out.verified;
+            figures.window_messages += out.window_messages;
+            if let (Some(all), Some(one)) = (figures.round_trip.as_mut(), out.round_trip) {
+                all.add(&one).expect("same bounds");
+            }
+        },
+    )?;
     figures.bytes_sent = figures.path.bytes_sent;
     figures.window_bytes_sent = figures.window_messages * config.size as u64;
     Ok(figures)

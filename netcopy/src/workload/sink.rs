@@ -7,7 +7,7 @@ use std::{
     os::fd::AsFd as _,
 };
 
-use super::{Config, Figures, ObserverClock, PhaseClock, coordinate, stream};
+use super::{Config, Figures, ObserverClock, PhaseClock, coordinate, crew::Crew, stream};
 use crate::error::{Error, Result};
 
 pub fn run(config: &Config, sink: SocketAddr, observer: ObserverClock<'_>) -> Result<Figures> {
@@ -16,7 +16,7 @@ pub fn run(config: &Config, sink: SocketAddr, observer: ObserverClock<'_>) -> Re
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
-    let mut senders = Vec::with_capacity(config.threads);
+    let mut senders = Crew::new(&clock);
     for i in 0..config.threads {
         // Connected, so the kernel sees the sink's port on the socket and the tracer can
         // attribute its datagrams.
@@ -30,6 +30,6 @@ pub fn run(config: &Config, sink: SocketAddr, observer: ObserverClock<'_>) -> Re
         })?);
     }
     let mut figures = coordinate(config, &clock, config.threads, &[], observer);
-    stream::collect_senders(config, &mut figures, senders)?;
+    stream::collect_senders(config, &mut figures, senders.into_handles())?;
     Ok(figures)
 }

@@ -15,7 +15,7 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{
-    Config, Figures, ObserverClock, Phase, PhaseClock, Ring, coordinate, join_all,
+    Config, Figures, ObserverClock, Phase, PhaseClock, Ring, coordinate, crew::Crew, join_all,
     latency_histogram, message::Verifier, path::SendPath, spawn,
 };
 use crate::{error::Result, perf::Side};
@@ -148,8 +148,8 @@ pub fn run(
 ) -> Result<Figures> {
     let clock = PhaseClock::new();
     let workers = clients.len() + servers.len();
-    let mut senders = Vec::with_capacity(clients.len());
-    let mut receivers = Vec::with_capacity(servers.len());
+    let mut senders = Crew::new(&clock);
+    let mut receivers = Crew::new(&clock);
     let mut progress = Vec::with_capacity(servers.len());
     for (i, server) in servers.into_iter().enumerate() {
         let counter = Arc::new(AtomicU64::new(0));
@@ -172,8 +172,8 @@ pub fn run(
     }
 
     let mut figures = coordinate(config, &clock, workers, &progress, observer);
-    let sent = collect_senders(config, &mut figures, senders);
-    let received = join_all(receivers, "receiving", |out: ReceiverOut| {
+    let sent = collect_senders(config, &mut figures, senders.into_handles());
+    let received = join_all(receivers.into_handles(), "receiving", |out: ReceiverOut| {
         figures.bytes_received += out.bytes;
         figures.recv_calls += out.calls;
         figures.verified_messages += out.verified;
