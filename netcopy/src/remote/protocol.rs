@@ -258,4 +258,92 @@ mod tests {
         ));
         assert!(decode::<Request>(br#"{"mode":"a1","workload":"rr","size":8,"threads":1,"warmup_ms":0,"duration_ms":1}"#).is_ok());
     }
+
+    /// The fuzz target of the control protocol: whatever bytes a client sends, the decoder and
+    /// the validation answer with a request or a reason, never a panic. 20 000 arbitrary
+    /// lines, 20 000 requests with arbitrary field values, and 300 arbitrary byte streams
+    /// through a real socket into the bounded line reader, every run (about a second).
+    mod fuzz {
+        use std::{io::Write as _, net::TcpListener};
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn arbitrary_request() -> impl Strategy<Value = Request> {
+            (
+                prop_oneof![Just("a1".to_owned()), Just("a4".to_owned()), ".{0,6}"],
+                prop_oneof![Just("stream".to_owned()), Just("rr".to_owned()), ".{0,6}"],
+                any::<usize>(),
+                any::<usize>(),
+                any::<u64>(),
+                any::<u64>(),
+                prop_oneof![Just(String::new()), Just("cpus".to_owned()), ".{0,6}"],
+                proptest::collection::vec(any::<usize>(), 0..4),
+            )
+                .prop_map(
+                    |(mode, workload, size, threads, warmup_ms, duration_ms, placement, cpus)| {
+                        Request {
+                            mode,
+                            workload,
+                            size,
+                            threads,
+                            warmup_ms,
+                            duration_ms,
+                            placement,
+                            server_cpus: cpus,
+                            token: String::new(),
+                        }
+                    },
+                )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+            #[test]
+            fn any_line_decodes_or_is_refused(line in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = decode::<Request>(&line);
+            }
+
+            #[test]
+            fn any_request_is_bounded_or_refused(request in arbitrary_request()) {
+                // As JSON and back, as a client would send it.
+                let line = serde_json::to_vec(&request).unwrap();
+                let decoded: Request = decode(&line).unwrap();
+                if let Ok(config) = decoded.config(IpAddr::from([127, 0, 0, 1])) {
+                    prop_assert!((1..=MAX_THREADS).contains(&config.threads));
+                    prop_assert!(config.duration <= MAX_DURATION && config.warmup <= MAX_WARMUP);
+                    prop_assert!(config.size <= message::MAX_SIZE);
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            #[test]
+            fn any_byte_stream_gives_one_message_or_one_reason(
+                bytes in proptest::collection::vec(any::<u8>(), 0..(MAX_LINE + 4096)),
+                newline_at in proptest::option::of(0usize..(MAX_LINE + 4096)),
+            ) {
+                let mut bytes = bytes;
+                if let Some(at) = newline_at.filter(|&at| at < bytes.len()) {
+                    bytes[at] = b'\n';
+                }
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let (server, _) = listener.accept().unwrap();
+                let writer = std::thread::spawn(move || {
+                    let _ = client.write_all(&bytes);
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                });
+                let mut reader = BufReader::new(server);
+                let result = receive::<Request>(&mut reader, "request", Duration::from_secs(5));
+                prop_assert!(!matches!(result, Err(LineError::TimedOut(..))), "{:?}", result.err());
+                drop(reader);
+                writer.join().unwrap();
+            }
+        }
+    }
 }
