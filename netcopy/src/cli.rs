@@ -790,7 +790,14 @@ fn sweep(args: Sweep) -> Result<ExitCode> {
         None
     } else {
         let mut tracer = tracer::Tracer::load()?;
-        tracer.time_programs()?;
+        // The kernel's BPF statistics need CAP_SYS_ADMIN; without them only observer_ms is
+        // left empty.
+        if let Err(e) = tracer.time_programs() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "netcopy: observer_ms and observer_pct stay empty: {e}"
+            );
+        }
         Some(tracer)
     };
     let network = Network::create(args.path)?;

@@ -19,8 +19,8 @@ pub enum Error {
     #[error("this kernel's BTF has no {what}")]
     BtfMissing { what: String },
     #[error(
-        "tracing needs root (or CAP_BPF and CAP_PERFMON); run as root, or pass --no-trace to \
-         run without the kernel columns"
+        "tracing needs root, or CAP_BPF and CAP_PERFMON (plus CAP_SYSLOG for the deferred \
+         copy's pages); run with them, or pass --no-trace to run without the kernel columns"
     )]
     NotPermitted,
     #[error("cannot load netcopy's eBPF programs: {0}")]

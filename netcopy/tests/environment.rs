@@ -2,6 +2,8 @@
 //! `NETCOPY_BTF` override), and no root: without `--no-trace` a clear line saying what to do,
 //! with it a run whose kernel columns are empty, never zero.
 
+mod common;
+
 use std::{
     path::PathBuf,
     process::{Command, Output},
@@ -34,16 +36,67 @@ fn missing_btf_is_named_with_the_override() {
 }
 
 /// The same netcopy as an unprivileged user (nobody), when this test runs as root; None
-/// (after saying why) otherwise.
+/// (after saying why) otherwise, and a failure under CI, which runs as root.
 fn as_nobody(test: &str) -> Option<Command> {
+    as_nobody_with(test, &[])
+}
+
+/// Like [`as_nobody`], keeping exactly the capabilities `caps` (names as setpriv takes them).
+fn as_nobody_with(test: &str, caps: &[&str]) -> Option<Command> {
     if !netcopy::kernel::is_root() {
+        assert!(
+            !common::in_ci(),
+            "{test}: CI runs as root, so this must not skip"
+        );
         eprintln!("SKIPPED {test}: dropping privileges needs root to start from");
         return None;
     }
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_netcopy"));
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    if !caps.is_empty() {
+        let set: Vec<String> = caps.iter().map(|c| format!("+{c}")).collect();
+        let set = set.join(",");
+        cmd.arg(format!("--inh-caps={set}"))
+            .arg(format!("--ambient-caps={set}"));
+    }
+    cmd.arg("--").arg(env!("CARGO_BIN_EXE_netcopy"));
     Some(cmd)
+}
+
+/// README's promise: root is not needed, only CAP_BPF and CAP_PERFMON (and CAP_SYSLOG for the
+/// deferred copy's pages). With exactly those, an unprivileged user traces an experiment and
+/// every check holds; with CAP_BPF alone, it is told what is missing.
+#[test]
+fn the_named_capabilities_suffice_for_tracing() {
+    let Some(mut cmd) = as_nobody_with(
+        "the_named_capabilities_suffice",
+        &["bpf", "perfmon", "syslog"],
+    ) else {
+        return;
+    };
+    let out = cmd
+        .args(["bench-one", "--mode", "a3", "--size", "16K", "--port", "0"])
+        .args(["--duration", "200ms", "--warmup", "50ms"])
+        .output()
+        .expect("running netcopy");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{}", text, stderr(&out));
+    assert!(text.contains("checks:     ok"), "{text}");
+    assert!(text.contains("pages allocated by skb_copy_ubufs"), "{text}");
+
+    let Some(mut cmd) = as_nobody_with("the_named_capabilities_suffice", &["bpf"]) else {
+        return;
+    };
+    let out = cmd
+        .args(["bench-one", "--port", "0", "--duration", "100ms"])
+        .output()
+        .expect("running netcopy");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("CAP_PERFMON") && err.contains("--no-trace"),
+        "{err}"
+    );
 }
 
 #[test]

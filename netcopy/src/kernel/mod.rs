@@ -15,6 +15,31 @@ pub fn btf_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"))
 }
 
+/// capability(7) numbers of what tracing needs.
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// This process's effective capabilities (`CapEff` in /proc/self/status); none if unreadable.
+fn effective_capabilities() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("CapEff:"))?;
+            u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether this process may load and attach the tracing programs: CAP_BPF and CAP_PERFMON
+/// (loading tracing programs, reading kernel memory in them), or CAP_SYS_ADMIN, which
+/// includes both. Root has them all; so may an unprivileged user given just those.
+pub fn can_trace() -> bool {
+    let caps = effective_capabilities();
+    let has = |cap: u32| caps >> cap & 1 == 1;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
 /// True when this process runs as root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

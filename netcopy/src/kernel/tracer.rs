@@ -269,7 +269,7 @@ impl Tracer {
     /// Loads and attaches every program this kernel accepts. A refused hook only empties the
     /// columns it feeds (see [`Tracer::unseen`]); the load fails only when no hook is left.
     pub fn load() -> Result<Self> {
-        if !super::is_root() {
+        if !super::can_trace() {
             return Err(Error::NotPermitted);
         }
         let path = btf_path();
@@ -281,7 +281,10 @@ impl Tracer {
                 offsets.skb_copy_ubufs_end = end;
                 None
             }
-            None => Some("skb_copy_ubufs has no address in /proc/kallsyms".to_owned()),
+            None => Some(
+                "skb_copy_ubufs has no address in /proc/kallsyms (hidden without CAP_SYSLOG unless kernel.kptr_restrict=0 and perf_event_paranoid <= 1)"
+                    .to_owned(),
+            ),
         };
         let aya_btf = aya::Btf::parse_file(&path, aya::Endianness::default()).map_err(|err| {
             Error::BtfMalformed {
