@@ -5,6 +5,9 @@ use std::{net::TcpListener, process::Command};
 
 /// (arguments, text the one line must contain)
 const BAD: &[(&[&str], &str)] = &[
+    (&["serve", "--bind", "nowhere"], "nowhere"),
+    (&["serve", "--idle-timeout", "0s"], "'0s'"),
+    (&["serve", "--port", "99999"], "99999"),
     (&["sweep", "--sizes", "0"], "'0'"),
     (&["sweep", "--sizes", "7"], "'7'"),
     (&["sweep", "--sizes", "128M"], "128M"),
@@ -110,29 +113,54 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-fn assert_refused(args: &[&str], names: &str) {
+/// Why `args` was not refused as bad input should be (exit 2, one line naming `names`, no
+/// panic), or None when it was.
+fn not_refused(args: &[&str], names: &str) -> Option<String> {
     let (code, stderr) = run(args);
-    assert_eq!(code, Some(2), "{args:?}: exit {code:?}, stderr: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: not one line: {stderr}"
-    );
-    assert!(
-        stderr.contains(names),
-        "{args:?}: does not name {names}: {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{args:?}: {stderr}"
-    );
+    if code != Some(2) {
+        return Some(format!("{args:?}: exit {code:?}, stderr: {stderr}"));
+    }
+    if stderr.lines().count() != 1 {
+        return Some(format!("{args:?}: not one line: {stderr}"));
+    }
+    if !stderr.contains(names) {
+        return Some(format!("{args:?}: does not name {names}: {stderr}"));
+    }
+    if stderr.contains("panicked") || stderr.contains("backtrace") {
+        return Some(format!("{args:?}: {stderr}"));
+    }
+    None
+}
+
+fn assert_refused(args: &[&str], names: &str) {
+    if let Some(why) = not_refused(args, names) {
+        panic!("{why}");
+    }
 }
 
 #[test]
 fn every_bad_invocation_gets_one_line_and_exit_2() {
-    assert!(BAD.len() >= 25);
-    for (args, names) in BAD {
-        assert_refused(args, names);
+    // Every case is run, and every failure reported, not just the first.
+    let failures: Vec<String> = BAD
+        .iter()
+        .filter_map(|(args, names)| not_refused(args, names))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every command that takes input has bad cases of its own.
+    let covered: std::collections::BTreeSet<&str> = BAD.iter().map(|(args, _)| args[0]).collect();
+    for command in [
+        "bench-one",
+        "compare",
+        "sweep",
+        "explain",
+        "report",
+        "serve",
+        "trace",
+    ] {
+        assert!(
+            covered.contains(command),
+            "no bad input tried for {command}"
+        );
     }
 }
 

@@ -124,12 +124,30 @@ fn unwatched_ports_are_not_counted() {
     let Some(mut tracer) = common::tracer_or_skip("unwatched_ports_are_not_counted") else {
         return;
     };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tracer.watch_port(port, 1).unwrap();
-    tracer.unwatch_port(port).unwrap();
-    exchange(&listener, 10, 512);
-    assert!(tracer.flows(1).unwrap().is_empty());
+    // Both watched, then one unwatched before any traffic: only the other counts, exactly,
+    // so a tracer that counted nothing would fail here too.
+    let kept = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dropped = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (kept_port, dropped_port) = (
+        kept.local_addr().unwrap().port(),
+        dropped.local_addr().unwrap().port(),
+    );
+    tracer.watch_port(kept_port, 1).unwrap();
+    tracer.watch_port(dropped_port, 2).unwrap();
+    tracer.unwatch_port(dropped_port).unwrap();
+    let (sent, received) = exchange(&kept, 10, 512);
+    exchange(&dropped, 10, 512);
+    assert!(tracer.flows(2).unwrap().is_empty());
+    let totals = tracer.totals(1).unwrap();
+    assert_eq!(
+        (totals.send_calls, totals.send_bytes),
+        (sent.calls, sent.bytes)
+    );
+    assert_eq!(
+        (totals.recv_calls, totals.recv_bytes),
+        (received.calls, received.bytes)
+    );
+    tracer.unwatch_port(kept_port).unwrap();
 }
 
 /// UDP copies a small (linear) datagram to user without passing the receive-copy tracepoint;

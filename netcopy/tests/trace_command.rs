@@ -95,13 +95,16 @@ fn traced_iperf3_sent_exactly_what_it_reports() {
         eprintln!("SKIPPED traced_iperf3: iperf3 is not installed (cargo xtask setup installs it)");
         return;
     }
-    let port = free_port().to_string();
+    let port_number = free_port();
+    let port = port_number.to_string();
     let mut server = Command::new("iperf3")
-        .args(["-s", "-1", "-p", &port])
+        .args(["-s", "-1", "-B", "127.0.0.1", "-p", &port])
         .stdout(Stdio::null())
         .spawn()
         .expect("iperf3 server");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("iperf3 listening", || {
+        listening(std::net::Ipv4Addr::LOCALHOST, port_number)
+    });
     let dir = out_dir("iperf3");
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("iperf3.json");
@@ -126,7 +129,7 @@ fn traced_iperf3_sent_exactly_what_it_reports() {
         .stdout(Stdio::null())
         .status()
         .expect("netcopy trace");
-    let _ = server.wait();
+    wait_exit(&mut server);
     assert!(status.success(), "{status}");
 
     let json: serde_json::Value =

@@ -103,7 +103,22 @@ fn wait_listening(server: &mut Child) {
 fn stop(mut server: Child) {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let _ = server.wait();
+    wait_bounded(&mut server, "serve after SIGTERM");
+}
+
+/// Waits for `child` to exit, at most 60 s.
+fn wait_bounded(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("{what}: still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -176,7 +191,13 @@ fn serve_and_connect_across_namespaces_fill_both_sides() {
 fn a_killed_server_fails_its_rows_and_the_sweep_goes_on() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Untraced on both sides: this is about the workload's failure handling, not eBPF.
-    let port = "7391";
+    // A port the kernel picks, not a fixed one another program may hold.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let port = port.as_str();
     let mut server = Command::new(env!("CARGO_BIN_EXE_netcopy"))
         .args(["serve", "--no-trace", "--port", port])
         .stderr(Stdio::piped())
@@ -221,8 +242,8 @@ fn a_killed_server_fails_its_rows_and_the_sweep_goes_on() {
         std::thread::sleep(Duration::from_millis(20));
     }
     server.kill().expect("kill serve");
-    let _ = server.wait();
-    let status = sweep.wait().expect("sweep");
+    wait_bounded(&mut server, "killed serve");
+    let status = wait_bounded(&mut sweep, "sweep after its serve died");
     assert!(
         !status.success(),
         "a sweep with failed rows must exit non-zero"
