@@ -170,3 +170,71 @@ fn the_fallback_check_says_when_it_cannot_apply() {
     assert!(found[0].starts_with("fallback: kernel 0.0 % != error-queue copied 100.0 %"));
     assert_eq!(kernel.note(), "");
 }
+
+/// Figures both observers agree on, for a zero-copy (a3) or copying (a1) run of 1000 bytes.
+fn agreeing(
+    mode: Mode,
+) -> (
+    Config,
+    netcopy::workload::Figures,
+    experiment::KernelFigures,
+) {
+    let config = Config::new(mode, Workload::Stream, 1000, 1);
+    let mut figures = netcopy::workload::Figures {
+        bytes_sent: 1000,
+        bytes_received: 1000,
+        ..Default::default()
+    };
+    figures.path.bytes_sent = 1000;
+    figures.path.send_calls = 1;
+    let mut kernel = experiment::KernelFigures::default();
+    let c = &mut kernel.counters;
+    (c.send_calls, c.send_bytes) = (1, 1000);
+    (c.recv_bytes, c.recv_copy_bytes) = (1000, 1000);
+    if mode.is_zero_copy() {
+        (figures.path.zc_completed, figures.path.zc_copied) = (1, 1);
+        (c.tcp_pinned_bytes, c.deferred_copy_bytes) = (1000, 1000);
+        (c.deferred_copy_pages, c.deferred_copy_pages_required) = (1, 1);
+    } else {
+        c.tcp_copied_at_send_bytes = 1000;
+    }
+    (config, figures, kernel)
+}
+
+/// Every cross-check catches its own disagreement, and only it: each spoils one figure of an
+/// agreeing pair and must be named, once, by its check.
+#[test]
+fn every_cross_check_names_its_own_disagreement() {
+    type Spoil = fn(&mut netcopy::workload::Figures, &mut experiment::KernelFigures);
+    let cases: [(Mode, &str, Spoil); 8] = [
+        (Mode::A1, "send bytes", |_, k| k.counters.send_bytes += 1),
+        (Mode::A1, "send calls", |_, k| k.counters.send_calls += 1),
+        (Mode::A1, "receive bytes", |_, k| k.counters.recv_bytes -= 1),
+        (Mode::A1, "receive copy bytes", |_, k| {
+            k.counters.recv_copy_bytes -= 1
+        }),
+        (Mode::A1, "classified send bytes", |_, k| {
+            k.counters.tcp_copied_at_send_bytes -= 1
+        }),
+        (Mode::A3, "fallback", |f, _| f.path.zc_copied = 0),
+        (Mode::A1, "pinned bytes of a copying mode", |_, k| {
+            k.counters.tcp_copied_at_send_bytes -= 10;
+            k.counters.tcp_pinned_bytes += 10;
+        }),
+        (Mode::A3, "deferred-copy pages", |_, k| {
+            k.counters.deferred_copy_pages = 0
+        }),
+    ];
+    for mode in [Mode::A1, Mode::A3] {
+        let (config, figures, kernel) = agreeing(mode);
+        let found = experiment::cross_check(&config, &figures, &kernel);
+        assert!(found.is_empty(), "{mode} agreeing: {found:?}");
+    }
+    for (mode, check, spoil) in cases {
+        let (config, mut figures, mut kernel) = agreeing(mode);
+        spoil(&mut figures, &mut kernel);
+        let found = experiment::cross_check(&config, &figures, &kernel);
+        assert_eq!(found.len(), 1, "{check}: {found:?}");
+        assert!(found[0].starts_with(check), "{check}: {found:?}");
+    }
+}

@@ -199,10 +199,12 @@ pub enum Phase {
 }
 
 impl PhaseClock {
-    fn new() -> Self {
+    /// A clock for `workers` threads. Their registry is sized up front, so registering
+    /// allocates nothing on a worker's thread.
+    fn new(workers: usize) -> Self {
         Self {
             phase: Arc::new(AtomicU8::new(Phase::Warmup as u8)),
-            threads: Arc::new(Mutex::new(Vec::new())),
+            threads: Arc::new(Mutex::new(Vec::with_capacity(workers))),
         }
     }
 

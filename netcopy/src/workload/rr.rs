@@ -124,8 +124,8 @@ pub fn run(
     for stream in clients.iter().chain(&servers) {
         net::no_delay(stream)?;
     }
-    let clock = PhaseClock::new();
     let workers_count = clients.len() + servers.len();
+    let clock = PhaseClock::new(workers_count);
     let mut workers = Crew::new(&clock);
     let mut progress = Vec::with_capacity(servers.len());
     for (i, server) in servers.into_iter().enumerate() {

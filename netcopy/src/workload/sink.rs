@@ -11,7 +11,7 @@ use super::{Config, Figures, ObserverClock, PhaseClock, coordinate, crew::Crew, 
 use crate::error::{Error, Result};
 
 pub fn run(config: &Config, sink: SocketAddr, observer: ObserverClock<'_>) -> Result<Figures> {
-    let clock = PhaseClock::new();
+    let clock = PhaseClock::new(config.threads);
     let any = match sink.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),

@@ -146,8 +146,8 @@ pub fn run(
     servers: Vec<TcpStream>,
     observer: ObserverClock<'_>,
 ) -> Result<Figures> {
-    let clock = PhaseClock::new();
     let workers = clients.len() + servers.len();
+    let clock = PhaseClock::new(workers);
     let mut senders = Crew::new(&clock);
     let mut receivers = Crew::new(&clock);
     let mut progress = Vec::with_capacity(servers.len());
