@@ -28,7 +28,10 @@ fn run_path(path: NetPath, test: &str) {
         let prepared = Prepared::bind_on(config, &network).expect("bind");
         let outcome = match experiment::run(prepared, Some(&mut tracer), slot as u32) {
             Ok(outcome) => outcome,
-            Err(Error::Unavailable { .. }) if !common::in_ci() => continue,
+            Err(e @ Error::Unavailable { .. }) if !common::in_ci() => {
+                eprintln!("SKIPPED {path} {mode}: {e}");
+                continue;
+            }
             Err(e) => panic!("{path} {mode}: {e}"),
         };
         assert_eq!(outcome.config.path, path);

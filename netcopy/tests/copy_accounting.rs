@@ -24,7 +24,10 @@ fn loopback_copies_every_byte_once_or_defers_it() {
         let prepared = Prepared::bind(config).expect("bind");
         let outcome = match experiment::run(prepared, Some(&mut tracer), slot as u32) {
             Ok(outcome) => outcome,
-            Err(Error::Unavailable { .. }) if !common::in_ci() => continue,
+            Err(e @ Error::Unavailable { .. }) if !common::in_ci() => {
+                eprintln!("SKIPPED {mode}: {e}");
+                continue;
+            }
             Err(e) => panic!("{mode}: {e}"),
         };
         let k = outcome.kernel.as_ref().expect("traced");
@@ -89,7 +92,10 @@ fn deferred_copy_pages_observed_equal_pages_required() {
                 let prepared = Prepared::bind(config).expect("bind");
                 let outcome = match experiment::run(prepared, Some(&mut tracer), slot) {
                     Ok(outcome) => outcome,
-                    Err(Error::Unavailable { .. }) if !common::in_ci() => continue,
+                    Err(e @ Error::Unavailable { .. }) if !common::in_ci() => {
+                        eprintln!("SKIPPED {what}: {e}");
+                        continue;
+                    }
                     Err(e) => panic!("{what}: {e}"),
                 };
                 let k = outcome.kernel.as_ref().expect("traced");

@@ -38,7 +38,9 @@ fn run(mode: Mode) {
     config.duration = Duration::from_secs(10);
     match workload::run(config) {
         Ok(f) => assert_eq!(f.bytes_received, f.bytes_sent, "{mode}"),
-        Err(Error::Unavailable { .. }) if !common::in_ci() => {}
+        Err(e @ Error::Unavailable { .. }) if !common::in_ci() => {
+            eprintln!("SKIPPED {mode}: {e}");
+        }
         Err(e) => panic!("{mode}: {e}"),
     }
 }

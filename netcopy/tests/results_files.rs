@@ -229,6 +229,21 @@ fn wait_for_rows(csv: &Path, n: usize) {
     }
 }
 
+/// Waits for `child` to exit, at most 60 s (a run that ignores its signal fails the test).
+fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for netcopy") {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("netcopy still running 60 s after its signal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The network namespaces (as `net:[inode]`) the threads under `tasks` are in.
 fn net_namespaces(tasks: &str) -> BTreeSet<String> {
     std::fs::read_dir(tasks)
@@ -311,9 +326,15 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
         !made.is_empty(),
         "the veth sweep runs in namespaces of its own"
     );
+    // While it runs, its programs are loaded: the checks after it ends can fail.
+    let loaded: Vec<u32> = netcopy_program_ids().difference(&before).copied().collect();
+    assert!(
+        !loaded.is_empty(),
+        "no netcopy program loaded while the sweep runs"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().expect("waiting for netcopy");
+    let status = wait_bounded(&mut child);
     assert_eq!(status.code(), Some(130), "{status}");
     let rows = read_rows(&csv).expect("the CSV stays valid");
     assert!(rows.len() >= 3);
@@ -364,7 +385,7 @@ fn sighup_mid_sweep_leaves_valid_rows_plots_and_report() {
     wait_for_rows(&csv, 3);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
-    let status = child.wait().expect("waiting for netcopy");
+    let status = wait_bounded(&mut child);
     assert_eq!(status.code(), Some(130), "{status}");
     let run = out.join("latest");
     let rows = read_rows(&csv).expect("the CSV stays valid");

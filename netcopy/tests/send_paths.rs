@@ -25,8 +25,8 @@ fn quick(mode: Mode, workload: Workload, size: usize, threads: usize) -> Config 
 fn run(config: Config) -> Option<Figures> {
     match workload::run(config.clone()) {
         Ok(figures) => Some(figures),
-        Err(Error::Unavailable { .. }) if !common::in_ci() => {
-            eprintln!("SKIPPED {}: unavailable here", config.mode);
+        Err(e @ Error::Unavailable { .. }) if !common::in_ci() => {
+            eprintln!("SKIPPED {}: {e}", config.mode);
             None
         }
         Err(e) => panic!("{} {} {}: {e}", config.mode, config.workload, config.size),
