@@ -143,3 +143,51 @@ fn without_root_no_trace_runs_with_kernel_columns_empty() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// README's promise: a run under sudo hands its files to the user who ran sudo (SUDO_UID and
+/// SUDO_GID), so they can be read, moved and deleted without root.
+#[test]
+fn files_are_handed_to_the_sudo_user() {
+    if !netcopy::kernel::is_root() {
+        assert!(!common::in_ci(), "CI runs as root, so this must not skip");
+        eprintln!("SKIPPED files_are_handed_to_the_sudo_user: chown needs root");
+        return;
+    }
+    let dir = PathBuf::from(format!("/tmp/netcopy-test-sudo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .args(["sweep", "--no-trace", "--modes", "a1", "--sizes", "1K"])
+        .args(["--threads", "1", "--workload", "stream", "--reps", "1"])
+        .args(["--duration", "50ms", "--warmup", "20ms", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("running netcopy");
+    assert!(out.status.success(), "{}", stderr(&out));
+    use std::os::unix::fs::MetadataExt as _;
+    let run = std::fs::read_link(dir.join("latest")).expect("latest");
+    let mut checked = 0;
+    let mut stack = vec![dir.join(run)];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65534),
+            "{}",
+            path.display()
+        );
+        checked += 1;
+        if meta.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    // The folder, results.csv/json, points.csv, report.md, the plots folder and its files.
+    assert!(checked >= 8, "only {checked} entries");
+    let _ = std::fs::remove_dir_all(&dir);
+}

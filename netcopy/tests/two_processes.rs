@@ -260,3 +260,92 @@ fn a_killed_server_fails_its_rows_and_the_sweep_goes_on() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether any thread of process `pid` is named `prefix`... (its workers have started).
+fn has_thread(pid: u32, prefix: &str) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+        tasks.flatten().any(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+    })
+}
+
+/// README's promise: a peer that stops answering for 10 s turns the experiment into a failed
+/// row saying so, rather than a hang. The server is frozen (SIGSTOP) mid-experiment.
+#[test]
+fn a_stuck_peer_becomes_a_failed_row_after_10_s() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .args(["serve", "--no-trace", "--port", &port])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    wait_listening(&mut server);
+    let dir = out_dir("stuck");
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .args([
+            "sweep",
+            "--no-trace",
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "--modes",
+            "a1",
+            "--sizes",
+            "1K",
+            "--threads",
+            "1",
+            "--workload",
+            "rr",
+        ])
+        .args([
+            "--reps",
+            "1",
+            "--duration",
+            "30s",
+            "--warmup",
+            "100ms",
+            "--out",
+        ])
+        .arg(&dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sweep --connect");
+    let started = Instant::now();
+    while !has_thread(server.id(), "rr-server") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the experiment never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGSTOP) };
+    let frozen = Instant::now();
+    let status = wait_bounded(&mut sweep, "sweep with a frozen server");
+    let waited = frozen.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(server.id() as i32, libc::SIGCONT) };
+    server.kill().expect("kill serve");
+    wait_bounded(&mut server, "serve");
+    assert!(!status.success(), "a failed row exits non-zero");
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(25),
+        "failed after {waited:?}"
+    );
+    let rows = read_rows(&dir.join("latest").join("results.csv")).expect("rows");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, "failed");
+    assert!(
+        rows[0].error.contains("no data within 10 s"),
+        "{}",
+        rows[0].error
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -331,7 +331,8 @@ pub fn run(skip_default_sweep: bool) -> Result<()> {
                 theirs.push(iperf3_gbps(size, 1, Some(cpus))?);
             }
             let pairs: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| o / t).collect();
-            let (o_range, t_range, p_range) = (range(&ours, 1), range(&theirs, 1), range(&pairs, 2));
+            let (o_range, t_range, p_range) =
+                (range(&ours, 1), range(&theirs, 1), range(&pairs, 2));
             let (o, t, p) = (median(ours), median(theirs), median(pairs));
             let _ = writeln!(
                 md,

@@ -19,7 +19,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU8, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -188,6 +188,8 @@ pub fn latency_histogram() -> Histogram<u64> {
 pub struct PhaseClock {
     phase: Arc<AtomicU8>,
     threads: Arc<Mutex<Vec<(Side, i32)>>>,
+    /// Set by a worker that failed: the experiment is over, however long its window.
+    failed: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +207,20 @@ impl PhaseClock {
         Self {
             phase: Arc::new(AtomicU8::new(Phase::Warmup as u8)),
             threads: Arc::new(Mutex::new(Vec::with_capacity(workers))),
+            failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Waits `d`, or less when netcopy is asked to stop or a worker failed (its error ends
+    /// the experiment now, not at the end of its window).
+    fn wait(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !interrupt::requested() && !self.failed.load(Ordering::Relaxed) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(5)));
         }
     }
 
@@ -266,14 +282,14 @@ fn coordinate(
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut counters = perf::Session::open(&clock.threads());
-    interrupt::sleep(config.warmup);
+    clock.wait(config.warmup);
     let before = sum();
     let observer_before = observer.and_then(|o| o());
     let cpu_before = cpustat::Snapshot::read();
     counters.enable();
     clock.set(Phase::Measure);
     let start = Instant::now();
-    interrupt::sleep(config.duration);
+    clock.wait(config.duration);
     clock.set(Phase::Stop);
     counters.disable();
     let window = start.elapsed();
@@ -324,7 +340,12 @@ fn spawn<T: Send + 'static>(
                 })?;
             }
             clock.register(side);
-            work()
+            let result = work();
+            if result.is_err() {
+                clock.failed.store(true, Ordering::Relaxed);
+                clock.set(Phase::Stop);
+            }
+            result
         })
         .map_err(|e| Error::io("spawning a worker thread", e))
 }

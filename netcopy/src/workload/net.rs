@@ -130,17 +130,29 @@ pub fn recv_exact(
             Err(e) if wait == Wait::Spin && e.kind() == io::ErrorKind::WouldBlock => {
                 let since = *spinning_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > STUCK_PEER {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no data within 10 s",
-                    ));
+                    return Err(stuck(e));
                 }
                 std::thread::yield_now();
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(stuck(e)),
         }
     }
     Ok(true)
+}
+
+/// A read that timed out after [`STUCK_PEER`] as the error a row shows (the kernel's own
+/// says only "Resource temporarily unavailable"); any other error as it is.
+pub fn stuck(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the peer is stuck: no data within {} s",
+                STUCK_PEER.as_secs()
+            ),
+        ),
+        _ => e,
+    }
 }
 
 /// The socket's pending error (`SO_ERROR`), clearing it, as `TcpStream::take_error` does for

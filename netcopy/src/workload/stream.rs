@@ -122,7 +122,7 @@ fn receive_loop(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(super::net::stuck(e)),
         };
         bytes += n as u64;
         calls += 1;

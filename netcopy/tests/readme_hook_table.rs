@@ -1,0 +1,79 @@
+//! The README's map from every `k_*` column to its programs and kernel hooks agrees with the
+//! code's own hook list (`HOOKS`), in both directions: a column added without a row, or a hook
+//! whose columns are not listed, fails here.
+
+use std::{collections::BTreeMap, path::Path};
+
+use netcopy::{kernel::tracer::HOOKS, row::Row};
+
+/// The table between the `hooks:begin` and `hooks:end` markers: column -> (programs, hooks).
+fn readme_table() -> BTreeMap<String, (Vec<String>, String)> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let start = readme
+        .find("<!-- hooks:begin -->")
+        .expect("hooks:begin marker");
+    let end = readme.find("<!-- hooks:end -->").expect("hooks:end marker");
+    readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `k_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let column = cells[1].trim_matches('`').to_owned();
+            let programs = cells[3]
+                .split(',')
+                .map(|p| p.trim().trim_matches('`').to_owned())
+                .filter(|p| !p.is_empty())
+                .collect();
+            (column, (programs, cells[4].to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_kernel_column_is_mapped_to_the_hooks_that_feed_it() {
+    let table = readme_table();
+    let columns: Vec<String> = Row::columns()
+        .into_iter()
+        .filter(|c| c.starts_with("k_"))
+        .collect();
+    for column in &columns {
+        assert!(
+            table.contains_key(column),
+            "README hook table lacks {column}"
+        );
+    }
+    for (column, (programs, hooks)) in &table {
+        assert!(
+            columns.contains(column),
+            "README lists {column}, no CSV column"
+        );
+        if column == "k_note" {
+            continue;
+        }
+        // Every program named feeds the column, and its hook is named beside it.
+        for program in programs {
+            let hook = HOOKS
+                .iter()
+                .find(|h| h.program == program)
+                .unwrap_or_else(|| panic!("{column}: no program {program}"));
+            assert!(
+                hook.feeds.contains(&column.as_str()),
+                "{program} does not feed {column}"
+            );
+            assert!(
+                hooks.contains(hook.tracepoint),
+                "{column}: hook of {program} not named"
+            );
+        }
+        // Every hook that feeds the column is named.
+        for hook in HOOKS.iter().filter(|h| h.feeds.contains(&column.as_str())) {
+            assert!(
+                programs.iter().any(|p| p == hook.program),
+                "{column}: README omits {}",
+                hook.program
+            );
+        }
+    }
+}
