@@ -105,3 +105,30 @@ fn a_withheld_hook_empties_only_its_columns() {
         );
     }
 }
+
+/// `netcopy check` names a missing hook on one line, with the columns it empties, and says the
+/// load was partial (exit 1) while every other hook attached.
+#[test]
+fn check_names_a_missing_hook_and_its_columns() {
+    if common::tracer_or_skip("check_names_a_missing_hook_and_its_columns").is_none() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .env("NETCOPY_WITHHOLD_HOOKS", "mm_page_alloc")
+        .arg("check")
+        .output()
+        .expect("netcopy check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let missing: Vec<&str> = text.lines().filter(|l| l.starts_with("missing:")).collect();
+    assert_eq!(missing.len(), 1, "{text}");
+    assert!(
+        missing[0].contains("mm_page_alloc")
+            && missing[0].contains("withheld")
+            && missing[0].contains("k_deferred_copy_pages"),
+        "{}",
+        missing[0]
+    );
+    let attached = text.lines().filter(|l| l.starts_with("attached:")).count();
+    assert_eq!(attached, netcopy::kernel::tracer::HOOKS.len() - 1, "{text}");
+}

@@ -145,7 +145,33 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
             "question {q} unanswered"
         );
     }
+    assert_report_states_the_shares(&report, &run);
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The report's confidence line states exactly the shares points.csv gives: points with an
+/// interval, and how many of those are within ±5 % and ±2.5 %.
+fn assert_report_states_the_shares(report: &str, run: &Path) {
+    let mut points = csv::Reader::from_path(run.join("points.csv")).expect("points.csv");
+    let column = points
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "ci_pct")
+        .expect("ci_pct column");
+    let widths: Vec<f64> = points
+        .records()
+        .filter_map(|r| r.unwrap().get(column)?.parse().ok())
+        .collect();
+    let within = |pct: f64| widths.iter().filter(|&&w| w <= pct).count();
+    let (n, loose, tight) = (widths.len(), within(5.0), within(2.5));
+    let share = |k: usize| k as f64 * 100.0 / n as f64;
+    let expected = format!(
+        "Of {n} points, **{loose} ({:.0} %) are within ±5 %** and **{tight} ({:.0} %) within ±2.5 %**",
+        share(loose),
+        share(tight)
+    );
+    assert!(report.contains(&expected), "report lacks: {expected}");
 }
 
 /// The grid points of a quick sweep: modes x sizes x connections x workloads.
@@ -401,5 +427,56 @@ fn sighup_mid_sweep_leaves_valid_rows_plots_and_report() {
         "{report}"
     );
     assert!(run.join("points.csv").is_file());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// README's promise: a second signal ends netcopy at once, and even then the kernel detaches
+/// every program (they are tied to the process's file descriptors).
+#[test]
+fn a_second_signal_ends_netcopy_at_once() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_trace("a_second_signal_ends_netcopy_at_once") {
+        return;
+    }
+    let before = {
+        let mut ids = netcopy_program_ids();
+        let started = Instant::now();
+        while !ids.is_empty() && started.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(50));
+            ids = netcopy_program_ids();
+        }
+        ids
+    };
+    let out = out_dir("second-signal");
+    let mut child = netcopy()
+        .args(["sweep", "--modes", "a1", "--sizes", "16K", "--threads", "1"])
+        .args(["--workload", "stream", "--reps", "1", "--trace-all"])
+        .args(["--duration", "30s", "--warmup", "100ms", "--out"])
+        .arg(&out)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting netcopy");
+    let started = Instant::now();
+    while netcopy_program_ids().difference(&before).next().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "programs never loaded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child, twice.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let signalled = Instant::now();
+    let status = wait_bounded(&mut child);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "{:?} after the second signal",
+        signalled.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(programs_left_since(&before), Vec::<u32>::new());
     let _ = std::fs::remove_dir_all(&out);
 }

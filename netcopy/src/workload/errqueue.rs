@@ -11,8 +11,6 @@ use super::completions::Completions;
 /// include/uapi/linux/errqueue.h
 const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
-/// include/uapi/linux/in6.h
-const IPV6_RECVERR: i32 = 25;
 
 /// Reads every queued notification without blocking; returns how many were read.
 pub fn drain(socket: BorrowedFd<'_>, completions: &mut Completions) -> io::Result<usize> {
@@ -64,7 +62,7 @@ fn drain_with(
             while !cmsg.is_null() {
                 let c = &*cmsg;
                 let recverr = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
-                    || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == IPV6_RECVERR);
+                    || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
                 if recverr {
                     let ee: libc::sock_extended_err =
                         std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());

@@ -17,9 +17,6 @@ use crate::{
     workload::{completions::Completions, errqueue, message::Message},
 };
 
-/// `SO_ZEROCOPY`, include/uapi/asm-generic/socket.h (libc does not export it for x86).
-const SO_ZEROCOPY: i32 = 60;
-
 pub struct MsgZerocopy {
     socket: OwnedFd,
     completions: Completions,
@@ -36,7 +33,7 @@ impl MsgZerocopy {
             libc::setsockopt(
                 socket.as_raw_fd(),
                 libc::SOL_SOCKET,
-                SO_ZEROCOPY,
+                libc::SO_ZEROCOPY,
                 (&raw const one).cast(),
                 size_of::<libc::c_int>() as libc::socklen_t,
             )
