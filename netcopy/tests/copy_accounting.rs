@@ -11,6 +11,24 @@ use netcopy::{
     workload::{Config, Mode, Prepared, Workload},
 };
 
+/// One traced experiment; None (said, and only outside CI) when the mode is unavailable here.
+fn traced_run(
+    config: Config,
+    tracer: &mut netcopy::kernel::tracer::Tracer,
+    slot: u32,
+    what: &str,
+) -> Option<experiment::Outcome> {
+    let prepared = Prepared::bind(config).expect("bind");
+    match experiment::run(prepared, Some(tracer), slot) {
+        Ok(outcome) => Some(outcome),
+        Err(e @ Error::Unavailable { .. }) if !common::in_ci() => {
+            eprintln!("SKIPPED {what}: {e}");
+            None
+        }
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
 #[test]
 fn loopback_copies_every_byte_once_or_defers_it() {
     let Some(mut tracer) = common::tracer_or_skip("loopback_copies_every_byte") else {
@@ -21,14 +39,8 @@ fn loopback_copies_every_byte_once_or_defers_it() {
         config.port = 0;
         config.warmup = Duration::from_millis(100);
         config.duration = Duration::from_millis(400);
-        let prepared = Prepared::bind(config).expect("bind");
-        let outcome = match experiment::run(prepared, Some(&mut tracer), slot as u32) {
-            Ok(outcome) => outcome,
-            Err(e @ Error::Unavailable { .. }) if !common::in_ci() => {
-                eprintln!("SKIPPED {mode}: {e}");
-                continue;
-            }
-            Err(e) => panic!("{mode}: {e}"),
+        let Some(outcome) = traced_run(config, &mut tracer, slot as u32, &mode.to_string()) else {
+            continue;
         };
         let k = outcome.kernel.as_ref().expect("traced");
         let c = &k.counters;
@@ -89,14 +101,8 @@ fn deferred_copy_pages_observed_equal_pages_required() {
                 config.warmup = Duration::from_millis(50);
                 config.duration = Duration::from_millis(150);
                 let what = format!("{mode} {size} B x{threads}");
-                let prepared = Prepared::bind(config).expect("bind");
-                let outcome = match experiment::run(prepared, Some(&mut tracer), slot) {
-                    Ok(outcome) => outcome,
-                    Err(e @ Error::Unavailable { .. }) if !common::in_ci() => {
-                        eprintln!("SKIPPED {what}: {e}");
-                        continue;
-                    }
-                    Err(e) => panic!("{what}: {e}"),
+                let Some(outcome) = traced_run(config, &mut tracer, slot, &what) else {
+                    continue;
                 };
                 let k = outcome.kernel.as_ref().expect("traced");
                 let c = &k.counters;

@@ -255,21 +255,6 @@ fn wait_for_rows(csv: &Path, n: usize) {
     }
 }
 
-/// Waits for `child` to exit, at most 60 s (a run that ignores its signal fails the test).
-fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for netcopy") {
-            return status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("netcopy still running 60 s after its signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The network namespaces (as `net:[inode]`) the threads under `tasks` are in.
 fn net_namespaces(tasks: &str) -> BTreeSet<String> {
     std::fs::read_dir(tasks)
@@ -280,6 +265,18 @@ fn net_namespaces(tasks: &str) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// netcopy's programs loaded now, once those of a tracer just dropped (can_trace's own) have
+/// had up to 2 s to go.
+fn settled_program_ids() -> BTreeSet<u32> {
+    let mut ids = netcopy_program_ids();
+    let started = Instant::now();
+    while !ids.is_empty() && started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+        ids = netcopy_program_ids();
+    }
+    ids
 }
 
 /// Ids of netcopy's programs loaded anywhere on the machine (names are cut to 15 bytes).
@@ -316,15 +313,7 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
         return;
     }
     // can_trace's own programs may still be on their way out: wait for them first.
-    let before = {
-        let mut ids = netcopy_program_ids();
-        let started = Instant::now();
-        while !ids.is_empty() && started.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(50));
-            ids = netcopy_program_ids();
-        }
-        ids
-    };
+    let before = settled_program_ids();
     let out = out_dir("sigint");
     // veth: the run also owns two network namespaces, which must go with it.
     let mut child = netcopy()
@@ -360,7 +349,11 @@ fn sigint_keeps_finished_rows_and_leaves_nothing_behind() {
     );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = wait_bounded(&mut child);
+    let status = common::wait_bounded(
+        &mut child,
+        Duration::from_secs(60),
+        "netcopy after its signal",
+    );
     assert_eq!(status.code(), Some(130), "{status}");
     let rows = read_rows(&csv).expect("the CSV stays valid");
     assert!(rows.len() >= 3);
@@ -411,7 +404,11 @@ fn sighup_mid_sweep_leaves_valid_rows_plots_and_report() {
     wait_for_rows(&csv, 3);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
-    let status = wait_bounded(&mut child);
+    let status = common::wait_bounded(
+        &mut child,
+        Duration::from_secs(60),
+        "netcopy after its signal",
+    );
     assert_eq!(status.code(), Some(130), "{status}");
     let run = out.join("latest");
     let rows = read_rows(&csv).expect("the CSV stays valid");
@@ -438,15 +435,7 @@ fn a_second_signal_ends_netcopy_at_once() {
     if !can_trace("a_second_signal_ends_netcopy_at_once") {
         return;
     }
-    let before = {
-        let mut ids = netcopy_program_ids();
-        let started = Instant::now();
-        while !ids.is_empty() && started.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(50));
-            ids = netcopy_program_ids();
-        }
-        ids
-    };
+    let before = settled_program_ids();
     let out = out_dir("second-signal");
     let mut child = netcopy()
         .args(["sweep", "--modes", "a1", "--sizes", "16K", "--threads", "1"])
@@ -470,7 +459,11 @@ fn a_second_signal_ends_netcopy_at_once() {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
     let signalled = Instant::now();
-    let status = wait_bounded(&mut child);
+    let status = common::wait_bounded(
+        &mut child,
+        Duration::from_secs(60),
+        "netcopy after its signal",
+    );
     assert!(
         signalled.elapsed() < Duration::from_secs(2),
         "{:?} after the second signal",

@@ -59,28 +59,6 @@ fn wait_until(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
-/// Waits for `child` to exit, at most 10 s.
-fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "iperf3 still running after 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[test]
 fn traced_iperf3_sent_exactly_what_it_reports() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -95,7 +73,7 @@ fn traced_iperf3_sent_exactly_what_it_reports() {
         eprintln!("SKIPPED traced_iperf3: iperf3 is not installed (cargo xtask setup installs it)");
         return;
     }
-    let port_number = free_port();
+    let port_number = common::free_port();
     let port = port_number.to_string();
     let mut server = Command::new("iperf3")
         .args(["-s", "-1", "-B", "127.0.0.1", "-p", &port])
@@ -129,7 +107,7 @@ fn traced_iperf3_sent_exactly_what_it_reports() {
         .stdout(Stdio::null())
         .status()
         .expect("netcopy trace");
-    wait_exit(&mut server);
+    common::wait_bounded(&mut server, Duration::from_secs(20), "iperf3");
     assert!(status.success(), "{status}");
 
     let json: serde_json::Value =
@@ -177,7 +155,7 @@ fn a_quiet_port_reports_zero_rows_cleanly() {
         .args([
             "trace",
             "--port",
-            &free_port().to_string(),
+            &common::free_port().to_string(),
             "--duration",
             "300ms",
             "--out",
@@ -221,7 +199,7 @@ fn a_traced_server_counts_its_own_sockets_only() {
         std::net::Ipv4Addr::new(127, 0, 0, 2),
     );
     let port = loop {
-        let p = free_port();
+        let p = common::free_port();
         if TcpListener::bind((theirs, p)).is_ok() {
             break p;
         }
@@ -254,10 +232,10 @@ fn a_traced_server_counts_its_own_sockets_only() {
     };
     let mut other_client = client(theirs, None);
     let mut our_client = client(ours, Some(&report));
-    assert!(wait_exit(&mut our_client).success());
-    assert!(wait_exit(&mut other_client).success());
-    assert!(wait_exit(&mut traced_server).success());
-    assert!(wait_exit(&mut other_server).success());
+    assert!(common::wait_bounded(&mut our_client, Duration::from_secs(20), "iperf3").success());
+    assert!(common::wait_bounded(&mut other_client, Duration::from_secs(20), "iperf3").success());
+    assert!(common::wait_bounded(&mut traced_server, Duration::from_secs(20), "iperf3").success());
+    assert!(common::wait_bounded(&mut other_server, Duration::from_secs(20), "iperf3").success());
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("iperf3 report"))

@@ -103,22 +103,7 @@ fn wait_listening(server: &mut Child) {
 fn stop(mut server: Child) {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    wait_bounded(&mut server, "serve after SIGTERM");
-}
-
-/// Waits for `child` to exit, at most 60 s.
-fn wait_bounded(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("{what}: still running after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_bounded(&mut server, Duration::from_secs(60), "serve after SIGTERM");
 }
 
 #[test]
@@ -192,11 +177,7 @@ fn a_killed_server_fails_its_rows_and_the_sweep_goes_on() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Untraced on both sides: this is about the workload's failure handling, not eBPF.
     // A port the kernel picks, not a fixed one another program may hold.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-        .to_string();
+    let port = common::free_port().to_string();
     let port = port.as_str();
     let mut server = Command::new(env!("CARGO_BIN_EXE_netcopy"))
         .args(["serve", "--no-trace", "--port", port])
@@ -242,8 +223,12 @@ fn a_killed_server_fails_its_rows_and_the_sweep_goes_on() {
         std::thread::sleep(Duration::from_millis(20));
     }
     server.kill().expect("kill serve");
-    wait_bounded(&mut server, "killed serve");
-    let status = wait_bounded(&mut sweep, "sweep after its serve died");
+    common::wait_bounded(&mut server, Duration::from_secs(60), "killed serve");
+    let status = common::wait_bounded(
+        &mut sweep,
+        Duration::from_secs(60),
+        "sweep after its serve died",
+    );
     assert!(
         !status.success(),
         "a sweep with failed rows must exit non-zero"
@@ -275,11 +260,7 @@ fn has_thread(pid: u32, prefix: &str) -> bool {
 #[test]
 fn a_stuck_peer_becomes_a_failed_row_after_10_s() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-        .to_string();
+    let port = common::free_port().to_string();
     let mut server = Command::new(env!("CARGO_BIN_EXE_netcopy"))
         .args(["serve", "--no-trace", "--port", &port])
         .stderr(Stdio::piped())
@@ -328,12 +309,16 @@ fn a_stuck_peer_becomes_a_failed_row_after_10_s() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(server.id() as i32, libc::SIGSTOP) };
     let frozen = Instant::now();
-    let status = wait_bounded(&mut sweep, "sweep with a frozen server");
+    let status = common::wait_bounded(
+        &mut sweep,
+        Duration::from_secs(60),
+        "sweep with a frozen server",
+    );
     let waited = frozen.elapsed();
     // SAFETY: as above.
     unsafe { libc::kill(server.id() as i32, libc::SIGCONT) };
     server.kill().expect("kill serve");
-    wait_bounded(&mut server, "serve");
+    common::wait_bounded(&mut server, Duration::from_secs(60), "serve");
     assert!(!status.success(), "a failed row exits non-zero");
     assert!(
         waited >= Duration::from_secs(10) && waited < Duration::from_secs(25),

@@ -145,12 +145,12 @@ pub fn serve(
     control
         .set_nonblocking(true)
         .map_err(|e| Error::io("configuring the control listener", e))?;
+    say(format_args!("listening on {bind}:{control_port}"));
     if !bind.is_loopback() && options.token.is_none() {
-        eprintln!(
-            "netcopy serve: warning: listening on {bind} with no --token: anyone who can reach this port can make this host (as root) run experiments"
-        );
+        say(format_args!(
+            "warning: no --token, so anyone who can reach {bind}:{control_port} can make this host (as root) run experiments"
+        ));
     }
-    eprintln!("netcopy serve: listening on {bind}:{control_port}");
     let tracer = Arc::new(Mutex::new(tracer));
     let mut clients: Vec<JoinHandle<()>> = Vec::new();
     while !interrupt::requested() {
@@ -168,12 +168,12 @@ pub fn serve(
                     .name(format!("control-{peer}"))
                     .spawn(move || {
                         if let Err(e) = serve_client(stream, bind, &tracer, &options) {
-                            eprintln!("netcopy serve: client {peer}: {e}");
+                            say(format_args!("client {peer}: {e}"));
                         }
                     });
                 match spawned {
                     Ok(handle) => clients.push(handle),
-                    Err(e) => eprintln!("netcopy serve: client {peer}: no thread for it: {e}"),
+                    Err(e) => say(format_args!("client {peer}: no thread for it: {e}")),
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -187,6 +187,12 @@ pub fn serve(
         let _ = client.join();
     }
     Ok(())
+}
+
+/// One line on stderr. A closed stderr (a terminal gone, a reader that stopped) must not stop
+/// `serve`, so a failed write is ignored rather than a panic as in `eprintln!`.
+fn say(what: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "netcopy serve: {what}");
 }
 
 /// Tells the client why its connection ends, and ends it.

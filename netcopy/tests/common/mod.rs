@@ -33,3 +33,31 @@ pub fn tracer_or_skip(test: &str) -> Option<Tracer> {
         }
     }
 }
+
+/// Waits for `child` to exit, at most `limit`; past it the child is killed and the test fails
+/// naming `what`. No test waits on a process without a bound.
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A TCP port free on 127.0.0.1 now, picked by the kernel (never a fixed number).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
