@@ -31,6 +31,41 @@ pub mod names {
     pub const DELIVERED_UP_TO: &str = "DELIVERED_UP_TO";
     /// Per-CPU scratch buffer for kernel stacks.
     pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
+    /// Per-CPU array, one u64 per [`Skipped`](super::Skipped) reason: events the probes saw
+    /// but could not count, so a full map never makes a figure silently smaller.
+    pub const SKIPPED: &str = "SKIPPED";
+}
+
+/// Why a probe could not count an event it saw (the index into [`names::SKIPPED`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skipped {
+    /// The flow counters map was full: a new socket's counts were lost.
+    FlowMapFull = 0,
+    /// A send call's copy-or-pin decision could not be stored: its bytes are unclassified.
+    DecisionMapFull = 1,
+    /// An adopted connection could not be stored: its later events are lost.
+    ConnMapFull = 2,
+    /// A flow's delivered ranges could not be stored: a re-delivery may pass as first.
+    DeliveryMapFull = 3,
+}
+
+impl Skipped {
+    pub const ALL: [Skipped; 4] = [
+        Skipped::FlowMapFull,
+        Skipped::DecisionMapFull,
+        Skipped::ConnMapFull,
+        Skipped::DeliveryMapFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Skipped::FlowMapFull => "flow map full",
+            Skipped::DecisionMapFull => "send decision not stored",
+            Skipped::ConnMapFull => "adopted connection not stored",
+            Skipped::DeliveryMapFull => "delivered ranges not stored",
+        }
+    }
 }
 
 /// Kernel stack frames examined when attributing a page allocation.

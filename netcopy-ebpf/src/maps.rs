@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use netcopy_common::{
     DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_CONNS,
-    MAX_WATCHED_PORTS, MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Watch,
+    MAX_WATCHED_PORTS, MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, Watch,
 };
 
 /// Filled in by userspace from BTF and kallsyms before load (see `netcopy::kernel::tracer`).
@@ -65,6 +65,18 @@ pub static DELIVERED_UP_TO: LruHashMap<FlowKey, DeliveredRanges> =
 #[map(name = "STACK_SCRATCH")]
 pub static STACK_SCRATCH: PerCpuArray<[u64; STACK_DEPTH]> = PerCpuArray::with_max_entries(1, 0);
 
+#[map(name = "SKIPPED")]
+pub static SKIPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(Skipped::ALL.len() as u32, 0);
+
+/// Counts one event that could not be counted, and why.
+#[inline(always)]
+pub fn skipped(reason: Skipped) {
+    if let Some(count) = SKIPPED.get_ptr_mut(reason as u32) {
+        // SAFETY: this CPU's own element; programs do not nest on one CPU.
+        unsafe { *count += 1 };
+    }
+}
+
 /// The offsets as patched in by the loader (`Global` keeps the compiler from folding in the
 /// zeros above).
 #[inline(always)]
@@ -85,5 +97,9 @@ pub fn flow_counters(key: &FlowKey) -> Option<*mut FlowCounters> {
     // Another CPU may insert the same key between the lookup and here: NOEXIST then fails and
     // the second lookup finds its entry, which is ours too (per-CPU values).
     let _ = FLOWS.insert(key, FlowCounters::default(), u64::from(BPF_NOEXIST));
-    FLOWS.get_ptr_mut(key)
+    let counters = FLOWS.get_ptr_mut(key);
+    if counters.is_none() {
+        skipped(Skipped::FlowMapFull);
+    }
+    counters
 }

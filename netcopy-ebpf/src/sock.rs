@@ -4,9 +4,12 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
 };
-use netcopy_common::{Addr, FlowKey, Watch, same_addr, v4_mapped};
+use netcopy_common::{Addr, FlowKey, Skipped, Watch, same_addr, v4_mapped};
 
-use crate::maps::{WATCHED_CONNS, WATCHED_PORTS, WATCHED_TGIDS, offsets};
+use crate::maps::{WATCHED_CONNS, WATCHED_PORTS, WATCHED_TGIDS, offsets, skipped};
+
+/// include/uapi/asm-generic/errno-base.h
+const EEXIST: i32 = 17;
 
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
@@ -99,7 +102,12 @@ pub fn watched_flow_or_adopt(sk: *const u8) -> Option<FlowKey> {
     if key.local_port == 0 {
         return None;
     }
-    let _ = WATCHED_CONNS.insert(key, slot, u64::from(BPF_NOEXIST));
+    // -EEXIST is another CPU adopting the same connection first; anything else is a loss.
+    if let Err(e) = WATCHED_CONNS.insert(key, slot, u64::from(BPF_NOEXIST))
+        && e != -EEXIST
+    {
+        skipped(Skipped::ConnMapFull);
+    }
     key.slot = slot;
     Some(key)
 }

@@ -532,7 +532,9 @@ fn check() -> Result<ExitCode> {
         "offsets:  struct sock -> skc_num at byte {}, skc_dport at byte {}",
         offsets.sock_local_port, offsets.sock_remote_port
     );
-    let tracer = tracer::Tracer::load().context("loading the probes")?;
+    let mut tracer = tracer::Tracer::load().context("loading the probes")?;
+    let skipped: u64 = tracer.skipped()?.iter().sum();
+    println!("skipped:  {skipped} events the probes could not count (per reason in each row)");
     let missing = tracer.missing_hooks();
     for hook in tracer::HOOKS {
         match missing.iter().find(|(h, _)| h.program == hook.program) {

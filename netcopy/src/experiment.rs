@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use netcopy_common::FlowCounters;
+use netcopy_common::{FlowCounters, Skipped};
 
 use crate::{
     error::Result,
@@ -17,6 +17,8 @@ pub struct KernelFigures {
     pub counters: FlowCounters,
     /// The `k_*` columns no hook could fill here, each with why (see `Tracer::unseen`).
     pub unseen: BTreeMap<String, String>,
+    /// Events the probes saw but could not count, per reason (`Skipped::ALL` order).
+    pub skipped: [u64; Skipped::ALL.len()],
 }
 
 /// Why the fallback check is skipped when sends had different outcomes.
@@ -26,6 +28,22 @@ pub const MIXED_OUTCOMES: &str = "fallback not checked against the error queue: 
 pub const RECV_COPY_UNSEEN: &str = "k_recv_copy_bytes: UDP receives with MSG_TRUNC return the datagram's length, not the bytes copied";
 
 impl KernelFigures {
+    /// Events the probes saw but could not count.
+    pub fn skipped_events(&self) -> u64 {
+        self.skipped.iter().sum()
+    }
+
+    /// The skipped events by reason, e.g. "flow map full: 3".
+    pub fn skipped_note(&self) -> String {
+        Skipped::ALL
+            .iter()
+            .zip(self.skipped)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{}: {n}", r.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Whether a hook could fill `column` here.
     pub fn seen(&self, column: &str) -> bool {
         !self.unseen.contains_key(column)
@@ -160,6 +178,13 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
             0,
         );
     }
+    // A probe that saw an event and could not count it makes every figure suspect.
+    if k.skipped_events() > 0 {
+        out.push(format!(
+            "events the probes could not count: {}",
+            k.skipped_note()
+        ));
+    }
     // Every page skb_copy_ubufs had to allocate for the pinned skbs delivered was seen
     // allocated under it, and no other.
     if let Some(observed) = k.deferred_copy_pages()
@@ -201,6 +226,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     let kernel = KernelFigures {
         counters: tracer.totals(slot)?,
         unseen: tracer.unseen(config.path.is_sink()),
+        skipped: tracer.skipped()?,
     };
     let disagreements = cross_check(&config, &figures, &kernel);
     Ok(Outcome {

@@ -73,6 +73,7 @@ pub struct Row {
     pub k_recv_calls: Option<u64>,
     pub k_recv_bytes: Option<u64>,
     pub k_recv_copy_bytes: Option<u64>,
+    pub k_skipped_events: Option<u64>,
     pub k_note: String,
     pub copies_per_byte: Option<f64>,
     pub client_cycles: Option<u64>,
@@ -219,6 +220,7 @@ impl Row {
             self.k_recv_calls = k.figure("k_recv_calls", c.recv_calls);
             self.k_recv_bytes = k.figure("k_recv_bytes", c.recv_bytes);
             self.k_recv_copy_bytes = k.recv_copy_bytes();
+            self.k_skipped_events = Some(k.skipped_events());
             // Only when every copy was seen: a partial sum is not a figure.
             if let (true, Some(at_send), Some(deferred), Some(again), Some(to_user)) = (
                 f.bytes_sent > 0,

@@ -184,6 +184,7 @@ pub fn rows(tracer: &Tracer) -> Result<Vec<TraceRow>> {
             let k = KernelFigures {
                 counters: *counters,
                 unseen: unseen.clone(),
+                ..KernelFigures::default()
             };
             TraceRow::new(key, &k)
         })

@@ -189,7 +189,7 @@ fn udp_copy_to_user_is_counted_or_empty_with_its_reason() {
         tracer.unwatch_port(to.port()).unwrap();
         let kernel = netcopy::experiment::KernelFigures {
             counters: tracer.totals(slot).unwrap(),
-            unseen: Default::default(),
+            ..Default::default()
         };
         let c = &kernel.counters;
         assert_eq!((c.recv_calls, c.recv_bytes), (50, received));

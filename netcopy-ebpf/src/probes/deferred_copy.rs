@@ -3,14 +3,14 @@
 //! pinned skbs entering local receive, and the pages allocated under `skb_copy_ubufs`.
 
 use aya_ebpf::{EbpfContext as _, helpers::bpf_get_stack, programs::BtfTracePointContext};
-use netcopy_common::{DeliveredRanges, FlowKey, STACK_DEPTH, ubuf_copy_pages};
+use netcopy_common::{DeliveredRanges, FlowKey, STACK_DEPTH, Skipped, ubuf_copy_pages};
 
 /// A signature-matched allocation is still stack-checked this often.
 const RECHECK_EVERY: u32 = 64;
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{DELIVERED_UP_TO, DELIVERING, STACK_SCRATCH, flow_counters, offsets},
+    maps::{DELIVERED_UP_TO, DELIVERING, STACK_SCRATCH, flow_counters, offsets, skipped},
     skb::{
         IPPROTO_TCP, IPPROTO_UDP, Packet, carries_user_pages, fragment_bytes, ip_packet,
         payload_from_skb, shared_info, tcp_segment,
@@ -104,7 +104,9 @@ fn delivered_before(key: &FlowKey, packet: &Packet, ip_payload: u32, bytes: u64)
         None => {
             let mut ranges = DeliveredRanges::default();
             let fresh = ranges.deliver(seq, len);
-            let _ = DELIVERED_UP_TO.insert(key, ranges, 0);
+            if DELIVERED_UP_TO.insert(key, ranges, 0).is_err() {
+                skipped(Skipped::DeliveryMapFull);
+            }
             fresh
         }
     };

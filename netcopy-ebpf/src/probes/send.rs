@@ -2,11 +2,11 @@
 //! bytes or pinned the pages they live in.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::BtfTracePointContext};
-use netcopy_common::SendDecision;
+use netcopy_common::{SendDecision, Skipped};
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{SEND_DECISIONS, flow_counters, offsets},
+    maps::{SEND_DECISIONS, flow_counters, offsets, skipped},
     skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
     sock::{is_udp, read, watched_flow, watched_flow_or_adopt},
 };
@@ -41,7 +41,10 @@ pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     match SEND_DECISIONS.get_ptr_mut(task) {
         // SAFETY: the task's own entry; only this task writes it.
         Some(slot) => unsafe { *slot = decision },
-        None => SEND_DECISIONS.insert(task, decision, 0).map_err(|_| Skip)?,
+        None => SEND_DECISIONS.insert(task, decision, 0).map_err(|_| {
+            skipped(Skipped::DecisionMapFull);
+            Skip
+        })?,
     }
     Ok(())
 }

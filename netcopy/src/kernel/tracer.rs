@@ -7,10 +7,10 @@ use std::{collections::BTreeMap, net::SocketAddr};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuHashMap},
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
     programs::{BtfTracePoint, tp_btf::BtfTracePointLinkId},
 };
-use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, Watch, kernel_addr, names};
+use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, Skipped, Watch, kernel_addr, names};
 
 use super::{btf::Btf, btf_path};
 use crate::error::{Error, Result};
@@ -538,7 +538,39 @@ impl Tracer {
         let mut flows: PerCpuHashMap<_, FlowKey, FlowCounters> =
             PerCpuHashMap::try_from(map).map_err(map_err(names::FLOWS))?;
         let keys = flows.keys().collect();
-        remove_all(names::FLOWS, keys, |k| flows.remove(k))
+        remove_all(names::FLOWS, keys, |k| flows.remove(k))?;
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(what, e))?;
+        let mut skipped = self.skipped_map()?;
+        for reason in Skipped::ALL {
+            let zeros = PerCpuValues::try_from(vec![0u64; cpus])
+                .map_err(|e| Error::io("zeroing the skipped-event counters", e))?;
+            skipped
+                .set(reason as u32, zeros, 0)
+                .map_err(map_err(names::SKIPPED))?;
+        }
+        Ok(())
+    }
+
+    fn skipped_map(&mut self) -> Result<PerCpuArray<&mut MapData, u64>> {
+        let map = self
+            .ebpf
+            .map_mut(names::SKIPPED)
+            .expect("object defines SKIPPED");
+        PerCpuArray::try_from(map).map_err(map_err(names::SKIPPED))
+    }
+
+    /// Events the probes saw but could not count since the last [`Tracer::clear`], per
+    /// reason (in [`Skipped::ALL`] order), summed over CPUs.
+    pub fn skipped(&mut self) -> Result<[u64; Skipped::ALL.len()]> {
+        let skipped = self.skipped_map()?;
+        let mut out = [0; Skipped::ALL.len()];
+        for reason in Skipped::ALL {
+            let values = skipped
+                .get(&(reason as u32), 0)
+                .map_err(map_err(names::SKIPPED))?;
+            out[reason as usize] = values.iter().sum();
+        }
+        Ok(out)
     }
 }
 

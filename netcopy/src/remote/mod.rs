@@ -62,6 +62,9 @@ struct KernelSide {
     sockets: FlowCounters,
     deliveries: FlowCounters,
     unseen: std::collections::BTreeMap<String, String>,
+    /// Events this side's probes could not count (see `KernelFigures::skipped`).
+    #[serde(default)]
+    skipped: [u64; 4],
 }
 
 impl KernelSide {
@@ -71,9 +74,11 @@ impl KernelSide {
         flows: &BTreeMap<FlowKey, FlowCounters>,
         own: impl Fn(&FlowKey) -> bool,
         unseen: std::collections::BTreeMap<String, String>,
+        skipped: [u64; 4],
     ) -> Self {
         let mut side = Self {
             unseen,
+            skipped,
             ..Self::default()
         };
         for (key, counters) in flows {
@@ -272,6 +277,7 @@ fn run_served(
                 &flows,
                 |k| k.local_port == port,
                 t.unseen(config.path.is_sink()),
+                t.skipped()?,
             ))
         }
         None => None,
@@ -379,6 +385,7 @@ impl Client {
                     &t.flows(1)?,
                     |k| k.local_port != port,
                     t.unseen(config.path.is_sink()),
+                    t.skipped()?,
                 ))
             }
             None => None,
@@ -412,6 +419,7 @@ impl Client {
                 Some(KernelFigures {
                     counters,
                     unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
+                    skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
                 })
             }
             _ => None,
