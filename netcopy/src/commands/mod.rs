@@ -1,0 +1,72 @@
+//! The commands: each turns parsed arguments into work. `check` and `serve` are short
+//! enough to live here.
+
+mod one;
+pub(crate) mod run_sweep;
+mod trace;
+
+pub(crate) use one::{bench_one, compare, explain};
+pub(crate) use run_sweep::{report, sweep, token_from_env};
+pub(crate) use trace::trace;
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use netcopy::kernel::{self, btf::Btf, tracer};
+
+use crate::cli::*;
+
+pub(crate) fn check() -> Result<ExitCode> {
+    let path = kernel::btf_path();
+    let btf = Btf::from_file(&path)?;
+    let offsets = tracer::resolve_offsets(&btf)?;
+    println!("BTF:      {}", path.display());
+    println!(
+        "offsets:  struct sock -> skc_num at byte {}, skc_dport at byte {}",
+        offsets.sock_local_port, offsets.sock_remote_port
+    );
+    let mut tracer = tracer::Tracer::load().context("loading the probes")?;
+    let skipped: u64 = tracer.skipped()?.iter().sum();
+    println!("skipped:  {skipped} events the probes could not count (per reason in each row)");
+    let missing = tracer.missing_hooks();
+    for hook in tracer::HOOKS {
+        match missing.iter().find(|(h, _)| h.program == hook.program) {
+            None => println!("attached: {} (tp_btf/{})", hook.program, hook.tracepoint),
+            Some((_, why)) => println!(
+                "missing:  {} (tp_btf/{}): {why}; empties {}",
+                hook.program,
+                hook.tracepoint,
+                if hook.feeds.is_empty() {
+                    "no column".to_owned()
+                } else {
+                    hook.feeds.join(", ")
+                }
+            ),
+        }
+    }
+    if missing.is_empty() {
+        println!("ok: every probe loads and attaches on this kernel");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "partial: {} of {} probes attach; the columns above stay empty, with the reason",
+            tracer::HOOKS.len() - missing.len(),
+            tracer::HOOKS.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+pub(crate) fn serve(args: Serve) -> Result<ExitCode> {
+    let tracer = if args.no_trace {
+        None
+    } else {
+        Some(tracer::Tracer::load()?)
+    };
+    let options = netcopy::remote::ServeOptions {
+        token: args.token.or_else(token_from_env),
+        idle: args.idle_timeout,
+    };
+    netcopy::remote::serve(args.bind, args.port, tracer, options)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,231 @@
+//! Commands that run one experiment: `bench-one`, `compare`, `explain`.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use netcopy::{
+    experiment,
+    kernel::tracer,
+    netpath::Network,
+    units,
+    workload::{self, Figures, Mode},
+};
+
+use crate::cli::*;
+
+pub(crate) fn bench_one(args: BenchOne) -> Result<ExitCode> {
+    let mut config = args.run.config(args.mode)?;
+    workload::check_fits(&config)?;
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    let mut tracer = args.run.tracer()?;
+    let _stats = match (&tracer, args.program_stats) {
+        (Some(_), true) => Some(tracer::enable_run_stats()?),
+        _ => None,
+    };
+    let network = Network::create(args.run.path)?;
+    let prepared = workload::Prepared::bind_on(config, &network)?;
+    let outcome = experiment::run(prepared, tracer.as_mut(), 1)?;
+    print_figures(&outcome.config, &outcome.figures, outcome.kernel.is_some());
+    if let Some(tracer) = tracer.as_ref().filter(|_| args.program_stats) {
+        for (name, runs, time) in tracer.program_stats() {
+            let mean = if runs > 0 {
+                time.as_nanos() as f64 / runs as f64
+            } else {
+                0.0
+            };
+            println!(
+                "program:    {name:<24} {runs:>10} runs, {mean:>7.0} ns each, {:>8.1} ms total",
+                time.as_secs_f64() * 1e3
+            );
+        }
+    }
+    if let Some(k) = &outcome.kernel {
+        print_kernel(k);
+        println!("checks:     {}", outcome.checks());
+        if !outcome.disagreements.is_empty() {
+            bail!("kernel and userspace disagree: {}", outcome.checks());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
+    workload::check_fits(&args.config(Mode::A1)?)?;
+    let mut tracer = args.tracer()?;
+    let network = Network::create(args.path)?;
+    println!(
+        "{} {} x {} connection(s), {:.1}s per mode after {:.1}s warmup, {}; bytes per byte sent:",
+        args.workload,
+        units::format_size(args.size),
+        args.threads,
+        args.duration.as_secs_f64(),
+        args.warmup.as_secs_f64(),
+        if tracer.is_some() {
+            "traced (Gbit/s include the observer's cost; --no-trace to time the modes)"
+        } else {
+            "untraced"
+        }
+    );
+    println!(
+        "{:<4} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9}  checks",
+        "mode", "Gbit/s", "copy@send", "pinned", "deferred", "to user", "fallback"
+    );
+    let mut failed = Vec::new();
+    for mode in Mode::ALL {
+        let outcome = match workload::Prepared::bind_on(args.config(mode)?, &network)
+            .and_then(|p| experiment::run(p, tracer.as_mut(), 1))
+        {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                println!("{:<4} failed: {err}", mode.name());
+                failed.push(mode.name());
+                continue;
+            }
+        };
+        let sent = outcome.figures.bytes_sent.max(1) as f64;
+        let per_byte = |v: u64| format!("{:.2}", v as f64 / sent);
+        let (copied, pinned, deferred, to_user, fallback) = match &outcome.kernel {
+            Some(k) => (
+                per_byte(k.counters.copied_at_send_bytes()),
+                per_byte(k.counters.pinned_bytes()),
+                per_byte(k.counters.deferred_copy_bytes),
+                per_byte(k.counters.recv_copy_bytes),
+                k.fallback_pct()
+                    .map_or("-".to_owned(), |p| format!("{p:.0} %")),
+            ),
+            None => Default::default(),
+        };
+        println!(
+            "{:<4} {:>9.3} {:>10} {:>8} {:>9} {:>9} {:>9}  {}",
+            mode.name(),
+            outcome.figures.send_gbps(),
+            copied,
+            pinned,
+            deferred,
+            to_user,
+            fallback,
+            if outcome.kernel.is_some() {
+                outcome.checks()
+            } else {
+                "not traced".to_owned()
+            }
+        );
+        if !outcome.disagreements.is_empty() {
+            failed.push(mode.name());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} failed or disagreed", failed.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn print_kernel(k: &experiment::KernelFigures) {
+    let c = &k.counters;
+    println!(
+        "kernel:     {} send calls, {} bytes: {} copied at send, {} pinned",
+        c.send_calls,
+        c.send_bytes,
+        c.copied_at_send_bytes(),
+        c.pinned_bytes()
+    );
+    let pages = match k.deferred_copy_pages() {
+        Some(pages) => format!("{pages} pages allocated by skb_copy_ubufs"),
+        None => format!("pages not measured ({})", k.note()),
+    };
+    println!(
+        "            {} bytes copied at delivery (deferred), {} copied again (retransmitted), {pages}; fallback {}",
+        c.deferred_copy_bytes,
+        c.recopied_bytes,
+        k.fallback_pct()
+            .map_or("n/a (nothing pinned)".to_owned(), |p| format!("{p:.1} %"))
+    );
+    println!(
+        "            {} receive calls, {} bytes copied to user; {} zero-copy notifications",
+        c.recv_calls, c.recv_copy_bytes, c.zc_notifications
+    );
+}
+
+/// Prints one experiment's userspace figures; `traced` says its speed carries the observer.
+pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool) {
+    println!(
+        "experiment: {} ({}), {}, {} x {}, {:.2}s window after {:.2}s warmup",
+        config.mode,
+        config.mode.describe(),
+        config.workload,
+        units::format_size(config.size),
+        if config.threads == 1 {
+            "1 connection".to_owned()
+        } else {
+            format!("{} connections", config.threads)
+        },
+        f.window.as_secs_f64(),
+        config.warmup.as_secs_f64()
+    );
+    println!("placement:  {}", config.placement);
+    println!(
+        "throughput: {:.3} Gbit/s sent, {:.3} Gbit/s received, {:.0} messages/s{}",
+        f.send_gbps(),
+        f.recv_gbps(),
+        f.messages_per_sec(),
+        if traced {
+            " (traced: includes the observer's cost; --no-trace to time it)"
+        } else {
+            " (untraced)"
+        }
+    );
+    if let Some(h) = &f.send_latency {
+        println!(
+            "send call:  p50 {:.2} us, p99 {:.2} us",
+            h.value_at_quantile(0.5) as f64 / 1e3,
+            h.value_at_quantile(0.99) as f64 / 1e3
+        );
+    }
+    if let Some(h) = &f.round_trip {
+        println!(
+            "round trip: p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, mean {:.2} us ({} round trips)",
+            h.value_at_quantile(0.5) as f64 / 1e3,
+            h.value_at_quantile(0.99) as f64 / 1e3,
+            h.value_at_quantile(0.999) as f64 / 1e3,
+            h.mean() / 1e3,
+            h.len()
+        );
+    }
+    println!(
+        "totals:     {} bytes sent in {} calls, {} bytes received in {} calls, {} messages verified",
+        f.bytes_sent, f.path.send_calls, f.bytes_received, f.recv_calls, f.verified_messages
+    );
+    if config.mode.is_zero_copy() {
+        let p = &f.path;
+        println!(
+            "zero-copy:  {} sends, {} completed in {} notifications, {} flagged copied ({}), {} ENOBUFS retries",
+            p.zc_sends,
+            p.zc_completed,
+            p.zc_notifications,
+            p.zc_copied,
+            p.copied_pct()
+                .map_or("n/a".to_owned(), |pct| format!("{pct:.1} %")),
+            p.enobufs_retries
+        );
+    }
+}
+
+/// Fails with a usage error unless `dir` exists (or can be made) and can be written.
+pub(crate) fn explain(args: BenchOne) -> Result<ExitCode> {
+    let mut config = args.run.config(args.mode)?;
+    workload::check_fits(&config)?;
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    let mut tracer = tracer::Tracer::load()?;
+    let network = Network::create(args.run.path)?;
+    let prepared = workload::Prepared::bind_on(config, &network)?;
+    let outcome = experiment::run(prepared, Some(&mut tracer), 1)?;
+    print!("{}", netcopy::explain::draw(&outcome));
+    if !outcome.disagreements.is_empty() {
+        bail!("kernel and userspace disagree: {}", outcome.checks());
+    }
+    Ok(ExitCode::SUCCESS)
+}

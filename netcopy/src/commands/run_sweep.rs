@@ -1,0 +1,188 @@
+//! `sweep` and `report`: the grid, its files, plots and report.
+
+use std::{io::Write as _, process::ExitCode};
+
+use anyhow::{Context as _, Result, bail};
+use netcopy::{kernel::tracer, netpath::Network, output, row::Row, sweep, workload::Workload};
+
+use crate::{Usage, cli::*};
+
+pub(crate) fn writable_folder(dir: &std::path::Path) -> Result<()> {
+    let bad = |e: std::io::Error| {
+        Usage(format!(
+            "cannot write to output folder {}: {e}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(bad)?;
+    let probe = dir.join(".netcopy-write-test");
+    std::fs::write(&probe, b"").map_err(bad)?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
+    let grid = args.grid()?;
+    writable_folder(&args.out)?;
+    if args.path.is_sink() && grid.workloads == [Workload::Rr] {
+        return Err(Usage(format!(
+            "the {} path cannot run rr (nothing replies from a sink)",
+            args.path
+        ))
+        .into());
+    }
+    let mut tracer = if args.no_trace {
+        None
+    } else {
+        let mut tracer = tracer::Tracer::load()?;
+        // The kernel's BPF statistics need CAP_SYS_ADMIN; without them only observer_ms is
+        // left empty.
+        if let Err(e) = tracer.time_programs() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "netcopy: observer_ms and observer_pct stay empty: {e}"
+            );
+        }
+        Some(tracer)
+    };
+    let network = Network::create(args.path)?;
+    let token = args.token.clone().or_else(token_from_env);
+    let mut remote = args
+        .connect
+        .map(|addr| netcopy::remote::Client::new(addr, token));
+    let mut out = output::ResultsDir::create(&args.out)?;
+    let started = std::time::Instant::now();
+    for note in grid.notes() {
+        eprintln!("netcopy: {note}");
+    }
+    let mut ended = sweep::Ended::default();
+    let mut result = sweep::run(
+        &grid,
+        target(&mut remote, &network),
+        tracer.as_mut(),
+        &mut out,
+        &mut ended,
+    );
+    if let Some(soak) = args.soak {
+        let mut pass = 1;
+        while result.is_ok() {
+            eprintln!("soak: pass {pass} rss_kib {}", resident_kib());
+            if ended.interrupted || started.elapsed() >= soak {
+                break;
+            }
+            // Keep only the last pass's rows in memory: the file has them all.
+            ended.rows.clear();
+            result = sweep::run(
+                &grid,
+                target(&mut remote, &network),
+                tracer.as_mut(),
+                &mut out,
+                &mut ended,
+            );
+            pass += 1;
+        }
+    }
+    // Detach before the slow part: plots and report need no kernel.
+    drop(tracer);
+    drop(remote);
+    drop(network);
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let written = finish_report(out.dir(), out.id(), &ended.rows, &command);
+    output::give_to_invoking_user(out.dir());
+    output::give_to_invoking_user(&args.out.join("latest"));
+    // A closed terminal (SIGHUP) must not turn this line into a panic: the files are written.
+    let _ = writeln!(
+        std::io::stdout(),
+        "{} rows in {:.0}s: {}",
+        ended.rows.len(),
+        started.elapsed().as_secs_f64(),
+        out.dir().display()
+    );
+    // The rows, plots and report are written whatever stopped the sweep; now say what did.
+    result?;
+    written?;
+    if ended.interrupted {
+        let _ = writeln!(
+            std::io::stderr(),
+            "netcopy: interrupted; every finished row is in {}",
+            out.dir().display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if ended.failed > 0 {
+        bail!(
+            "{} experiment(s) failed (rows marked failed, with the reason)",
+            ended.failed
+        );
+    }
+    if ended.disagreed > 0 && !args.keep_going {
+        bail!(
+            "{} experiment(s) where kernel and userspace disagree (see the checks column; --keep-going to exit 0)",
+            ended.disagreed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plots and report.md from the rows; the rows are already safe on disk whatever happens here.
+pub(crate) fn finish_report(
+    dir: &std::path::Path,
+    run: &str,
+    rows: &[Row],
+    command: &str,
+) -> Result<()> {
+    let summary = output::summary::Summary::from_rows(rows);
+    output::write_points(&dir.join("points.csv"), &summary)?;
+    let plots = output::plots::write_all(&dir.join("plots"), &summary)
+        .map_err(|e| anyhow::anyhow!("drawing the plots: {e}"))?;
+    let machine = output::report::Machine::detect();
+    let report = output::report::render(&summary, run, &machine, &plots, command);
+    let path = dir.join("report.md");
+    std::fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+pub(crate) fn report(args: Report) -> Result<ExitCode> {
+    let csv = args.dir.join("results.csv");
+    if !csv.is_file() {
+        return Err(Usage(format!("no results.csv in {}", args.dir.display())).into());
+    }
+    let rows = output::read_rows(&csv)?;
+    let run = rows.first().map_or_else(String::new, |r| r.run.clone());
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    finish_report(&args.dir, &run, &rows, &command)?;
+    output::give_to_invoking_user(&args.dir);
+    println!("{}", args.dir.join("report.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This process's resident memory, KiB.
+pub(crate) fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The shared secret from NETCOPY_TOKEN, when set and not empty.
+pub(crate) fn token_from_env() -> Option<String> {
+    std::env::var("NETCOPY_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
+/// The sweep's servers: a `netcopy serve` when one was given, else this process.
+pub(crate) fn target<'a>(
+    remote: &'a mut Option<netcopy::remote::Client>,
+    network: &'a Network,
+) -> sweep::Target<'a> {
+    match remote {
+        Some(client) => sweep::Target::Remote(client),
+        None => sweep::Target::Local(network),
+    }
+}
