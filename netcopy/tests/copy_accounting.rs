@@ -149,22 +149,8 @@ fn a_disagreement_is_reported_not_hidden() {
 /// the check is skipped and the row says why. When every send had one outcome, it applies.
 #[test]
 fn the_fallback_check_says_when_it_cannot_apply() {
-    let config = Config::new(Mode::A3, Workload::Stream, 1024, 1);
-    let mut figures = netcopy::workload::Figures {
-        bytes_sent: 1000,
-        bytes_received: 1000,
-        ..Default::default()
-    };
-    figures.path.bytes_sent = 1000;
-    figures.path.send_calls = 1;
-    figures.path.zc_completed = 10;
-    figures.path.zc_copied = 10;
-    let mut kernel = experiment::KernelFigures::default();
-    let c = &mut kernel.counters;
-    (c.send_calls, c.send_bytes, c.tcp_pinned_bytes) = (1, 1000, 1000);
-    (c.recv_bytes, c.recv_copy_bytes) = (1000, 1000);
-    c.deferred_copy_bytes = 500;
-    (c.deferred_copy_pages, c.deferred_copy_pages_required) = (1, 1);
+    let (config, figures, mut kernel) = agreeing(Mode::A3);
+    kernel.counters.deferred_copy_bytes = 500;
 
     // Half copied at delivery, the error queue says all: mixed, so not compared.
     let found = experiment::cross_check(&config, &figures, &kernel);
