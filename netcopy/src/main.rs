@@ -29,6 +29,21 @@ fn main() -> ExitCode {
         eprintln!("netcopy: cannot handle Ctrl-C: {err}");
         return ExitCode::FAILURE;
     }
+    // The commands that print a result for a reader (`netcopy explain | head`) end quietly
+    // when the reader goes away, as Unix tools do, instead of panicking in `println!`. The
+    // long-running ones (sweep, serve, trace) keep their files and cleanup: they write their
+    // lines ignoring a closed pipe.
+    if matches!(
+        cli.command,
+        Command::Check
+            | Command::BenchOne(_)
+            | Command::Compare(_)
+            | Command::Explain(_)
+            | Command::Report(_)
+    ) {
+        // SAFETY: restoring the default disposition of one signal, before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Check => commands::check(),
         Command::BenchOne(args) => commands::bench_one(args),

@@ -191,3 +191,42 @@ fn files_are_handed_to_the_sudo_user() {
     assert!(checked >= 8, "only {checked} entries");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `netcopy explain ... | head -0`: the reader is gone before netcopy prints; netcopy ends
+/// quietly, as Unix tools do (by SIGPIPE), never with a panic on stderr.
+#[test]
+fn a_reader_that_leaves_early_gets_no_panic() {
+    use std::io::Read as _;
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .args([
+            "explain",
+            "--no-trace",
+            "--mode",
+            "a1",
+            "--size",
+            "1K",
+            "--port",
+            "0",
+        ])
+        .args(["--duration", "100ms", "--warmup", "50ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("netcopy explain");
+    // The pipe's read end is closed before netcopy writes anything.
+    drop(child.stdout.take());
+    let status = common::wait_bounded(&mut child, std::time::Duration::from_secs(30), "explain");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        status.success() || status.signal() == Some(libc::SIGPIPE),
+        "{status}: {err}"
+    );
+}
