@@ -7,7 +7,7 @@ mod common;
 use std::{
     io::Read as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream},
-    os::fd::AsRawFd as _,
+    os::fd::{AsFd as _, AsRawFd as _},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -34,18 +34,7 @@ fn other_program(listener: TcpListener, stop: Arc<AtomicBool>) -> JoinHandle<u64
     thread::spawn(move || {
         let client = TcpStream::connect(addr).unwrap();
         let fd = client.as_raw_fd();
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket and a c_int option value that outlives the call.
-        let set = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_ZEROCOPY,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(set, 0, "SO_ZEROCOPY: {}", std::io::Error::last_os_error());
+        netcopy::workload::net::enable_zerocopy(client.as_fd()).expect("SO_ZEROCOPY");
         let buf = vec![0x5au8; 16 << 10];
         let mut notes = [0u8; 256];
         let mut sent = 0u64;

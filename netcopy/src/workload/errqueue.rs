@@ -139,18 +139,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let _server = listener.accept().unwrap();
         let fd = client.as_raw_fd();
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket and a c_int option value that outlives the call.
-        let set = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_ZEROCOPY,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(set, 0, "{}", io::Error::last_os_error());
+        super::super::net::enable_zerocopy(client.as_fd()).expect("SO_ZEROCOPY");
         let buf = [7u8; 4096];
         // SAFETY: buf outlives the send and its completion (read below).
         let sent = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_ZEROCOPY) };

@@ -140,6 +140,27 @@ pub fn recv_exact(
     Ok(true)
 }
 
+/// Turns on `SO_ZEROCOPY`: without it `MSG_ZEROCOPY` sends are silently copied and never
+/// notified.
+pub fn enable_zerocopy(socket: BorrowedFd<'_>) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid fd and a c_int option value of the right size that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ZEROCOPY,
+            (&raw const one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A read that timed out after [`STUCK_PEER`] as the error a row shows (the kernel's own
 /// says only "Resource temporarily unavailable"); any other error as it is.
 pub fn stuck(e: io::Error) -> io::Error {

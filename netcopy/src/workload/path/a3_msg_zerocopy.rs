@@ -14,7 +14,7 @@ use std::{
 use super::{FIELDS, PathCounters, SendPath, Ticket, advance, sendmsg};
 use crate::{
     error::{Error, Result},
-    workload::{completions::Completions, errqueue, message::Message},
+    workload::{completions::Completions, errqueue, message::Message, net},
 };
 
 pub struct MsgZerocopy {
@@ -27,23 +27,10 @@ pub struct MsgZerocopy {
 
 impl MsgZerocopy {
     pub fn new(socket: OwnedFd) -> Result<Self> {
-        let one: libc::c_int = 1;
-        // SAFETY: a valid fd and a c_int option value of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ZEROCOPY,
-                (&raw const one).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::Unavailable {
-                mode: "a3",
-                reason: format!("setsockopt(SO_ZEROCOPY): {}", io::Error::last_os_error()),
-            });
-        }
+        net::enable_zerocopy(socket.as_fd()).map_err(|e| Error::Unavailable {
+            mode: "a3",
+            reason: format!("setsockopt(SO_ZEROCOPY): {e}"),
+        })?;
         Ok(Self {
             socket,
             completions: Completions::default(),
