@@ -34,9 +34,15 @@ pub fn requested() -> bool {
 
 /// Sleeps for `d`, waking early when a stop is requested. Returns false if it woke early.
 pub fn sleep(d: Duration) -> bool {
+    sleep_unless(d, || false)
+}
+
+/// Sleeps for `d`, waking early when a stop is requested or `stop()` says so. Returns false
+/// if it woke early.
+pub fn sleep_unless(d: Duration, stop: impl Fn() -> bool) -> bool {
     let end = Instant::now() + d;
     loop {
-        if requested() {
+        if requested() || stop() {
             return false;
         }
         let left = end.saturating_duration_since(Instant::now());

@@ -214,14 +214,7 @@ impl PhaseClock {
     /// Waits `d`, or less when netcopy is asked to stop or a worker failed (its error ends
     /// the experiment now, not at the end of its window).
     fn wait(&self, d: Duration) {
-        let end = Instant::now() + d;
-        while !interrupt::requested() && !self.failed.load(Ordering::Relaxed) {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(5)));
-        }
+        interrupt::sleep_unless(d, || self.failed.load(Ordering::Relaxed));
     }
 
     fn set(&self, phase: Phase) {
