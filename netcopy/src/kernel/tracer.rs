@@ -416,11 +416,6 @@ impl Tracer {
             .collect()
     }
 
-    /// Why the deferred copy's pages are not counted on this machine, when they are not.
-    pub fn pages_unavailable(&self) -> Option<&str> {
-        self.pages_unavailable.as_deref()
-    }
-
     fn ports(&mut self) -> Result<HashMap<&mut MapData, u16, Watch>> {
         let map = self
             .ebpf
