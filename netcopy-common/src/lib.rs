@@ -105,8 +105,9 @@ impl SendDecision {
     pub const NONE: u32 = u32::MAX;
 }
 
-/// Capacity of [`names::WATCHED_PORTS`].
-pub const MAX_WATCHED_PORTS: u32 = 1024;
+/// Length of [`names::WATCHED_PORTS`]: an array indexed by port, so a probe finds a port's
+/// watch with an inlined array access instead of a hash lookup (a helper call).
+pub const WATCHED_PORTS_LEN: u32 = 1 << 16;
 /// Capacity of [`names::WATCHED_TGIDS`].
 pub const MAX_WATCHED_TGIDS: u32 = 64;
 /// Capacity of [`names::WATCHED_CONNS`].
@@ -170,6 +171,8 @@ impl Watch {
     pub const ANY_ADDRESS: u32 = 1;
     /// Only sockets whose own (local) endpoint it is; not clients connecting to it.
     pub const LOCAL_ONLY: u32 = 2;
+    /// Set in every watch; an unwatched port's entry is all zero.
+    pub const ACTIVE: u32 = 4;
 }
 /// Capacity of [`names::FLOWS`]: one entry per observed socket.
 pub const MAX_FLOWS: u32 = 8192;
@@ -241,6 +244,9 @@ pub struct KernelOffsets {
     pub page_size: u32,
     /// `struct sk_buff` -> `len` (u32: bytes from `data` on, fragments included).
     pub skb_len: u32,
+    /// 1: every program returns before doing anything. Only the benchmark sets it, to measure
+    /// the floor: what entering the programs costs, apart from what they do.
+    pub count_nothing: u32,
     /// Text address range of `skb_copy_ubufs` (from /proc/kallsyms): a page allocated with a
     /// return address inside it is the deferred copy's.
     pub skb_copy_ubufs_start: u64,

@@ -4,20 +4,20 @@ use aya_ebpf::{
     Global,
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use netcopy_common::{
     DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_CONNS,
-    MAX_WATCHED_PORTS, MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, Watch,
+    WATCHED_PORTS_LEN, MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, Watch,
 };
 
 /// Filled in by userspace from BTF and kallsyms before load (see `netcopy::kernel::tracer`).
 #[unsafe(no_mangle)]
 // SAFETY: KernelOffsets is plain integers; all-zero is a valid (unresolved) value.
-static OFFSETS: Global<KernelOffsets> = Global::new(unsafe { core::mem::zeroed() });
+pub static OFFSETS: Global<KernelOffsets> = Global::new(unsafe { core::mem::zeroed() });
 
 #[map(name = "WATCHED_PORTS")]
-pub static WATCHED_PORTS: HashMap<u16, Watch> = HashMap::with_max_entries(MAX_WATCHED_PORTS, 0);
+pub static WATCHED_PORTS: Array<Watch> = Array::with_max_entries(WATCHED_PORTS_LEN, 0);
 
 #[map(name = "WATCHED_TGIDS")]
 pub static WATCHED_TGIDS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_WATCHED_TGIDS, 0);
@@ -77,12 +77,19 @@ pub fn skipped(reason: Skipped) {
     }
 }
 
-/// The offsets as patched in by the loader (`Global` keeps the compiler from folding in the
-/// zeros above).
-#[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    OFFSETS.load()
+/// One field of the offsets as patched in by the loader. Read volatile, so the compiler does
+/// not fold in the zeros above, and one field at a time: `Global::load` would copy the whole
+/// struct onto the stack at every use. The map behind it is frozen read-only, so the verifier
+/// knows each value as a constant.
+macro_rules! offset {
+    ($field:ident) => {{
+        let all =
+            core::ptr::addr_of!($crate::maps::OFFSETS).cast::<netcopy_common::KernelOffsets>();
+        // SAFETY: `Global` is repr(transparent) over an initialised KernelOffsets.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*all).$field)) }
+    }};
 }
+pub(crate) use offset;
 
 /// This CPU's counters for `key`, created zeroed on first use.
 ///

@@ -3,7 +3,10 @@
 
 use netcopy_common::{Addr, MAX_FRAGS, v4_mapped};
 
-use crate::{maps::offsets, sock::read};
+use crate::{
+    maps::offset,
+    sock::{field, read},
+};
 
 pub use crate::sock::{IPPROTO_TCP, IPPROTO_UDP};
 
@@ -43,19 +46,18 @@ pub fn tcp_segment(packet: &Packet, ip_payload: u32) -> Option<(u32, u32)> {
 /// BIG TCP, where a packet over 64 KiB says 0.
 #[inline(always)]
 pub fn payload_from_skb(skb: *const u8, packet: &Packet) -> Option<u32> {
-    let len: u32 = read(skb, offsets().skb_len)?;
+    let len: u32 = field(skb, offset!(skb_len))?;
     Some(len.saturating_sub(packet.header))
 }
 
 /// The skb's `skb_shared_info` (at `head + end`).
 #[inline(always)]
 pub fn shared_info(skb: *const u8) -> Option<*const u8> {
-    let o = offsets();
-    let head: u64 = read(skb, o.skb_head)?;
-    let end = if o.skb_end_is_offset == 1 {
-        head + u64::from(read::<u32>(skb, o.skb_end)?)
+    let head: u64 = field(skb, offset!(skb_head))?;
+    let end = if offset!(skb_end_is_offset) == 1 {
+        head + u64::from(field::<u32>(skb, offset!(skb_end))?)
     } else {
-        read::<u64>(skb, o.skb_end)?
+        field::<u64>(skb, offset!(skb_end))?
     };
     Some(end as *const u8)
 }
@@ -64,22 +66,20 @@ pub fn shared_info(skb: *const u8) -> Option<*const u8> {
 /// (`SKBFL_ZEROCOPY_ENABLE`).
 #[inline(always)]
 pub fn carries_user_pages(shinfo: *const u8) -> Option<bool> {
-    let o = offsets();
-    let flags: u8 = read(shinfo, o.shinfo_flags)?;
-    Some(u32::from(flags) & o.skbfl_zerocopy_enable != 0)
+    let flags: u8 = read(shinfo, offset!(shinfo_flags))?;
+    Some(u32::from(flags) & offset!(skbfl_zerocopy_enable) != 0)
 }
 
 /// Sum of the skb's page-fragment lengths.
 #[inline(always)]
 pub fn fragment_bytes(shinfo: *const u8) -> Option<u64> {
-    let o = offsets();
-    let nr_frags: u8 = read(shinfo, o.shinfo_nr_frags)?;
+    let nr_frags: u8 = read(shinfo, offset!(shinfo_nr_frags))?;
     let mut bytes = 0u64;
     for i in 0..MAX_FRAGS {
         if i >= u32::from(nr_frags) {
             break;
         }
-        let at = o.shinfo_frags + i * o.frag_size + o.frag_len;
+        let at = offset!(shinfo_frags) + i * offset!(frag_size) + offset!(frag_len);
         bytes += u64::from(read::<u32>(shinfo, at)?);
     }
     Some(bytes)
@@ -88,9 +88,8 @@ pub fn fragment_bytes(shinfo: *const u8) -> Option<u64> {
 /// The IP packet in the skb, from its network header. None for anything but IPv4/IPv6.
 #[inline(always)]
 pub fn ip_packet(skb: *const u8) -> Option<Packet> {
-    let o = offsets();
-    let head: u64 = read(skb, o.skb_head)?;
-    let network: u16 = read(skb, o.skb_network_header)?;
+    let head: u64 = field(skb, offset!(skb_head))?;
+    let network: u16 = field(skb, offset!(skb_network_header))?;
     let ip = (head + u64::from(network)) as *const u8;
     let version_ihl: u8 = read(ip, 0)?;
     let (protocol, header, ip_payload, fragment, source_addr, dest_addr) = match version_ihl >> 4 {

@@ -333,6 +333,9 @@ pub(crate) struct BenchOne {
     /// Also print each eBPF program's runs and mean run time (kernel BPF statistics).
     #[arg(long)]
     pub(crate) program_stats: bool,
+    /// Attach every program, each returning at once, and count nothing: the observer's floor.
+    #[arg(long, conflicts_with = "no_trace")]
+    pub(crate) empty_programs: bool,
     #[command(flatten)]
     pub(crate) run: RunArgs,
 }

@@ -4,8 +4,8 @@ use aya_ebpf::programs::BtfTracePointContext;
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{flow_counters, offsets},
-    sock::{read, watched_flow},
+    maps::{flow_counters, offset},
+    sock::{field, watched_flow},
 };
 
 /// `sock:inet_sk_error_report(sk)`: `__msg_zerocopy_callback` reports each notification it
@@ -13,7 +13,7 @@ use crate::{
 pub fn try_inet_sk_error_report(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let sk: *const u8 = ctx.arg(0);
     let key = watched_flow(sk).or_skip()?;
-    let sk_err: i32 = read(sk, offsets().sock_err).or_skip()?;
+    let sk_err: i32 = field(sk, offset!(sock_err)).or_skip()?;
     if sk_err != 0 {
         return Err(Skip);
     }

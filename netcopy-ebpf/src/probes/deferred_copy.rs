@@ -10,7 +10,7 @@ const RECHECK_EVERY: u32 = 64;
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{DELIVERED_UP_TO, DELIVERING, STACK_SCRATCH, flow_counters, offsets, skipped},
+    maps::{DELIVERED_UP_TO, DELIVERING, STACK_SCRATCH, flow_counters, offset, skipped},
     skb::{
         IPPROTO_TCP, IPPROTO_UDP, Packet, carries_user_pages, fragment_bytes, ip_packet,
         payload_from_skb, shared_info, tcp_segment,
@@ -56,8 +56,11 @@ pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     } else {
         0
     };
-    let o = offsets();
-    let pages = ubuf_copy_pages(bytes, u64::from(o.page_size), u64::from(o.max_skb_frags));
+    let pages = ubuf_copy_pages(
+        bytes,
+        u64::from(offset!(page_size)),
+        u64::from(offset!(max_skb_frags)),
+    );
     set_delivering(key, pages);
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
@@ -116,7 +119,6 @@ fn delivered_before(key: &FlowKey, packet: &Packet, ip_payload: u32, bytes: u64)
 /// Whether `skb_copy_ubufs` is on this allocation's kernel stack.
 #[inline(always)]
 fn under_skb_copy_ubufs(ctx: &BtfTracePointContext) -> Option<bool> {
-    let o = offsets();
     let stack = STACK_SCRATCH.get_ptr_mut(0)?;
     let size = (STACK_DEPTH * 8) as u32;
     // SAFETY: the scratch buffer is this CPU's and exactly `size` bytes long.
@@ -131,7 +133,7 @@ fn under_skb_copy_ubufs(ctx: &BtfTracePointContext) -> Option<bool> {
         }
         // SAFETY: i < STACK_DEPTH, inside the buffer.
         let ip = unsafe { (*stack)[i] };
-        if ip >= o.skb_copy_ubufs_start && ip < o.skb_copy_ubufs_end {
+        if ip >= offset!(skb_copy_ubufs_start) && ip < offset!(skb_copy_ubufs_end) {
             return Some(true);
         }
     }

@@ -4,8 +4,8 @@ use aya_ebpf::programs::BtfTracePointContext;
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{flow_counters, offsets},
-    sock::{is_udp, read, watched_flow_or_adopt},
+    maps::{flow_counters, offset},
+    sock::{field, is_udp, watched_flow_or_adopt},
 };
 
 /// Not data: a peek leaves the bytes queued and an error-queue read returns notifications.
@@ -50,8 +50,7 @@ pub fn try_skb_copy_datagram_iovec(ctx: &BtfTracePointContext) -> Result<(), Ski
     if len <= 0 {
         return Err(Skip);
     }
-    let sk: u64 = read(skb, offsets().skb_sk).or_skip()?;
-    let sk = sk as *const u8;
+    let sk: *const u8 = field(skb, offset!(skb_sk)).or_skip()?;
     if is_udp(sk) {
         return Err(Skip);
     }

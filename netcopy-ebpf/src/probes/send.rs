@@ -6,9 +6,9 @@ use netcopy_common::{SendDecision, Skipped};
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{SEND_DECISIONS, flow_counters, offsets, skipped},
+    maps::{SEND_DECISIONS, flow_counters, offset, skipped},
     skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
-    sock::{is_udp, read, watched_flow, watched_flow_or_adopt},
+    sock::{field, is_udp, watched_flow, watched_flow_or_adopt},
 };
 
 /// include/linux/socket.h
@@ -22,16 +22,15 @@ pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let sk: *const u8 = ctx.arg(0);
     let msg: *const u8 = ctx.arg(1);
     watched_flow_or_adopt(sk).or_skip()?;
-    let o = offsets();
-    let flags: u32 = read(msg, o.msghdr_flags).or_skip()?;
+    let flags: u32 = field(msg, offset!(msghdr_flags)).or_skip()?;
     let pinned = flags & MSG_ZEROCOPY != 0 && {
-        let ubuf: u64 = read(msg, o.msghdr_ubuf).or_skip()?;
+        let ubuf: u64 = field(msg, offset!(msghdr_ubuf)).or_skip()?;
         let enabled = ubuf != 0 || {
-            let sk_flags: u64 = read(sk, o.sock_flags).or_skip()?;
-            sk_flags >> o.sock_zerocopy_bit & 1 == 1
+            let sk_flags: u64 = field(sk, offset!(sock_flags)).or_skip()?;
+            sk_flags >> offset!(sock_zerocopy_bit) & 1 == 1
         };
-        let route_caps: u64 = read(sk, o.sock_route_caps).or_skip()?;
-        enabled && route_caps >> o.netif_sg_bit & 1 == 1
+        let route_caps: u64 = field(sk, offset!(sock_route_caps)).or_skip()?;
+        enabled && route_caps >> offset!(netif_sg_bit) & 1 == 1
     };
     let decision = SendDecision {
         pinned: u32::from(pinned),
@@ -94,10 +93,8 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
 /// retransmitted and resegmented, so transmits do not map to send calls).
 pub fn try_net_dev_start_xmit(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let skb: *const u8 = ctx.arg(0);
-    let o = offsets();
     // Every fragment of a datagram still belongs to the sending socket.
-    let sk: u64 = read(skb, o.skb_sk).or_skip()?;
-    let sk = sk as *const u8;
+    let sk: *const u8 = field(skb, offset!(skb_sk)).or_skip()?;
     if !is_udp(sk) {
         return Err(Skip);
     }
@@ -110,7 +107,7 @@ pub fn try_net_dev_start_xmit(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let payload = u64::from(packet.ip_payload.saturating_sub(udp_header));
     let shinfo = shared_info(skb).or_skip()?;
     let pinned = if packet.unfragmented && carries_user_pages(shinfo).or_skip()? {
-        let data_len: u32 = read(skb, o.skb_data_len).or_skip()?;
+        let data_len: u32 = field(skb, offset!(skb_data_len)).or_skip()?;
         u64::from(data_len).min(payload)
     } else {
         0

@@ -19,14 +19,20 @@ pub(crate) fn bench_one(args: BenchOne) -> Result<ExitCode> {
     if let Some(port) = args.port {
         config.port = port;
     }
-    let mut tracer = args.run.tracer()?;
+    let mut tracer = if args.empty_programs {
+        Some(tracer::Tracer::load_empty()?)
+    } else {
+        args.run.tracer()?
+    };
     let _stats = match (&tracer, args.program_stats) {
         (Some(_), true) => Some(tracer::enable_run_stats()?),
         _ => None,
     };
     let network = Network::create(args.run.path)?;
     let prepared = workload::Prepared::bind_on(config, &network)?;
-    let outcome = experiment::run(prepared, tracer.as_mut(), 1)?;
+    // Empty programs stay attached while the experiment runs without reading them.
+    let counting = tracer.as_mut().filter(|_| !args.empty_programs);
+    let outcome = experiment::run(prepared, counting, 1)?;
     print_figures(&outcome.config, &outcome.figures, outcome.kernel.is_some());
     if let Some(tracer) = tracer.as_ref().filter(|_| args.program_stats) {
         for (name, runs, time) in tracer.program_stats() {

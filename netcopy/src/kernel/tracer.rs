@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::SocketAddr};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
     programs::{BtfTracePoint, tp_btf::BtfTracePointLinkId},
 };
 use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, Skipped, Watch, kernel_addr, names};
@@ -191,6 +191,7 @@ pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
         max_skb_frags: btf.array_len("skb_shared_info", "frags")?,
         page_size: page_size(),
         skb_len: btf.member_offset("sk_buff", "len")?,
+        count_nothing: 0,
         skb_copy_ubufs_start: 0,
         skb_copy_ubufs_end: 0,
     })
@@ -269,12 +270,23 @@ impl Tracer {
     /// Loads and attaches every program this kernel accepts. A refused hook only empties the
     /// columns it feeds (see [`Tracer::unseen`]); the load fails only when no hook is left.
     pub fn load() -> Result<Self> {
+        Self::load_programs(false)
+    }
+
+    /// Loads and attaches the same programs, each returning before it does anything: they
+    /// count nothing, and what they cost is the floor, the price of entering them at all.
+    pub fn load_empty() -> Result<Self> {
+        Self::load_programs(true)
+    }
+
+    fn load_programs(count_nothing: bool) -> Result<Self> {
         if !super::can_trace() {
             return Err(Error::NotPermitted);
         }
         let path = btf_path();
         let btf = Btf::from_file(&path)?;
         let mut offsets = resolve_offsets(&btf)?;
+        offsets.count_nothing = u32::from(count_nothing);
         let pages_unavailable = match super::kallsyms::function_range("skb_copy_ubufs") {
             Some((start, end)) => {
                 offsets.skb_copy_ubufs_start = start;
@@ -416,12 +428,15 @@ impl Tracer {
             .collect()
     }
 
-    fn ports(&mut self) -> Result<HashMap<&mut MapData, u16, Watch>> {
+    /// Sets `port`'s entry of the port array (an all-zero [`Watch`] unwatches it).
+    fn set_port(&mut self, port: u16, watch: Watch) -> Result<()> {
         let map = self
             .ebpf
             .map_mut(names::WATCHED_PORTS)
             .expect("object defines WATCHED_PORTS");
-        HashMap::try_from(map).map_err(map_err(names::WATCHED_PORTS))
+        Array::try_from(map)
+            .and_then(|mut ports| ports.set(u32::from(port), watch, 0))
+            .map_err(map_err(names::WATCHED_PORTS))
     }
 
     fn flows_map(&self) -> Result<PerCpuHashMap<&MapData, FlowKey, FlowCounters>> {
@@ -464,9 +479,13 @@ impl Tracer {
     }
 
     fn watch(&mut self, port: u16, watch: Watch) -> Result<()> {
-        self.ports()?
-            .insert(port, watch, 0)
-            .map_err(map_err(names::WATCHED_PORTS))
+        self.set_port(
+            port,
+            Watch {
+                flags: watch.flags | Watch::ACTIVE,
+                ..watch
+            },
+        )
     }
 
     /// Counts every socket process `tgid` sends or receives on under `slot`, from its next
@@ -485,10 +504,7 @@ impl Tracer {
 
     /// Stops counting `port`; counts already made stay until [`Tracer::clear`].
     pub fn unwatch_port(&mut self, port: u16) -> Result<()> {
-        match self.ports()?.remove(&port) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(err) => Err(map_err(names::WATCHED_PORTS)(err)),
-        }
+        self.set_port(port, Watch::default())
     }
 
     /// Every socket counted under `slot`, each summed over CPUs.
