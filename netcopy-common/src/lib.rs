@@ -224,6 +224,8 @@ pub struct KernelOffsets {
     pub shinfo_flags: u32,
     /// `struct skb_shared_info` -> `nr_frags` (u8).
     pub shinfo_nr_frags: u32,
+    /// `struct skb_shared_info` -> `frag_list` (pointer).
+    pub shinfo_frag_list: u32,
     /// `struct skb_shared_info` -> `frags` (array of skb_frag_t).
     pub shinfo_frags: u32,
     /// Size of one `skb_frag_t`.

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use netcopy_common::{
     DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_CONNS,
-    WATCHED_PORTS_LEN, MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, Watch,
+    MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, WATCHED_PORTS_LEN, Watch,
 };
 
 /// Filled in by userspace from BTF and kallsyms before load (see `netcopy::kernel::tracer`).
@@ -51,6 +51,10 @@ pub struct Delivering {
     pub confirmed: u32,
     /// Signature-matched allocations counted since the last stack walk.
     pub since_walk: u32,
+    /// Pages counted for `key` and not yet added to its counters: they are added once per
+    /// skb (when its copy has all the pages it needs, or when the next skb arrives), not at
+    /// every page, which saves a hash lookup per page.
+    pub pages_pending: u32,
 }
 
 #[map(name = "DELIVERING")]

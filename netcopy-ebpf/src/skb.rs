@@ -28,17 +28,15 @@ pub struct Packet {
     pub unfragmented: bool,
     /// Whether the transport header is in this packet (it is in the first fragment only).
     pub has_transport_header: bool,
-    /// Where the transport header starts.
-    pub transport: *const u8,
+    /// For TCP: the segment's sequence number and its header's length.
+    pub tcp_seq: u32,
+    pub tcp_header: u32,
 }
 
 /// A TCP segment's sequence number and payload length, given the bytes after its IP header.
 #[inline(always)]
-pub fn tcp_segment(packet: &Packet, ip_payload: u32) -> Option<(u32, u32)> {
-    let seq = u32::from_be(read(packet.transport, 4)?);
-    let data_offset: u8 = read(packet.transport, 12)?;
-    let header = u32::from(data_offset >> 4) * 4;
-    Some((seq, ip_payload.saturating_sub(header)))
+pub fn tcp_segment(packet: &Packet, ip_payload: u32) -> (u32, u32) {
+    (packet.tcp_seq, ip_payload.saturating_sub(packet.tcp_header))
 }
 
 /// The bytes after the IP header of a received skb, from the skb's own length: on the receive
@@ -70,9 +68,15 @@ pub fn carries_user_pages(shinfo: *const u8) -> Option<bool> {
     Some(u32::from(flags) & offset!(skbfl_zerocopy_enable) != 0)
 }
 
-/// Sum of the skb's page-fragment lengths.
+/// Sum of the skb's page-fragment lengths: its `data_len` when it has no `frag_list` (the
+/// bytes beyond the linear part are then all in page fragments), else summed fragment by
+/// fragment.
 #[inline(always)]
-pub fn fragment_bytes(shinfo: *const u8) -> Option<u64> {
+pub fn fragment_bytes(skb: *const u8, shinfo: *const u8) -> Option<u64> {
+    let frag_list: u64 = read(shinfo, offset!(shinfo_frag_list))?;
+    if frag_list == 0 {
+        return field::<u32>(skb, offset!(skb_data_len)).map(u64::from);
+    }
     let nr_frags: u8 = read(shinfo, offset!(shinfo_nr_frags))?;
     let mut bytes = 0u64;
     for i in 0..MAX_FRAGS {
@@ -86,56 +90,60 @@ pub fn fragment_bytes(shinfo: *const u8) -> Option<u64> {
 }
 
 /// The IP packet in the skb, from its network header. None for anything but IPv4/IPv6.
+///
+/// Two reads in all (the IP header's first 40 bytes, then the transport header's first 16),
+/// not one per field: each read is a helper call. Reading past a short header stays inside
+/// the skb's head buffer, which holds the headers, their tailroom and the shared info.
 #[inline(always)]
 pub fn ip_packet(skb: *const u8) -> Option<Packet> {
     let head: u64 = field(skb, offset!(skb_head))?;
     let network: u16 = field(skb, offset!(skb_network_header))?;
     let ip = (head + u64::from(network)) as *const u8;
-    let version_ihl: u8 = read(ip, 0)?;
-    let (protocol, header, ip_payload, fragment, source_addr, dest_addr) = match version_ihl >> 4 {
+    let h: [u8; 40] = read(ip, 0)?;
+    let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let word = |at: usize| u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let words = |at: usize| [word(at), word(at + 4), word(at + 8), word(at + 12)];
+    let (protocol, header, ip_payload, fragment, source_addr, dest_addr) = match h[0] >> 4 {
         4 => {
-            let header = u32::from(version_ihl & 0xf) * 4;
-            let total = u32::from(u16::from_be(read(ip, 2)?));
+            let header = u32::from(h[0] & 0xf) * 4;
             // Flags and fragment offset: MF (0x2000) or a non-zero offset (0x1fff).
-            let frag = u16::from_be(read(ip, 6)?);
+            let frag = be16(6);
             (
-                read(ip, 9)?,
+                h[9],
                 header,
-                total.saturating_sub(header),
+                u32::from(be16(2)).saturating_sub(header),
                 (frag & 0x2000 != 0, frag & 0x1fff != 0),
-                v4_mapped(read(ip, 12)?),
-                v4_mapped(read(ip, 16)?),
+                v4_mapped(word(12)),
+                v4_mapped(word(16)),
             )
         }
         6 => (
-            read(ip, 6)?,
+            h[6],
             40,
-            u32::from(u16::from_be(read(ip, 4)?)),
+            u32::from(be16(4)),
             (false, false),
-            read(ip, 8)?,
-            read(ip, 24)?,
+            words(8),
+            words(24),
         ),
         _ => return None,
     };
     let (more_fragments, later_fragment) = fragment;
-    let (source, dest) = if later_fragment {
-        (0, 0)
+    let t: [u8; 16] = if later_fragment {
+        [0; 16]
     } else {
-        (
-            u16::from_be(read(ip, header)?),
-            u16::from_be(read(ip, header + 2)?),
-        )
+        read(ip, header)?
     };
     Some(Packet {
         protocol,
-        source,
-        dest,
+        source: u16::from_be_bytes([t[0], t[1]]),
+        dest: u16::from_be_bytes([t[2], t[3]]),
         source_addr,
         dest_addr,
         ip_payload,
         header,
         unfragmented: !more_fragments && !later_fragment,
         has_transport_header: !later_fragment,
-        transport: ip.wrapping_add(header as usize),
+        tcp_seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        tcp_header: u32::from(t[12] >> 4) * 4,
     })
 }

@@ -180,6 +180,7 @@ pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
         skb_data_len: btf.member_offset("sk_buff", "data_len")?,
         shinfo_flags: btf.member_offset("skb_shared_info", "flags")?,
         shinfo_nr_frags: btf.member_offset("skb_shared_info", "nr_frags")?,
+        shinfo_frag_list: btf.member_offset("skb_shared_info", "frag_list")?,
         shinfo_frags: btf.member_offset("skb_shared_info", "frags")?,
         frag_size,
         frag_len,
