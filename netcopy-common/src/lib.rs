@@ -95,13 +95,20 @@ pub fn ubuf_copy_pages(pagelen: u64, page_size: u64, max_frags: u64) -> u64 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SendDecision {
-    /// 1: the pages are pinned (zero-copy); 0: the bytes are copied from user memory;
+    /// [`SendDecision::COPIED`], [`SendDecision::PINNED`], [`SendDecision::REFERENCED`], or
     /// [`SendDecision::NONE`]: no send call in progress (the entry is reused, not deleted).
-    pub pinned: u32,
+    pub how: u32,
     pub _pad: u32,
 }
 
 impl SendDecision {
+    /// Copied from user memory into kernel pages during the call.
+    pub const COPIED: u32 = 0;
+    /// User pages pinned and attached to the skb (MSG_ZEROCOPY, io_uring zero-copy).
+    pub const PINNED: u32 = 1;
+    /// Pages the kernel already owned (the page cache, for sendfile and splice) attached to
+    /// the skb by reference (MSG_SPLICE_PAGES).
+    pub const REFERENCED: u32 = 2;
     pub const NONE: u32 = u32::MAX;
 }
 
@@ -297,6 +304,9 @@ pub struct FlowCounters {
     pub tcp_copied_at_send_bytes: u64,
     /// TCP: sent bytes whose user pages the kernel pinned instead of copying.
     pub tcp_pinned_bytes: u64,
+    /// TCP: sent bytes attached by reference to pages the kernel already owned (sendfile and
+    /// splice from the page cache: MSG_SPLICE_PAGES): neither copied nor pinned user memory.
+    pub tcp_referenced_at_send_bytes: u64,
     /// TCP: sent bytes of a call `tcp_sendmsg_locked` never decided, so not classified.
     pub unclassified_send_bytes: u64,
     /// UDP: datagram payload bytes that left in kernel memory (`net:net_dev_start_xmit`).
@@ -337,6 +347,7 @@ impl FlowCounters {
         self.recv_bytes += other.recv_bytes;
         self.tcp_copied_at_send_bytes += other.tcp_copied_at_send_bytes;
         self.tcp_pinned_bytes += other.tcp_pinned_bytes;
+        self.tcp_referenced_at_send_bytes += other.tcp_referenced_at_send_bytes;
         self.unclassified_send_bytes += other.unclassified_send_bytes;
         self.udp_copied_at_send_bytes += other.udp_copied_at_send_bytes;
         self.udp_pinned_bytes += other.udp_pinned_bytes;

@@ -255,6 +255,9 @@ pub(crate) struct RunArgs {
     /// rr: receivers spin on non-blocking reads instead of sleeping (no idle wake-ups).
     #[arg(long)]
     pub(crate) busy_poll: bool,
+    /// stream: receivers map whole pages with TCP_ZEROCOPY_RECEIVE instead of copying them.
+    #[arg(long)]
+    pub(crate) zerocopy_receive: bool,
 }
 
 /// Where worker threads run.
@@ -310,6 +313,7 @@ impl RunArgs {
         config.path = self.path;
         config.placement = self.placement.resolve()?;
         config.busy_poll = self.busy_poll;
+        config.zerocopy_receive = self.zerocopy_receive;
         Ok(config)
     }
 

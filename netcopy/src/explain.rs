@@ -99,9 +99,10 @@ pub fn draw(outcome: &Outcome) -> String {
         &mut o,
         "send call (tcp_sendmsg / transmit)",
         format!(
-            "{} bytes copied, {} bytes pinned",
+            "{} bytes copied, {} bytes pinned, {} bytes referenced (page cache)",
             grouped(c.copied_at_send_bytes()),
-            grouped(c.pinned_bytes())
+            grouped(c.pinned_bytes()),
+            grouped(c.tcp_referenced_at_send_bytes)
         ),
     );
     arrow(&mut o, &format!("{} device", cfg.path));

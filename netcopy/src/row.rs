@@ -63,6 +63,7 @@ pub struct Row {
     pub k_send_bytes: Option<u64>,
     pub k_copied_at_send_bytes: Option<u64>,
     pub k_pinned_bytes: Option<u64>,
+    pub k_referenced_at_send_bytes: Option<u64>,
     pub k_unclassified_send_bytes: Option<u64>,
     pub k_deferred_copy_bytes: Option<u64>,
     pub k_recopied_bytes: Option<u64>,
@@ -205,6 +206,8 @@ impl Row {
             self.k_copied_at_send_bytes =
                 k.figure("k_copied_at_send_bytes", c.copied_at_send_bytes());
             self.k_pinned_bytes = k.figure("k_pinned_bytes", c.pinned_bytes());
+            self.k_referenced_at_send_bytes =
+                k.figure("k_referenced_at_send_bytes", c.tcp_referenced_at_send_bytes);
             self.k_unclassified_send_bytes =
                 k.figure("k_unclassified_send_bytes", c.unclassified_send_bytes);
             self.k_deferred_copy_bytes = k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes);

@@ -119,8 +119,20 @@ impl Grid {
     }
 
     /// The workloads and sizes the path can carry, and a note for each kind it cannot.
-    fn carried(&self) -> (Vec<Workload>, Vec<usize>, Vec<String>) {
+    fn carried(&self) -> (Vec<Workload>, Vec<usize>, Vec<Mode>, Vec<String>) {
         let mut notes = Vec::new();
+        let modes: Vec<Mode> = self
+            .modes
+            .iter()
+            .copied()
+            .filter(|m| !(self.path.is_sink() && *m == Mode::A5))
+            .collect();
+        if modes.len() < self.modes.len() {
+            notes.push(format!(
+                "{}: a5 left out (sendfile is measured on TCP)",
+                self.path
+            ));
+        }
         let workloads: Vec<Workload> = self
             .workloads
             .iter()
@@ -145,24 +157,24 @@ impl Grid {
                 self.path
             ));
         }
-        (workloads, sizes, notes)
+        (workloads, sizes, modes, notes)
     }
 
     /// What the grid leaves out because the path cannot carry it, for the user to read
     /// before the sweep starts.
     pub fn notes(&self) -> Vec<String> {
-        self.carried().2
+        self.carried().3
     }
 
     /// Every grid point the path can carry, modes innermost so the modes of one point run
     /// back to back.
     pub fn points(&self) -> Vec<Config> {
-        let (workloads, sizes, _) = self.carried();
+        let (workloads, sizes, modes, _) = self.carried();
         let mut out = Vec::new();
         for &workload in &workloads {
             for &size in &sizes {
                 for &threads in &self.threads {
-                    for &mode in &self.modes {
+                    for &mode in &modes {
                         let mut config = Config::new(mode, workload, size, threads);
                         config.duration = self.duration;
                         config.warmup = self.warmup;

@@ -34,6 +34,7 @@ pub struct TraceRow {
     pub k_send_bytes: Option<u64>,
     pub k_copied_at_send_bytes: Option<u64>,
     pub k_pinned_bytes: Option<u64>,
+    pub k_referenced_at_send_bytes: Option<u64>,
     pub k_unclassified_send_bytes: Option<u64>,
     pub k_deferred_copy_bytes: Option<u64>,
     pub k_recopied_bytes: Option<u64>,
@@ -59,6 +60,8 @@ impl TraceRow {
             k_send_bytes: k.figure("k_send_bytes", c.send_bytes),
             k_copied_at_send_bytes: k.figure("k_copied_at_send_bytes", c.copied_at_send_bytes()),
             k_pinned_bytes: k.figure("k_pinned_bytes", c.pinned_bytes()),
+            k_referenced_at_send_bytes: k
+                .figure("k_referenced_at_send_bytes", c.tcp_referenced_at_send_bytes),
             k_unclassified_send_bytes: k
                 .figure("k_unclassified_send_bytes", c.unclassified_send_bytes),
             k_deferred_copy_bytes: k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes),
@@ -217,13 +220,14 @@ pub fn table(rows: &[TraceRow]) -> String {
     }
     let _ = writeln!(
         o,
-        "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+        "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
         "local",
         "remote",
         "sends",
         "sent B",
         "copied@send B",
         "pinned B",
+        "referenced B",
         "deferred B",
         "fallbk%",
         "to user B",
@@ -232,13 +236,14 @@ pub fn table(rows: &[TraceRow]) -> String {
     for r in rows {
         let _ = writeln!(
             o,
-            "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+            "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
             endpoint(&r.local_addr, r.local_port),
             endpoint(&r.remote_addr, r.remote_port),
             cell(r.k_send_calls),
             cell(r.k_send_bytes),
             cell(r.k_copied_at_send_bytes),
             cell(r.k_pinned_bytes),
+            cell(r.k_referenced_at_send_bytes),
             cell(r.k_deferred_copy_bytes),
             r.k_fallback_pct
                 .map_or("-".to_owned(), |p| format!("{p:.1}")),

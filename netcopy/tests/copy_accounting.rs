@@ -29,6 +29,55 @@ fn traced_run(
     }
 }
 
+/// a5 (sendfile from a memfd) attaches page-cache pages by reference: nothing is copied or
+/// pinned at send, nothing is copied at delivery, and the receiver's copy is the only one.
+/// Stream at three sizes (1 MiB takes several kernel sends per sendfile) and rr, each with
+/// sampled messages checked byte for byte.
+#[test]
+fn a5_sends_page_cache_pages_by_reference() {
+    let Some(mut tracer) = common::tracer_or_skip("a5_sends_page_cache_pages_by_reference") else {
+        return;
+    };
+    let points = [
+        (Workload::Stream, 256),
+        (Workload::Stream, 16 << 10),
+        (Workload::Stream, 1 << 20),
+        (Workload::Rr, 16 << 10),
+    ];
+    for (slot, (workload, size)) in points.into_iter().enumerate() {
+        let what = format!("a5 {workload} {size}");
+        let mut config = Config::new(Mode::A5, workload, size, 1);
+        config.port = 0;
+        config.sample_every = 7;
+        config.warmup = Duration::from_millis(100);
+        config.duration = Duration::from_millis(300);
+        let outcome = traced_run(config, &mut tracer, slot as u32 + 1, &what).expect(&what);
+        let f = &outcome.figures;
+        let k = outcome.kernel.as_ref().expect("traced");
+        let c = &k.counters;
+        assert!(f.bytes_sent > 0, "{what}");
+        assert_eq!(outcome.checks(), "ok", "{what}: {c:?}");
+        assert_eq!(
+            f.bytes_received, f.bytes_sent,
+            "{what}: every byte delivered"
+        );
+        assert!(
+            f.verified_messages >= 2,
+            "{what}: {} checked",
+            f.verified_messages
+        );
+        assert_eq!(c.send_bytes, f.bytes_sent, "{what}");
+        assert_eq!(
+            c.tcp_referenced_at_send_bytes, f.bytes_sent,
+            "{what}: {c:?}"
+        );
+        assert_eq!(c.copied_at_send_bytes(), 0, "{what}");
+        assert_eq!(c.pinned_bytes(), 0, "{what}");
+        assert_eq!(c.deferred_copy_bytes + c.deferred_copy_pages, 0, "{what}");
+        assert_eq!(c.recv_copy_bytes, f.bytes_received, "{what}");
+    }
+}
+
 #[test]
 fn loopback_copies_every_byte_once_or_defers_it() {
     let Some(mut tracer) = common::tracer_or_skip("loopback_copies_every_byte") else {
@@ -69,8 +118,17 @@ fn loopback_copies_every_byte_once_or_defers_it() {
                 c.deferred_copy_bytes
             );
             assert_eq!(outcome.figures.path.copied_pct(), Some(100.0), "{mode}");
+        } else if mode == Mode::A5 {
+            assert_eq!(c.tcp_referenced_at_send_bytes, sent, "{mode}: {c:?}");
+            assert_eq!(
+                (c.pinned_bytes(), c.copied_at_send_bytes()),
+                (0, 0),
+                "{mode}"
+            );
+            assert_eq!(c.deferred_copy_bytes, 0, "{mode}");
         } else {
             assert_eq!(c.pinned_bytes(), 0, "{mode}");
+            assert_eq!(c.tcp_referenced_at_send_bytes, 0, "{mode}");
             assert_eq!(c.copied_at_send_bytes(), sent, "{mode}");
             assert_eq!(c.deferred_copy_bytes, 0, "{mode}");
             assert_eq!(k.fallback_pct(), None, "{mode}");

@@ -59,19 +59,25 @@ fn wait_until(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
-#[test]
-fn traced_iperf3_sent_exactly_what_it_reports() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if common::tracer_or_skip("traced_iperf3_sent_exactly_what_it_reports").is_none() {
-        return;
-    }
+/// What a traced iperf3 client run gave: the trace rows of its data connections, the
+/// bytes iperf3 reports sending, and the rows of other sockets on the data connections' ports.
+struct TracedIperf3 {
+    data: Vec<TraceRow>,
+    reported: u64,
+    connections: u64,
+    server_side: Vec<TraceRow>,
+}
+
+/// Runs `iperf3 -c` (1 s, two streams, plus `extra`) under `netcopy trace`, against an iperf3
+/// server that is not traced. None (said, and only outside CI) without iperf3.
+fn traced_iperf3(name: &str, extra: &[&str]) -> Option<TracedIperf3> {
     if Command::new("iperf3").arg("--version").output().is_err() {
         assert!(
             !common::in_ci(),
             "iperf3 missing: cargo xtask setup installs it"
         );
-        eprintln!("SKIPPED traced_iperf3: iperf3 is not installed (cargo xtask setup installs it)");
-        return;
+        eprintln!("SKIPPED {name}: iperf3 is not installed (cargo xtask setup installs it)");
+        return None;
     }
     let port_number = common::free_port();
     let port = port_number.to_string();
@@ -83,25 +89,15 @@ fn traced_iperf3_sent_exactly_what_it_reports() {
     wait_until("iperf3 listening", || {
         listening(std::net::Ipv4Addr::LOCALHOST, port_number)
     });
-    let dir = out_dir("iperf3");
+    let dir = out_dir(name);
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("iperf3.json");
     let status = Command::new(env!("CARGO_BIN_EXE_netcopy"))
         .args(["trace", "--out"])
         .arg(&dir)
-        .args([
-            "--",
-            "iperf3",
-            "-c",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-t",
-            "1",
-            "-P",
-            "2",
-            "-J",
-        ])
+        .args(["--", "iperf3", "-c", "127.0.0.1", "-p", &port])
+        .args(["-t", "1", "-P", "2", "-J"])
+        .args(extra)
         .arg("--logfile")
         .arg(&report)
         .stdout(Stdio::null())
@@ -124,24 +120,73 @@ fn traced_iperf3_sent_exactly_what_it_reports() {
         .collect();
     assert_eq!(data_ports.len(), 2);
     let rows = read_trace(&dir);
-    let traced: u64 = rows
-        .iter()
-        .filter(|r| data_ports.contains(&r.local_port))
-        .map(|r| r.k_send_bytes.expect("send bytes seen"))
-        .sum();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (data, other): (Vec<TraceRow>, Vec<TraceRow>) = rows
+        .into_iter()
+        .partition(|r| data_ports.contains(&r.local_port));
+    Some(TracedIperf3 {
+        data,
+        reported,
+        connections: data_ports.len() as u64,
+        server_side: other
+            .into_iter()
+            .filter(|r| data_ports.contains(&r.remote_port))
+            .collect(),
+    })
+}
+
+fn sum(rows: &[TraceRow], f: impl Fn(&TraceRow) -> Option<u64>) -> u64 {
+    rows.iter().map(|r| f(r).expect("figure seen")).sum()
+}
+
+#[test]
+fn traced_iperf3_sent_exactly_what_it_reports() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let name = "traced_iperf3_sent_exactly_what_it_reports";
+    if common::tracer_or_skip(name).is_none() {
+        return;
+    }
+    let Some(run) = traced_iperf3(name, &[]) else {
+        return;
+    };
+    let traced = sum(&run.data, |r| r.k_send_bytes);
     assert_eq!(
         traced,
-        reported + IPERF3_COOKIE * data_ports.len() as u64,
-        "{rows:?}"
+        run.reported + IPERF3_COOKIE * run.connections,
+        "{:?}",
+        run.data
     );
+    assert_eq!(sum(&run.data, |r| r.k_copied_at_send_bytes), traced);
     // The server is another process: its sockets are not the traced client's, although their
     // ports are the data connections' peers.
-    let server_side: Vec<&TraceRow> = rows
-        .iter()
-        .filter(|r| data_ports.contains(&r.remote_port))
-        .collect();
-    assert!(server_side.is_empty(), "{server_side:?}");
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(run.server_side.is_empty(), "{:?}", run.server_side);
+}
+
+/// `iperf3 -Z` sends with sendfile (from a file it maps as its buffer): every data byte it
+/// reports is attached by reference, only the cookie is copied, nothing is pinned.
+#[test]
+fn traced_iperf3_sendfile_is_referenced_not_copied() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let name = "traced_iperf3_sendfile_is_referenced_not_copied";
+    if common::tracer_or_skip(name).is_none() {
+        return;
+    }
+    let Some(run) = traced_iperf3(name, &["-Z"]) else {
+        return;
+    };
+    assert_eq!(
+        sum(&run.data, |r| r.k_referenced_at_send_bytes),
+        run.reported,
+        "{:?}",
+        run.data
+    );
+    assert_eq!(
+        sum(&run.data, |r| r.k_copied_at_send_bytes),
+        IPERF3_COOKIE * run.connections
+    );
+    assert_eq!(sum(&run.data, |r| r.k_pinned_bytes), 0);
+    assert_eq!(sum(&run.data, |r| r.k_deferred_copy_bytes), 0);
+    assert!(run.server_side.is_empty(), "{:?}", run.server_side);
 }
 
 #[test]

@@ -165,7 +165,15 @@ fn serve_and_connect_across_namespaces_fill_both_sides() {
         assert!(r.bytes_received.unwrap_or(0) > 0, "{what}");
         if r.mode == "a3" {
             // veth into another namespace is still a local delivery: copied there.
-            assert_eq!(r.k_pinned_bytes, r.k_deferred_copy_bytes, "{what}");
+            assert_eq!(
+                r.k_pinned_bytes,
+                r.k_deferred_copy_bytes,
+                "{what}: recopied {:?}, pages {:?} of {:?}, note {}",
+                r.k_recopied_bytes,
+                r.k_deferred_copy_pages,
+                r.k_deferred_copy_pages_required,
+                r.k_note
+            );
             assert_eq!(r.k_fallback_pct, Some(100.0), "{what}");
         }
     }

@@ -18,6 +18,8 @@ use crate::{cmd, setup};
 const REPS: usize = 3;
 /// Part 1 compares two noisy figures against a line (1.0): more repetitions for its medians.
 const HARNESS_REPS: usize = 9;
+/// Part 2's interleaved (untraced, floor, traced) triples per point.
+const OBSERVER_REPS: usize = 5;
 const DURATION: &str = "2s";
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -58,6 +60,60 @@ fn netcopy_row(netcopy: &Path, args: &[&str], scratch: &Path) -> Result<BTreeMap
         .map(str::to_owned)
         .zip(record.iter().map(str::to_owned))
         .collect())
+}
+
+/// What one `bench-one` run printed: its send throughput and, with `--program-stats`, one
+/// line per program.
+struct OneRun {
+    gbps: f64,
+    program_lines: Vec<String>,
+}
+
+/// One `bench-one` stream run of `mode` at `size`, placed by `placement`, with `extra`
+/// arguments (`--no-trace`, `--empty-programs`, `--program-stats`).
+fn bench_one(
+    netcopy: &Path,
+    mode: &str,
+    size: &str,
+    placement: &[&str],
+    extra: &[&str],
+) -> Result<OneRun> {
+    let out = Command::new(netcopy)
+        .args([
+            "bench-one",
+            "--mode",
+            mode,
+            "--size",
+            size,
+            "--duration",
+            DURATION,
+        ])
+        .args(["--warmup", "300ms"])
+        .args(placement)
+        .args(extra)
+        .output()
+        .context("running netcopy bench-one")?;
+    if !out.status.success() {
+        bail!(
+            "netcopy bench-one {mode} {size} {extra:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let gbps = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("throughput:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("bench-one printed no throughput")?;
+    Ok(OneRun {
+        gbps,
+        program_lines: stdout
+            .lines()
+            .filter(|l| l.starts_with("program:"))
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// The sweep arguments of one stream point: `conns` connections of `mode` at `size`, placed
@@ -348,45 +404,45 @@ pub fn run(skip_default_sweep: bool) -> Result<()> {
     eprintln!("bench: 2/4 tracing overhead");
     let _ = writeln!(
         md,
-        "## 2. Tracing overhead: the same experiment traced and untraced (stream, 1 connection)\n"
+        "## 2. Tracing overhead: the same experiment untraced, with empty programs, and traced (stream, 1 connection)\n"
     );
     let _ = writeln!(
         md,
-        "`same` pins the whole experiment on CPU 0 (the worst case: no idle core absorbs the probes); `split` puts clients on CPU 0 and servers on CPU 1.\n"
+        "Medians of {OBSERVER_REPS} interleaved triples (`bench-one`, no BPF statistics running). `floor`: every program attached but returning at once (`--empty-programs`), the price of entering them at all. `same` pins the whole experiment on CPU 0 (the worst case: no idle core absorbs the probes); `split` puts clients on CPU 0 and servers on CPU 1.\n"
     );
     let _ = writeln!(
         md,
-        "| placement | mode | size | untraced Gbit/s | traced Gbit/s | traced / untraced | target |"
+        "| placement | mode | size | untraced Gbit/s | floor Gbit/s | traced Gbit/s | floor / untraced | traced / untraced | target |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     let mut copies: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
     for (name, placement, _) in PLACEMENTS {
         for mode in ["a1", "a3"] {
             for (size, target) in [("256", 0.90), ("16K", 0.95)] {
-                let (mut off, mut on) = (Vec::new(), Vec::new());
-                let mut per_byte = Vec::new();
-                for _ in 0..REPS {
-                    let point = stream_point("1", mode, size, false, placement);
-                    off.push(number(
-                        &netcopy_row(&netcopy, &point, &scratch)?,
-                        "send_gbps",
-                    ));
-                    let point = stream_point("1", mode, size, true, placement);
-                    let traced = netcopy_row(&netcopy, &point, &scratch)?;
-                    on.push(number(&traced, "send_gbps"));
-                    per_byte.push(
-                        number(&traced, "copies_per_byte")
-                            - number(&traced, "user_copy_bytes") / number(&traced, "bytes_sent"),
+                let (mut off, mut floor, mut on) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..OBSERVER_REPS {
+                    off.push(bench_one(&netcopy, mode, size, placement, &["--no-trace"])?.gbps);
+                    floor.push(
+                        bench_one(&netcopy, mode, size, placement, &["--empty-programs"])?.gbps,
                     );
+                    on.push(bench_one(&netcopy, mode, size, placement, &[])?.gbps);
                 }
-                let (u, t) = (median(off), median(on));
+                let (u, f, t) = (median(off), median(floor), median(on));
                 if name == "same" {
-                    copies.insert((mode.to_owned(), size.to_owned()), (u, median(per_byte)));
+                    let traced = netcopy_row(
+                        &netcopy,
+                        &stream_point("1", mode, size, true, placement),
+                        &scratch,
+                    )?;
+                    let per_byte = number(&traced, "copies_per_byte")
+                        - number(&traced, "user_copy_bytes") / number(&traced, "bytes_sent");
+                    copies.insert((mode.to_owned(), size.to_owned()), (u, per_byte));
                 }
                 let ratio = t / u;
                 let _ = writeln!(
                     md,
-                    "| {name} | {mode} | {size} | {u:.2} | {t:.2} | {ratio:.2} | {target:.2}: {} |",
+                    "| {name} | {mode} | {size} | {u:.2} | {f:.2} | {t:.2} | {:.2} | {ratio:.2} | {target:.2}: {} |",
+                    f / u,
                     if ratio >= target { "met" } else { "missed" }
                 );
             }
@@ -394,28 +450,26 @@ pub fn run(skip_default_sweep: bool) -> Result<()> {
     }
     let _ = writeln!(
         md,
-        "\nPer-program cost while traced (kernel BPF statistics, `bench-one --program-stats`, a3 16 KiB):\n"
+        "\nPer-program cost on one CPU (kernel BPF statistics, `bench-one --program-stats`; the statistics add a clock read to every run, so these include it). Each block first with empty programs (the floor per run), then traced:\n"
     );
-    let stats = Command::new(&netcopy)
-        .args([
-            "bench-one",
-            "--mode",
-            "a3",
-            "--size",
-            "16K",
-            "--duration",
-            DURATION,
-            "--program-stats",
-        ])
-        .output()?;
-    let _ = writeln!(md, "```");
-    for line in String::from_utf8_lossy(&stats.stdout)
-        .lines()
-        .filter(|l| l.starts_with("program:") || l.starts_with("throughput:"))
-    {
-        let _ = writeln!(md, "{line}");
+    for (mode, size) in [("a1", "256"), ("a3", "16K")] {
+        for extra in [&["--empty-programs"][..], &[]] {
+            let mut args = vec!["--program-stats"];
+            args.extend_from_slice(extra);
+            let run = bench_one(&netcopy, mode, size, PLACEMENTS[1].1, &args)?;
+            let what = if extra.is_empty() {
+                "traced"
+            } else {
+                "empty programs"
+            };
+            let _ = writeln!(md, "{mode} {size}, {what}:\n```");
+            for line in run.program_lines {
+                let _ = writeln!(md, "{line}");
+            }
+            let _ = writeln!(md, "```");
+        }
     }
-    let _ = writeln!(md, "```\n");
+    let _ = writeln!(md);
 
     // 3. The copy limit.
     eprintln!("bench: 3/4 copy limit");

@@ -13,29 +13,40 @@ use crate::{
 
 /// include/linux/socket.h
 const MSG_ZEROCOPY: u32 = 0x400_0000;
+const MSG_SPLICE_PAGES: u32 = 0x800_0000;
 
 /// `tcp:tcp_sendmsg_locked(sk, msg, skb, size_goal)`: fires in the send loop of every TCP send
-/// call with data left. Decides, with the kernel's own inputs, whether this call's bytes are
-/// pinned: `MSG_ZEROCOPY` in the message flags, the socket's `SOCK_ZEROCOPY` flag (or an
-/// io_uring `msg_ubuf`, which needs none) and scatter-gather on the route's device.
+/// call with data left. Decides, with the kernel's own inputs and in its order, how this
+/// call's bytes reach the skb: pinned when the message flags ask `MSG_ZEROCOPY` and the socket
+/// has `SOCK_ZEROCOPY` (or io_uring set `msg_ubuf`, which needs none); otherwise referenced
+/// when they carry `MSG_SPLICE_PAGES` (sendfile, splice); either only with scatter-gather on
+/// the route's device. Everything else is copied.
 pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let sk: *const u8 = ctx.arg(0);
     let msg: *const u8 = ctx.arg(1);
     watched_flow_or_adopt(sk).or_skip()?;
     let flags: u32 = field(msg, offset!(msghdr_flags)).or_skip()?;
-    let pinned = flags & MSG_ZEROCOPY != 0 && {
+    let scatter_gather = || -> Result<bool, Skip> {
+        let route_caps: u64 = field(sk, offset!(sock_route_caps)).or_skip()?;
+        Ok(route_caps >> offset!(netif_sg_bit) & 1 == 1)
+    };
+    let how = if flags & MSG_ZEROCOPY != 0 {
         let ubuf: u64 = field(msg, offset!(msghdr_ubuf)).or_skip()?;
         let enabled = ubuf != 0 || {
             let sk_flags: u64 = field(sk, offset!(sock_flags)).or_skip()?;
             sk_flags >> offset!(sock_zerocopy_bit) & 1 == 1
         };
-        let route_caps: u64 = field(sk, offset!(sock_route_caps)).or_skip()?;
-        enabled && route_caps >> offset!(netif_sg_bit) & 1 == 1
+        if enabled && scatter_gather()? {
+            SendDecision::PINNED
+        } else {
+            SendDecision::COPIED
+        }
+    } else if flags & MSG_SPLICE_PAGES != 0 && scatter_gather()? {
+        SendDecision::REFERENCED
+    } else {
+        SendDecision::COPIED
     };
-    let decision = SendDecision {
-        pinned: u32::from(pinned),
-        _pad: 0,
-    };
+    let decision = SendDecision { how, _pad: 0 };
     let task = bpf_get_current_pid_tgid();
     match SEND_DECISIONS.get_ptr_mut(task) {
         // SAFETY: the task's own entry; only this task writes it.
@@ -60,8 +71,8 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         // SAFETY: the task's own entry; read, then marked consumed.
         unsafe {
             let d = *slot;
-            (*slot).pinned = SendDecision::NONE;
-            (d.pinned != SendDecision::NONE).then_some(d)
+            (*slot).how = SendDecision::NONE;
+            (d.how != SendDecision::NONE).then_some(d.how)
         }
     });
     let counters = flow_counters(&key).or_skip()?;
@@ -75,7 +86,8 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         (*counters).send_calls += 1;
         (*counters).send_bytes += bytes;
         match decision {
-            Some(SendDecision { pinned: 1, .. }) => (*counters).tcp_pinned_bytes += bytes,
+            Some(SendDecision::PINNED) => (*counters).tcp_pinned_bytes += bytes,
+            Some(SendDecision::REFERENCED) => (*counters).tcp_referenced_at_send_bytes += bytes,
             Some(_) => (*counters).tcp_copied_at_send_bytes += bytes,
             // UDP is classified when it leaves (`net_dev_start_xmit`); a TCP call without a
             // decision is a gap in the accounting, counted so the cross-check can see it.

@@ -75,8 +75,8 @@ pub(crate) fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
         }
     );
     println!(
-        "{:<4} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9}  checks",
-        "mode", "Gbit/s", "copy@send", "pinned", "deferred", "to user", "fallback"
+        "{:<4} {:>9} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9}  checks",
+        "mode", "Gbit/s", "copy@send", "pinned", "referenced", "deferred", "to user", "fallback"
     );
     let mut failed = Vec::new();
     for mode in Mode::ALL {
@@ -92,10 +92,11 @@ pub(crate) fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
         };
         let sent = outcome.figures.bytes_sent.max(1) as f64;
         let per_byte = |v: u64| format!("{:.2}", v as f64 / sent);
-        let (copied, pinned, deferred, to_user, fallback) = match &outcome.kernel {
+        let (copied, pinned, referenced, deferred, to_user, fallback) = match &outcome.kernel {
             Some(k) => (
                 per_byte(k.counters.copied_at_send_bytes()),
                 per_byte(k.counters.pinned_bytes()),
+                per_byte(k.counters.tcp_referenced_at_send_bytes),
                 per_byte(k.counters.deferred_copy_bytes),
                 per_byte(k.counters.recv_copy_bytes),
                 k.fallback_pct()
@@ -104,11 +105,12 @@ pub(crate) fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
             None => Default::default(),
         };
         println!(
-            "{:<4} {:>9.3} {:>10} {:>8} {:>9} {:>9} {:>9}  {}",
+            "{:<4} {:>9.3} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9}  {}",
             mode.name(),
             outcome.figures.send_gbps(),
             copied,
             pinned,
+            referenced,
             deferred,
             to_user,
             fallback,
@@ -131,11 +133,12 @@ pub(crate) fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
 pub(crate) fn print_kernel(k: &experiment::KernelFigures) {
     let c = &k.counters;
     println!(
-        "kernel:     {} send calls, {} bytes: {} copied at send, {} pinned",
+        "kernel:     {} send calls, {} bytes: {} copied at send, {} pinned, {} referenced (page cache)",
         c.send_calls,
         c.send_bytes,
         c.copied_at_send_bytes(),
-        c.pinned_bytes()
+        c.pinned_bytes(),
+        c.tcp_referenced_at_send_bytes
     );
     let pages = match k.deferred_copy_pages() {
         Some(pages) => format!("{pages} pages allocated by skb_copy_ubufs"),
@@ -203,6 +206,12 @@ pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool
         "totals:     {} bytes sent in {} calls, {} bytes received in {} calls, {} messages verified",
         f.bytes_sent, f.path.send_calls, f.bytes_received, f.recv_calls, f.verified_messages
     );
+    if let Some(zc) = &f.zc_receive {
+        println!(
+            "zc receive: {} bytes mapped, {} copied ({} of them by read), {} getsockopt calls; TCP_INFO bytes received {}",
+            zc.mapped_bytes, zc.copied_bytes, zc.read_bytes, zc.calls, zc.tcp_bytes_received
+        );
+    }
     if config.mode.is_zero_copy() {
         let p = &f.path;
         println!(

@@ -41,6 +41,7 @@ pub const WITHHOLD_ENV: &str = "NETCOPY_WITHHOLD_HOOKS";
 const SEND_FEEDS: &[&str] = &[
     "k_copied_at_send_bytes",
     "k_pinned_bytes",
+    "k_referenced_at_send_bytes",
     "k_unclassified_send_bytes",
 ];
 
@@ -63,6 +64,7 @@ pub const HOOKS: &[Hook] = &[
             "k_send_bytes",
             "k_copied_at_send_bytes",
             "k_pinned_bytes",
+            "k_referenced_at_send_bytes",
             "k_unclassified_send_bytes",
         ],
     },

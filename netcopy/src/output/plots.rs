@@ -407,6 +407,10 @@ fn kernel_bytes(s: &Summary) -> StackedBars {
                 ("user copy (a1's memcpy)", per_byte(|r| r.user_copy_bytes)),
                 ("copied at send", per_byte(|r| r.k_copied_at_send_bytes)),
                 ("pinned", per_byte(|r| r.k_pinned_bytes)),
+                (
+                    "referenced (page cache)",
+                    per_byte(|r| r.k_referenced_at_send_bytes),
+                ),
                 ("deferred copy", per_byte(|r| r.k_deferred_copy_bytes)),
                 ("copied to user", per_byte(|r| r.k_recv_copy_bytes)),
             ],

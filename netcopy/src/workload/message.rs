@@ -50,6 +50,8 @@ pub fn expected_byte(size: usize, seq: u64, offset: usize) -> u8 {
 pub struct Message {
     fields: [Box<[u8]>; FIELDS],
     size: usize,
+    /// The sequence number last stamped.
+    seq: u64,
 }
 
 impl Message {
@@ -64,11 +66,20 @@ impl Message {
                 .map(|j| pattern(f, j))
                 .collect::<Box<[u8]>>()
         });
-        Self { fields, size }
+        Self {
+            fields,
+            size,
+            seq: 0,
+        }
     }
 
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// The sequence number last stamped (0 before any).
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     pub fn fields(&self) -> &[Box<[u8]>; FIELDS] {
@@ -80,6 +91,7 @@ impl Message {
     pub fn stamp(&mut self, seq: u64) {
         let n = stamp_len(self.size);
         self.fields[0][..n].copy_from_slice(&seq.to_le_bytes()[..n]);
+        self.seq = seq;
     }
 
     /// The eight fields as an iovec array, pointing into this message.
@@ -95,6 +107,9 @@ impl Message {
 pub struct Verifier {
     size: usize,
     sample_every: u64,
+    /// Message `seq` carries stamp `seq % stamp_period` (a5 sends a file of pre-stamped
+    /// messages round and round); `None`: stamp `seq`.
+    stamp_period: Option<u64>,
     offset: u64,
     /// Sampled messages whose bytes were all checked.
     pub checked: u64,
@@ -121,10 +136,11 @@ impl std::fmt::Display for Mismatch {
 
 impl Verifier {
     /// Checks message 0 and every `sample_every`-th after it.
-    pub fn new(size: usize, sample_every: u64) -> Self {
+    pub fn new(size: usize, sample_every: u64, stamp_period: Option<u64>) -> Self {
         Self {
             size,
             sample_every: sample_every.max(1),
+            stamp_period: stamp_period.filter(|&p| p > 0),
             offset: 0,
             checked: 0,
         }
@@ -139,8 +155,9 @@ impl Verifier {
             let within = (self.offset % size) as usize;
             let take = (self.size - within).min(chunk.len() - at);
             if seq.is_multiple_of(self.sample_every) {
+                let stamp = self.stamp_period.map_or(seq, |p| seq % p);
                 for (k, &found) in chunk[at..at + take].iter().enumerate() {
-                    let expected = expected_byte(self.size, seq, within + k);
+                    let expected = expected_byte(self.size, stamp, within + k);
                     if found != expected {
                         return Err(Mismatch {
                             seq,
@@ -205,13 +222,13 @@ mod tests {
             msg.stamp(seq);
             stream.extend(flatten(&msg));
         }
-        let mut verifier = Verifier::new(size, 3);
+        let mut verifier = Verifier::new(size, 3, None);
         for chunk in stream.chunks(37) {
             verifier.feed(chunk).unwrap();
         }
         assert_eq!(verifier.checked, 4); // messages 0, 3, 6, 9
         stream[3 * size + 50] ^= 0xff;
-        let mut verifier = Verifier::new(size, 3);
+        let mut verifier = Verifier::new(size, 3, None);
         let err = stream
             .chunks(64)
             .try_for_each(|c| verifier.feed(c))

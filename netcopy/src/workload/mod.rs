@@ -14,6 +14,7 @@ pub mod path;
 mod rr;
 mod sink;
 mod stream;
+pub mod zc_receive;
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
@@ -87,12 +88,19 @@ pub struct Config {
     /// rr: receivers spin on non-blocking reads instead of sleeping in the kernel, so a round
     /// trip pays no idle wake-up.
     pub busy_poll: bool,
+    /// stream: receivers map whole pages with `TCP_ZEROCOPY_RECEIVE` instead of copying
+    /// (see [`zc_receive`]).
+    pub zerocopy_receive: bool,
 }
 
 impl Config {
     /// Messages the sender cycles through. A copying mode's buffer is free again when the
     /// send returns, so it reuses one, cache-hot, as real senders (and iperf3) do; a
     /// zero-copy mode must leave a buffer alone until its completion, so it needs a pool.
+    pub fn stamp_period(&self) -> Option<u64> {
+        self.mode.stamp_period(self.size)
+    }
+
     pub fn ring_len(&self) -> usize {
         if self.mode.is_zero_copy() {
             self.ring
@@ -118,6 +126,7 @@ impl Config {
             placement: Placement::on_this_machine(Policy::default())
                 .unwrap_or_else(|_| Placement::unpinned()),
             busy_poll: false,
+            zerocopy_receive: false,
         }
     }
 }
@@ -154,6 +163,8 @@ pub struct Figures {
     /// Run time of the observer's eBPF programs over the window, when traced with run-time
     /// statistics on.
     pub observer_time: Option<Duration>,
+    /// With zero-copy receive: what the receivers mapped and copied.
+    pub zc_receive: Option<zc_receive::ZcReceiveCounters>,
 }
 
 impl Figures {
@@ -477,12 +488,24 @@ pub fn run_server(config: &Config, listener: TcpListener) -> Result<Figures> {
 
 /// Refuses what a path cannot carry: replies from a sink, datagrams over the UDP maximum.
 pub fn check_fits(config: &Config) -> Result<()> {
+    if config.zerocopy_receive && (config.workload != Workload::Stream || config.path.is_sink()) {
+        return Err(Error::Unsupported(
+            "zero-copy receive maps a TCP stream's pages: it needs --workload stream on a TCP path"
+                .to_owned(),
+        ));
+    }
     if !config.path.is_sink() {
         return Ok(());
     }
     if config.workload == Workload::Rr {
         return Err(Error::Unsupported(format!(
             "workload rr cannot run on the {} path: nothing there replies (use --workload stream)",
+            config.path
+        )));
+    }
+    if config.mode == Mode::A5 {
+        return Err(Error::Unsupported(format!(
+            "mode a5 (sendfile) runs on TCP paths, not on the {} path (UDP)",
             config.path
         )));
     }

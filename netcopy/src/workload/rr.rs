@@ -44,7 +44,7 @@ fn client_loop(
     let mut ring = Ring::new(config.size, config.ring_len());
     let mut reply = vec![0u8; config.size];
     let wait = net::Wait::new(config.busy_poll);
-    let mut verifier = Verifier::new(config.size, config.sample_every);
+    let mut verifier = Verifier::new(config.size, config.sample_every, config.stamp_period());
     let mut round_trip = latency_histogram();
     let (mut seq, mut calls, mut window_messages) = (0u64, 0u64, 0u64);
     loop {
@@ -93,7 +93,7 @@ fn server_loop(
 ) -> io::Result<SideOut> {
     let mut ring = Ring::new(config.size, config.ring_len());
     let mut request = vec![0u8; config.size];
-    let mut verifier = Verifier::new(config.size, config.sample_every);
+    let mut verifier = Verifier::new(config.size, config.sample_every, config.stamp_period());
     let (mut seq, mut calls) = (0u64, 0u64);
     let wait = net::Wait::new(config.busy_poll);
     while net::recv_exact(&mut stream, &mut request, &mut calls, wait)? {

@@ -15,8 +15,13 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{
-    Config, Figures, ObserverClock, Phase, PhaseClock, Ring, coordinate, crew::Crew, join_all,
-    latency_histogram, message::Verifier, path::SendPath, spawn,
+    Config, Figures, ObserverClock, Phase, PhaseClock, Ring, coordinate,
+    crew::Crew,
+    join_all, latency_histogram,
+    message::Verifier,
+    path::SendPath,
+    spawn,
+    zc_receive::{ZcReceiveCounters, ZcReceiver},
 };
 use crate::{error::Result, perf::Side};
 
@@ -33,6 +38,7 @@ struct ReceiverOut {
     bytes: u64,
     calls: u64,
     verified: u64,
+    zc: Option<ZcReceiveCounters>,
 }
 
 /// Sends as fast as the path allows until the clock says stop, then waits for every release.
@@ -109,13 +115,16 @@ pub(super) fn collect_senders(
 }
 
 fn receive_loop(
-    mut stream: TcpStream,
-    size: usize,
-    sample_every: u64,
+    stream: TcpStream,
+    config: &Config,
     progress: Arc<AtomicU64>,
 ) -> io::Result<ReceiverOut> {
+    let mut verifier = Verifier::new(config.size, config.sample_every, config.stamp_period());
+    if config.zerocopy_receive {
+        return zc_receive_loop(stream, verifier, progress);
+    }
+    let mut stream = stream;
     let mut buf = vec![0u8; RECV_BUF];
-    let mut verifier = Verifier::new(size, sample_every);
     let (mut bytes, mut calls) = (0u64, 0u64);
     loop {
         let n = match stream.read(&mut buf) {
@@ -135,6 +144,37 @@ fn receive_loop(
         bytes,
         calls,
         verified: verifier.checked,
+        zc: None,
+    })
+}
+
+/// [`receive_loop`] with `TCP_ZEROCOPY_RECEIVE`: mapped pages are verified where they are
+/// mapped, the rest as it is copied.
+fn zc_receive_loop(
+    stream: TcpStream,
+    mut verifier: Verifier,
+    progress: Arc<AtomicU64>,
+) -> io::Result<ReceiverOut> {
+    let mut receiver = ZcReceiver::new(stream.as_fd())?;
+    let mut bytes = 0u64;
+    loop {
+        let n = receiver.receive(|chunk| {
+            verifier
+                .feed(chunk)
+                .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m.to_string()))
+        })?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        progress.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    receiver.finish()?;
+    Ok(ReceiverOut {
+        bytes,
+        calls: receiver.counters.calls,
+        verified: verifier.checked,
+        zc: Some(receiver.counters),
     })
 }
 
@@ -154,14 +194,14 @@ pub fn run(
     for (i, server) in servers.into_iter().enumerate() {
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
-        let (size, sample) = (config.size, config.sample_every);
+        let cfg = config.clone();
         receivers.push(spawn(
             format!("recv-{i}"),
             Side::Server,
             i,
             config,
             &clock,
-            move || receive_loop(server, size, sample, counter),
+            move || receive_loop(server, &cfg, counter),
         )?);
     }
     for (i, client) in clients.into_iter().enumerate() {
@@ -177,6 +217,12 @@ pub fn run(
         figures.bytes_received += out.bytes;
         figures.recv_calls += out.calls;
         figures.verified_messages += out.verified;
+        if let Some(zc) = out.zc {
+            figures
+                .zc_receive
+                .get_or_insert_with(Default::default)
+                .accumulate(&zc);
+        }
     });
     sent.and(received)?;
     Ok(figures)

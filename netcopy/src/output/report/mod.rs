@@ -290,9 +290,9 @@ pub fn kernel(o: &mut String, s: &Summary) {
     );
     let _ = writeln!(
         o,
-        "| mode | user copy | copied at send | pinned | deferred copy | copied to user | fallback % | checks |"
+        "| mode | user copy | copied at send | pinned | referenced (page cache) | deferred copy | copied to user | fallback % | checks |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
     for m in s.modes() {
         let Some(p) = s.point("stream", &m, size_ref, threads) else {
             continue;
@@ -300,10 +300,11 @@ pub fn kernel(o: &mut String, s: &Summary) {
         let per = |f: fn(&Row) -> Option<u64>| fmt_opt(p.kernel_per_byte(f), 2);
         let _ = writeln!(
             o,
-            "| {m} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {m} | {} | {} | {} | {} | {} | {} | {} | {} |",
             per(|r| r.user_copy_bytes),
             per(|r| r.k_copied_at_send_bytes),
             per(|r| r.k_pinned_bytes),
+            per(|r| r.k_referenced_at_send_bytes),
             per(|r| r.k_deferred_copy_bytes),
             per(|r| r.k_recv_copy_bytes),
             fmt_opt(p.kernel(|r| r.k_fallback_pct), 1),

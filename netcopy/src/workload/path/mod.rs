@@ -1,10 +1,11 @@
-//! The four send paths, one module each, behind one trait. They differ only in how a message's
+//! The five send paths, one module each, behind one trait. They differ only in how a message's
 //! bytes reach the kernel; everything else (message, workload, measurement) is shared.
 
 mod a1_two_copy;
 mod a2_one_copy;
 mod a3_msg_zerocopy;
 mod a4_uring_send_zc;
+mod a5_sendfile;
 
 use std::{io, os::fd::BorrowedFd};
 
@@ -22,10 +23,12 @@ pub enum Mode {
     A3,
     /// io_uring `SENDMSG_ZC` with usage reporting, completions from notification CQEs.
     A4,
+    /// `sendfile()` from a memfd: page-cache pages attached by reference, no user buffer.
+    A5,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::A1, Mode::A2, Mode::A3, Mode::A4];
+    pub const ALL: [Mode; 5] = [Mode::A1, Mode::A2, Mode::A3, Mode::A4, Mode::A5];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +36,7 @@ impl Mode {
             Mode::A2 => "a2",
             Mode::A3 => "a3",
             Mode::A4 => "a4",
+            Mode::A5 => "a5",
         }
     }
 
@@ -43,12 +47,19 @@ impl Mode {
             Mode::A2 => "one-copy: sendmsg() with an 8-entry iovec",
             Mode::A3 => "zero-copy: sendmsg(MSG_ZEROCOPY) on an SO_ZEROCOPY socket",
             Mode::A4 => "zero-copy: io_uring SENDMSG_ZC with usage reporting",
+            Mode::A5 => "sendfile: page-cache pages by reference, no user buffer",
         }
     }
 
     /// Whether the kernel is asked to pin the user pages instead of copying them.
     pub fn is_zero_copy(self) -> bool {
         matches!(self, Mode::A3 | Mode::A4)
+    }
+
+    /// Message `seq` carries stamp `seq % period` in this mode (a5 sends a file of stamped
+    /// messages round and round), or stamp `seq` (None).
+    pub fn stamp_period(self, size: usize) -> Option<u64> {
+        (self == Mode::A5).then(|| a5_sendfile::file_ring_len(size))
     }
 
     /// The port this mode's server listens on unless told otherwise.
@@ -67,11 +78,12 @@ impl Mode {
             Mode::A2 => Box::new(a2_one_copy::OneCopy::new(socket)),
             Mode::A3 => Box::new(a3_msg_zerocopy::MsgZerocopy::new(socket)?),
             Mode::A4 => Box::new(a4_uring_send_zc::UringSendZc::new(socket)?),
+            Mode::A5 => Box::new(a5_sendfile::Sendfile::new(socket, size)?),
         })
     }
 }
 
-named_choice!(Mode, "mode", "a1, a2, a3 or a4");
+named_choice!(Mode, "mode", "a1, a2, a3, a4 or a5");
 
 /// Identifies a message's last zero-copy send, so its memory can be reused once released.
 /// `None`: the kernel copied the bytes before the send call returned.
@@ -185,6 +197,7 @@ mod tests {
     #[test]
     fn modes_parse_and_reject() {
         assert_eq!("A3".parse::<Mode>(), Ok(Mode::A3));
-        assert!("a5".parse::<Mode>().unwrap_err().contains("a5"));
+        assert_eq!("a5".parse::<Mode>(), Ok(Mode::A5));
+        assert!("a6".parse::<Mode>().unwrap_err().contains("a6"));
     }
 }
