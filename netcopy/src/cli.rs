@@ -146,6 +146,10 @@ pub(crate) struct Sweep {
     /// rr: receivers spin on non-blocking reads instead of sleeping (no idle wake-ups).
     #[arg(long)]
     pub(crate) busy_poll: bool,
+    /// stream: receivers map whole pages with TCP_ZEROCOPY_RECEIVE instead of copying them
+    /// (rr points are left out).
+    #[arg(long)]
+    pub(crate) zerocopy_receive: bool,
     /// Network path: loopback, veth or ifb-sink.
     #[arg(long, value_parser = parse_path, default_value = "loopback")]
     pub(crate) path: NetPath,
@@ -209,6 +213,7 @@ impl Sweep {
         c.budget = self.budget.or(c.budget);
         grid.placement = self.placement.resolve()?;
         grid.busy_poll = self.busy_poll;
+        grid.zerocopy_receive = self.zerocopy_receive;
         grid.tracing = if self.no_trace {
             sweep::Tracing::Never
         } else if self.trace_all {

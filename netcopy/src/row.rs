@@ -33,6 +33,7 @@ pub struct Row {
     pub client_cpus: String,
     pub server_cpus: String,
     pub busy_poll: bool,
+    pub zerocopy_receive: bool,
     pub ci_target_pct: Option<f64>,
     pub warmup_s: f64,
     pub duration_s: f64,
@@ -59,6 +60,8 @@ pub struct Row {
     pub zc_copied: Option<u64>,
     pub zc_copied_pct: Option<f64>,
     pub enobufs_retries: Option<u64>,
+    pub zc_mapped_bytes: Option<u64>,
+    pub zc_copied_bytes: Option<u64>,
     pub k_send_calls: Option<u64>,
     pub k_send_bytes: Option<u64>,
     pub k_copied_at_send_bytes: Option<u64>,
@@ -145,6 +148,7 @@ impl Row {
             client_cpus: cpu_list(&p.cpus_used(Side::Client, config.threads)),
             server_cpus: cpu_list(&p.cpus_used(Side::Server, config.threads)),
             busy_poll: config.busy_poll,
+            zerocopy_receive: config.zerocopy_receive,
             warmup_s: config.warmup.as_secs_f64(),
             duration_s: config.duration.as_secs_f64(),
             ..Self::default()
@@ -173,6 +177,8 @@ impl Row {
         self.send_calls = Some(f.path.send_calls);
         self.recv_calls = Some(f.recv_calls);
         self.verified_messages = Some(f.verified_messages);
+        self.zc_mapped_bytes = f.zc_receive.map(|zc| zc.mapped_bytes);
+        self.zc_copied_bytes = f.zc_receive.map(|zc| zc.copied_bytes);
         // A1's own copy: every byte it sends was first copied into its buffer.
         self.user_copy_bytes = Some(if outcome.config.mode == Mode::A1 {
             f.bytes_sent

@@ -65,6 +65,7 @@ pub struct Grid {
     pub path: NetPath,
     pub placement: Placement,
     pub busy_poll: bool,
+    pub zerocopy_receive: bool,
     pub confidence: Confidence,
     pub tracing: Tracing,
 }
@@ -88,6 +89,7 @@ impl Grid {
             placement: Placement::on_this_machine(Policy::default())
                 .unwrap_or_else(|_| Placement::unpinned()),
             busy_poll: false,
+            zerocopy_receive: false,
             confidence: Confidence {
                 target_pct: 2.5,
                 min_reps: 3,
@@ -137,13 +139,14 @@ impl Grid {
             .workloads
             .iter()
             .copied()
-            .filter(|w| !(self.path.is_sink() && *w == Workload::Rr))
+            .filter(|w| !((self.path.is_sink() || self.zerocopy_receive) && *w == Workload::Rr))
             .collect();
         if workloads.len() < self.workloads.len() {
-            notes.push(format!(
-                "{}: rr left out (nothing replies from a sink)",
-                self.path
-            ));
+            notes.push(if self.zerocopy_receive {
+                "rr left out (zero-copy receive maps a stream's pages)".to_owned()
+            } else {
+                format!("{}: rr left out (nothing replies from a sink)", self.path)
+            });
         }
         let sizes: Vec<usize> = self
             .sizes
@@ -181,6 +184,7 @@ impl Grid {
                         config.path = self.path;
                         config.placement = self.placement.clone();
                         config.busy_poll = self.busy_poll;
+                        config.zerocopy_receive = self.zerocopy_receive;
                         // A fresh port from the kernel every time: nothing lingers
                         // between experiments (TIME_WAIT, a slow close).
                         if !self.path.is_sink() {

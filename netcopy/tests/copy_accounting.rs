@@ -300,3 +300,46 @@ fn every_cross_check_names_its_own_disagreement() {
         assert!(found[0].starts_with(check), "{check}: {found:?}");
     }
 }
+
+/// Zero-copy receive on loopback, 64 KiB stream: both observers agree on what was mapped and
+/// what was copied (`checks` compares the getsockopt's report with the kernel's copy hook and
+/// TCP_INFO), and mapped + copied = received. What maps is this kernel's finding: a3's bytes,
+/// copied at delivery into fresh whole pages, do; a1's `sk_page_frag` fragments never do.
+#[test]
+fn zero_copy_receive_maps_only_whole_fresh_pages() {
+    let Some(mut tracer) = common::tracer_or_skip("zero_copy_receive_maps_only_whole_fresh_pages")
+    else {
+        return;
+    };
+    for (slot, mode) in [Mode::A1, Mode::A3, Mode::A5].into_iter().enumerate() {
+        let mut config = Config::new(mode, Workload::Stream, 64 << 10, 1);
+        config.port = 0;
+        config.zerocopy_receive = true;
+        config.warmup = Duration::from_millis(100);
+        config.duration = Duration::from_millis(400);
+        let what = format!("{mode} zero-copy receive");
+        let outcome = traced_run(config, &mut tracer, slot as u32 + 1, &what).expect(&what);
+        let f = &outcome.figures;
+        let zc = f.zc_receive.expect("zero-copy receive figures");
+        let c = &outcome.kernel.as_ref().expect("traced").counters;
+        assert_eq!(outcome.checks(), "ok", "{what}: {zc:?} {c:?}");
+        assert_eq!(f.bytes_received, f.bytes_sent, "{what}");
+        assert_eq!(
+            zc.mapped_bytes + zc.copied_bytes,
+            f.bytes_received,
+            "{what}"
+        );
+        assert_eq!(c.recv_copy_bytes, zc.copied_bytes, "{what}");
+        assert_eq!(
+            zc.tcp_bytes_received - c.recv_copy_bytes,
+            zc.mapped_bytes,
+            "{what}"
+        );
+        assert!(f.verified_messages >= 2, "{what}");
+        match mode {
+            Mode::A1 => assert_eq!(zc.mapped_bytes, 0, "{what}"),
+            Mode::A3 => assert!(zc.mapped_bytes > 0, "{what}: {zc:?}"),
+            _ => {}
+        }
+    }
+}
