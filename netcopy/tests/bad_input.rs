@@ -21,7 +21,7 @@ const BAD: &[(&[&str], &str)] = &[
     (&["sweep", "--duration", "5parsecs"], "5parsecs"),
     (&["sweep", "--duration", "2h"], "2h"),
     (&["sweep", "--warmup", "soon"], "soon"),
-    (&["sweep", "--modes", "a5"], "a5"),
+    (&["sweep", "--modes", "a6"], "a6"),
     (&["sweep", "--modes", "a1,zerocopy"], "zerocopy"),
     (&["sweep", "--workload", "bulk"], "bulk"),
     (&["sweep", "--path", "wifi"], "wifi"),
