@@ -175,7 +175,7 @@ fn assert_report_states_the_shares(report: &str, run: &Path) {
 }
 
 /// The grid points of a quick sweep: modes x sizes x connections x workloads.
-const QUICK_POINTS: usize = 4 * 2 * 2 * 2;
+const QUICK_POINTS: usize = 5 * 2 * 2 * 2;
 
 /// Every point has exactly one traced run, with every check ok, and at least three untraced
 /// timing runs; untraced rows carry no kernel figure; points.csv's mean of each point is the

@@ -89,7 +89,12 @@ pub const HOOKS: &[Hook] = &[
         // Every packet on the machine passes here, and only UDP needs it: about 4 % of a
         // traced small-message TCP run's throughput when left on.
         on_demand: true,
-        feeds: SEND_FEEDS,
+        // UDP has no splice classification: copied or pinned as each datagram leaves.
+        feeds: &[
+            "k_copied_at_send_bytes",
+            "k_pinned_bytes",
+            "k_unclassified_send_bytes",
+        ],
     },
     Hook {
         program: "netif_receive_skb",
