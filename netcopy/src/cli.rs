@@ -1,5 +1,4 @@
-//! The command line's arguments, their parsers, and how they become a configuration. The
-//! commands themselves are in `commands/`.
+//! The command line's arguments and how they become a configuration (commands: `commands/`).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -146,8 +145,7 @@ pub(crate) struct Sweep {
     /// rr: receivers spin on non-blocking reads instead of sleeping (no idle wake-ups).
     #[arg(long)]
     pub(crate) busy_poll: bool,
-    /// stream: receivers map whole pages with TCP_ZEROCOPY_RECEIVE instead of copying them
-    /// (rr points are left out).
+    /// stream: receivers map whole pages with TCP_ZEROCOPY_RECEIVE (rr points are left out).
     #[arg(long)]
     pub(crate) zerocopy_receive: bool,
     /// Network path: loopback, veth or ifb-sink.
@@ -280,11 +278,6 @@ pub(crate) struct PlacementArgs {
     #[arg(long, value_parser = parse_cpus)]
     pub(crate) server_cpus: Option<CpuList>,
 }
-
-/// One `--client-cpus`/`--server-cpus` value: a whole list (a newtype, so clap takes the
-/// list as one value rather than as many).
-#[derive(Clone, Debug)]
-pub(crate) struct CpuList(pub(crate) Vec<usize>);
 
 impl PlacementArgs {
     pub(crate) fn resolve(&self) -> Result<Placement> {

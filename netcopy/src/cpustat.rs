@@ -21,8 +21,10 @@ pub struct Snapshot {
 
 /// Clock ticks per second of /proc/stat.
 fn ticks_per_sec() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     if hz > 0 { hz as u64 } else { 100 }
 }
 

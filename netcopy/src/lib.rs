@@ -45,6 +45,7 @@ pub mod remote;
 pub mod row;
 pub mod stats;
 pub mod sweep;
+pub mod timestamp;
 pub mod trace;
 pub mod units;
 pub mod workload;

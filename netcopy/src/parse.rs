@@ -10,7 +10,10 @@ use netcopy::{
     workload::{Mode, Workload, message},
 };
 
-use crate::cli::CpuList;
+/// One `--client-cpus`/`--server-cpus` value: a whole list (a newtype, so clap takes the
+/// list as one value rather than as many).
+#[derive(Clone, Debug)]
+pub(crate) struct CpuList(pub(crate) Vec<usize>);
 
 pub(crate) fn parse_cpus(s: &str) -> Result<CpuList, String> {
     placement::parse_cpu_list(s).map(CpuList)

@@ -138,7 +138,7 @@ impl Row {
             experiment,
             rep,
             traced,
-            started_utc: crate::output::utc_now(true),
+            started_utc: crate::timestamp::utc_now(true),
             mode: config.mode.name().to_owned(),
             path: config.path.name().to_owned(),
             workload: config.workload.name().to_owned(),
@@ -320,7 +320,7 @@ impl Row {
 
     /// The CSV header: every column name, in order.
     pub fn columns() -> Vec<String> {
-        crate::output::csv_columns::<Row>()
+        csv_columns::<Row>()
     }
 
     pub fn is_ok(&self) -> bool {
@@ -336,4 +336,18 @@ impl Row {
             self.send_gbps
         }
     }
+}
+
+/// The CSV column names of a flat row type, in order (what serde names its fields).
+pub fn csv_columns<T: serde::Serialize + Default>() -> Vec<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(T::default()).expect("a flat row serializes");
+    let bytes = w.into_inner().expect("in memory");
+    let text = String::from_utf8(bytes).expect("utf-8");
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_owned)
+        .collect()
 }

@@ -11,6 +11,13 @@ use std::{
 };
 
 use netcopy_common::{FlowKey, ip_of};
+use nix::{
+    sys::{
+        signal::{Signal, kill},
+        wait::{WaitPidFlag, WaitStatus, waitpid},
+    },
+    unistd::Pid,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -106,11 +113,8 @@ pub fn spawn_stopped(command: &[OsString]) -> Result<Child> {
     let child = cmd
         .spawn()
         .map_err(|e| Error::io("starting the traced command", e))?;
-    let pid = child.id() as i32;
-    let mut status = 0;
-    // SAFETY: waiting for our own child to stop; std has not reaped it.
-    let rc = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
-    if rc != pid || !libc::WIFSTOPPED(status) {
+    let stopped = waitpid(pid_of(&child), Some(WaitPidFlag::WUNTRACED));
+    if !matches!(stopped, Ok(WaitStatus::Stopped(..))) {
         return Err(Error::io(
             "starting the traced command",
             io::Error::other("it did not reach its start line"),
@@ -119,27 +123,42 @@ pub fn spawn_stopped(command: &[OsString]) -> Result<Child> {
     Ok(child)
 }
 
+/// `child`'s pid, as nix takes it.
+fn pid_of(child: &Child) -> Pid {
+    Pid::from_raw(child.id() as i32)
+}
+
 /// Lets a child started by [`spawn_stopped`] run.
 pub fn resume(child: &Child) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+    let _ = kill(pid_of(child), Signal::SIGCONT);
 }
 
 /// Ends a command [`wait`] did not see exit: SIGTERM, and SIGKILL after a grace second.
 pub fn stop(child: &Child) {
-    let pid = child.id() as i32;
-    // SAFETY: signalling and reaping our own child.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-        let mut status = 0;
-        for _ in 0..50 {
-            if libc::waitpid(pid, &mut status, libc::WNOHANG) == pid {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    let pid = pid_of(child);
+    let _ = kill(pid, Signal::SIGTERM);
+    for _ in 0..50 {
+        if !matches!(
+            waitpid(pid, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        ) {
+            return;
         }
-        libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, &mut status, 0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+}
+
+/// The exit status std would report for a reaped child, from nix's account of it.
+fn exit_status(status: WaitStatus) -> Option<ExitStatus> {
+    use std::os::unix::process::ExitStatusExt as _;
+    match status {
+        WaitStatus::Exited(_, code) => Some(ExitStatus::from_raw((code & 0xff) << 8)),
+        WaitStatus::Signaled(_, signal, core) => Some(ExitStatus::from_raw(
+            signal as i32 | if core { 0x80 } else { 0 },
+        )),
+        _ => None,
     }
 }
 
@@ -158,13 +177,13 @@ pub struct Until<'a> {
 pub fn wait(until: Until<'_>) -> Option<ExitStatus> {
     let started = Instant::now();
     loop {
-        if let Some(child) = until.exit {
-            let mut status = 0;
-            // SAFETY: polling our own child without blocking (this reaps it).
-            let rc = unsafe { libc::waitpid(child.id() as i32, &mut status, libc::WNOHANG) };
-            if rc == child.id() as i32 {
-                return Some(std::os::unix::process::ExitStatusExt::from_raw(status));
-            }
+        // Polling our own child without blocking (this reaps it).
+        if let Some(status) = until
+            .exit
+            .and_then(|child| waitpid(pid_of(child), Some(WaitPidFlag::WNOHANG)).ok())
+            .and_then(exit_status)
+        {
+            return Some(status);
         }
         if until
             .gone
@@ -266,7 +285,7 @@ pub fn write(dir: &Path, rows: &[TraceRow]) -> Result<()> {
         .has_headers(false)
         .from_path(dir.join("trace.csv"))
         .map_err(|e| io_err("writing trace.csv", e.into()))?;
-    csv.write_record(crate::output::csv_columns::<TraceRow>())
+    csv.write_record(crate::row::csv_columns::<TraceRow>())
         .map_err(|e| io_err("writing trace.csv", e.into()))?;
     for r in rows {
         csv.serialize(r)

@@ -166,13 +166,25 @@ fn cpu_time_per_byte_agrees_with_the_threads_own_clocks() {
     let split = Placement::resolve(Policy::Split, &cpus[..2], &[], &[]).unwrap();
     let mut long = config(Workload::Stream, 1, split);
     long.duration = Duration::from_secs(2);
-    let (_, row) = observe(long, ["send-", "recv-"]);
+    // Busy time counts every thread on those CPUs: now and then a kernel thread (ksoftirqd, a
+    // kworker) runs there for a while inside the window (seen once in ten runs: 9 %), which
+    // no worker's task clock holds. One window in two must agree within 5 %.
+    let mut row = observe(long.clone(), ["send-", "recv-"]).1;
+    let both = |r: &Row| {
+        (
+            r.cpu_busy_ms,
+            sum(r.client_task_clock_ms, r.server_task_clock_ms),
+        )
+    };
+    if let (Some(busy), Some(task)) = both(&row)
+        && (busy - task).abs() / busy.max(task) > 0.05
+    {
+        eprintln!("both sides: {busy:.1} ms busy vs {task:.1} ms task clock; a second window");
+        row = observe(long, ["send-", "recv-"]).1;
+    }
     assert_close("client", row.client_cpu_busy_ms, row.client_task_clock_ms);
-    assert_close(
-        "both sides",
-        row.cpu_busy_ms,
-        sum(row.client_task_clock_ms, row.server_task_clock_ms),
-    );
+    let (busy, task) = both(&row);
+    assert_close("both sides", busy, task);
     // Not asserted: a half-idle CPU's busy time is sampled at each scheduler tick here (no
     // IRQ time accounting), so one side alone carries a few percent of sampling error.
     eprintln!(

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-/// The toolchain aya-build compiles the eBPF crate with.
+/// The toolchain netcopy/build.rs compiles the eBPF crate with.
 pub const EBPF_TOOLCHAIN: &str = "nightly";
 /// bpf-linker release known to build against the LLVM majors our nightly may carry.
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -20,7 +20,7 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// What setup leaves for the commands that follow.
 pub struct Env {
-    /// PATH with bpf-linker's folder in front, for the build that runs aya-build.
+    /// PATH with bpf-linker's folder in front, for the build that compiles the eBPF crate.
     pub path: OsString,
 }
 

@@ -1,8 +1,10 @@
 //! Everything that talks to the kernel's tracing side: BTF, the programs and their maps.
 
 pub mod btf;
+mod hooks;
 pub mod kallsyms;
 pub mod netns;
+mod offsets;
 pub mod tracer;
 
 use std::path::PathBuf;
@@ -42,6 +44,5 @@ pub fn can_trace() -> bool {
 
 /// True when this process runs as root.
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }

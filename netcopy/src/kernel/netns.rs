@@ -9,6 +9,11 @@ use std::{
     process::Command,
 };
 
+use nix::{
+    sched::{CloneFlags, setns, unshare},
+    sys::socket::{AddressFamily, SockFlag, SockType, socket},
+};
+
 use crate::error::{Error, Result};
 
 /// A handle on the calling thread's current network namespace; it keeps the namespace alive.
@@ -20,14 +25,7 @@ pub fn current() -> Result<OwnedFd> {
 
 /// Moves the calling thread into the namespace behind `ns`.
 pub fn enter(ns: BorrowedFd<'_>) -> Result<()> {
-    // SAFETY: setns only changes this thread's namespace; the fd is a live namespace handle.
-    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(Error::Netns(format!(
-            "setns: {}",
-            io::Error::last_os_error()
-        )));
-    }
-    Ok(())
+    setns(ns, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns(format!("setns: {e}")))
 }
 
 /// A path that names `ns` for another process (iproute2's `netns` argument).
@@ -58,48 +56,46 @@ pub fn ip(args: &[&str]) -> Result<()> {
 /// loopback up. Threads it spawns afterwards inherit the namespace; the namespace goes away
 /// with the last thread and socket in it.
 pub fn enter_private() -> Result<()> {
-    // SAFETY: unshare only changes this thread's namespaces.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(Error::Netns(format!(
-            "unshare(CLONE_NEWNET): {} (needs root and network-namespace support)",
-            io::Error::last_os_error()
-        )));
-    }
+    unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
+        Error::Netns(format!(
+            "unshare(CLONE_NEWNET): {e} (needs root and network-namespace support)"
+        ))
+    })?;
     set_link_up("lo")
 }
 
 /// Sets interface `name` up in the calling thread's namespace.
 pub fn set_link_up(name: &str) -> Result<()> {
     let fail = |what: &str| Error::Netns(format!("{what} {name}: {}", io::Error::last_os_error()));
-    // SAFETY: a plain datagram socket used only for interface ioctls, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(fail("socket for"));
+    // A plain datagram socket, only for the interface ioctls; closed when dropped.
+    let socket = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::Netns(format!("socket for {name}: {e}")))?;
+    let fd = socket.as_raw_fd();
+    // SAFETY: ifreq is plain data, all-zero valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        return Err(Error::Netns(format!("interface name '{name}' is too long")));
     }
-    // SAFETY: ifreq is plain data; the name fits (checked) and stays NUL-terminated.
-    let result = unsafe {
-        let mut req: libc::ifreq = std::mem::zeroed();
-        if name.len() >= req.ifr_name.len() {
-            libc::close(fd);
-            return Err(Error::Netns(format!("interface name '{name}' is too long")));
-        }
-        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
-            *dst = src as libc::c_char;
-        }
-        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) != 0 {
-            Err(fail("reading flags of"))
-        } else {
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) != 0 {
-                Err(fail("setting up"))
-            } else {
-                Ok(())
-            }
-        }
-    };
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    result
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // nix wraps no interface-flag ioctl. SAFETY: a live socket and an ifreq whose name fits
+    // and stays NUL-terminated (checked above); the kernel writes only ifr_ifru.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } != 0 {
+        return Err(fail("reading flags of"));
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as for SIOCGIFFLAGS; the kernel only reads req.
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } != 0 {
+        return Err(fail("setting up"));
+    }
+    Ok(())
 }
 
 /// Writes a sysctl of the calling thread's network namespace, e.g. `net/core/optmem_max`.

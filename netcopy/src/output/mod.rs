@@ -10,7 +10,6 @@ use std::{
     fs::{self, File},
     io::{BufWriter, Seek as _, SeekFrom, Write as _},
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use crate::{
@@ -30,7 +29,7 @@ pub struct ResultsDir {
 impl ResultsDir {
     /// Creates `<base>/<timestamp>/` and points `<base>/latest` at it.
     pub fn create(base: &Path) -> Result<Self> {
-        Self::create_named(base, &utc_now(false))
+        Self::create_named(base, &crate::timestamp::utc_now(false))
     }
 
     /// Creates `<base>/<id>/`, or `<id>-2`, `<id>-3`, ... when another run took that name
@@ -119,20 +118,6 @@ impl ResultsDir {
     }
 }
 
-/// The CSV column names of a flat row type, in order (what serde names its fields).
-pub fn csv_columns<T: serde::Serialize + Default>() -> Vec<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.serialize(T::default()).expect("a flat row serializes");
-    let bytes = w.into_inner().expect("in memory");
-    let text = String::from_utf8(bytes).expect("utf-8");
-    text.lines()
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Writes points.csv: one line per grid point, its primary figure's mean and interval, how
 /// many runs it took and whether it converged.
 pub fn write_points(path: &Path, summary: &summary::Summary) -> Result<()> {
@@ -160,38 +145,6 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     };
     let mut reader = csv::Reader::from_path(path).map_err(err)?;
     reader.deserialize().collect::<Result<_, _>>().map_err(err)
-}
-
-/// The time now, UTC, with milliseconds: `2026-11-24T05:50:12.345Z`, or, for a file name,
-/// `2026-11-24T05-50-12.345Z`.
-pub fn utc_now(colons: bool) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let (secs, millis) = (now.as_secs(), now.subsec_millis());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    let sep = if colons { ':' } else { '-' };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}{sep}{:02}{sep}{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's method).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Hands every file under `dir` to the user who ran `sudo`, so results are not root's.
@@ -231,12 +184,5 @@ mod tests {
             Path::new("2026-01-01T00-00-00.000Z-2")
         );
         let _ = fs::remove_dir_all(&base);
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

@@ -12,7 +12,6 @@
 mod protocol;
 
 use std::{
-    collections::BTreeMap,
     io::{BufReader, Write as _},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream},
     sync::{Arc, Mutex},
@@ -20,7 +19,6 @@ use std::{
     time::Duration,
 };
 
-use netcopy_common::{FlowCounters, FlowKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -29,10 +27,9 @@ use crate::{
     interrupt,
     kernel::tracer::Tracer,
     netpath::NetPath,
-    perf::PerfFigures,
-    workload::{self, Config, Figures, PathCounters},
+    workload::{self, Config, Figures},
 };
-use protocol::{LineError, Reply};
+use protocol::{KernelSide, LineError, Reply, ServerReport};
 
 /// The control port `serve` listens on unless told otherwise.
 pub const DEFAULT_CONTROL_PORT: u16 = 7070;
@@ -41,54 +38,6 @@ pub const DEFAULT_CONTROL_PORT: u16 = 7070;
 /// warmup and window plus the time its connections need to drain.
 fn control_timeout(config: &Config) -> Duration {
     config.warmup + config.duration + Duration::from_secs(30)
-}
-
-/// What the server measured on its side of one experiment.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ServerReport {
-    window_bytes_received: u64,
-    bytes_sent: u64,
-    bytes_received: u64,
-    recv_calls: u64,
-    verified_messages: u64,
-    path: PathCounters,
-    perf: PerfFigures,
-    kernel: Option<KernelSide>,
-}
-
-/// One side's kernel counters, split as the module comment explains.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct KernelSide {
-    sockets: FlowCounters,
-    deliveries: FlowCounters,
-    unseen: std::collections::BTreeMap<String, String>,
-    /// Events this side's probes could not count (see `KernelFigures::skipped`).
-    #[serde(default)]
-    skipped: [u64; 4],
-}
-
-impl KernelSide {
-    /// Splits `flows`: socket counters of the flows `own` says are this side's, and every
-    /// delivery this kernel saw.
-    fn split(
-        flows: &BTreeMap<FlowKey, FlowCounters>,
-        own: impl Fn(&FlowKey) -> bool,
-        unseen: std::collections::BTreeMap<String, String>,
-        skipped: [u64; 4],
-    ) -> Self {
-        let mut side = Self {
-            unseen,
-            skipped,
-            ..Self::default()
-        };
-        for (key, counters) in flows {
-            if own(key) {
-                side.sockets.accumulate(&counters.socket_part());
-            }
-            side.deliveries.accumulate(&counters.delivery_part());
-        }
-        side
-    }
 }
 
 /// Identifies the running kernel instance: two processes with the same one share a kernel.
@@ -292,6 +241,7 @@ fn run_served(
             path: f.path,
             perf: f.perf,
             kernel,
+            zc_receive: f.zc_receive,
         })),
         Err(e) => Reply::Failed(e.to_string()),
     })
@@ -358,6 +308,7 @@ impl Client {
                 placement: config.placement.policy.name().to_owned(),
                 server_cpus: config.placement.server_list().to_vec(),
                 token,
+                zerocopy_receive: config.zerocopy_receive,
             },
         )?;
         let (port, server_boot) = match receive(reader, timeout)? {
@@ -446,6 +397,12 @@ fn merge(figures: &mut Figures, report: &ServerReport) {
     figures.verified_messages += report.verified_messages;
     figures.path.accumulate(&report.path);
     figures.perf.server = report.perf.server;
+    if let Some(zc) = &report.zc_receive {
+        figures
+            .zc_receive
+            .get_or_insert_with(Default::default)
+            .accumulate(zc);
+    }
     if figures.perf.hw_unavailable.is_none() {
         figures.perf.hw_unavailable = report.perf.hw_unavailable.clone();
     }

@@ -3,21 +3,22 @@
 //! before anything runs, and a signal ends a wait.
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead as _, BufReader, Read as _},
     net::{IpAddr, TcpStream},
     time::{Duration, Instant},
 };
 
+use netcopy_common::{FlowCounters, FlowKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     interrupt,
     netpath::NetPath,
+    perf::PerfFigures,
     placement::{self, Placement, Policy},
-    workload::{Config, Mode, Workload, message},
+    workload::{Config, Mode, PathCounters, Workload, message, zc_receive::ZcReceiveCounters},
 };
-
-use super::ServerReport;
 
 /// Longest control line accepted, bytes: a request is a few hundred.
 pub const MAX_LINE: usize = 16 << 10;
@@ -47,6 +48,9 @@ pub struct Request {
     /// The shared secret, when the server requires one.
     #[serde(default)]
     pub token: String,
+    /// The server's receivers use zero-copy receive.
+    #[serde(default)]
+    pub zerocopy_receive: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -182,6 +186,7 @@ impl Request {
         config.bind = bind;
         config.port = 0;
         config.path = NetPath::Remote;
+        config.zerocopy_receive = self.zerocopy_receive;
         if !self.placement.is_empty() {
             let policy: Policy = self.placement.parse()?;
             let cpus = &self.server_cpus;
@@ -293,6 +298,7 @@ mod tests {
                             placement,
                             server_cpus: cpus,
                             token: String::new(),
+                            zerocopy_receive: false,
                         }
                     },
                 )
@@ -345,5 +351,56 @@ mod tests {
                 writer.join().unwrap();
             }
         }
+    }
+}
+
+/// What the server measured on its side of one experiment.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct ServerReport {
+    pub(super) window_bytes_received: u64,
+    pub(super) bytes_sent: u64,
+    pub(super) bytes_received: u64,
+    pub(super) recv_calls: u64,
+    pub(super) verified_messages: u64,
+    pub(super) path: PathCounters,
+    pub(super) perf: PerfFigures,
+    pub(super) kernel: Option<KernelSide>,
+    /// With zero-copy receive: what the server's receivers mapped and copied.
+    #[serde(default)]
+    pub(super) zc_receive: Option<ZcReceiveCounters>,
+}
+
+/// One side's kernel counters, split as the module comment explains.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(super) struct KernelSide {
+    pub(super) sockets: FlowCounters,
+    pub(super) deliveries: FlowCounters,
+    pub(super) unseen: std::collections::BTreeMap<String, String>,
+    /// Events this side's probes could not count (see `KernelFigures::skipped`).
+    #[serde(default)]
+    pub(super) skipped: [u64; 4],
+}
+
+impl KernelSide {
+    /// Splits `flows`: socket counters of the flows `own` says are this side's, and every
+    /// delivery this kernel saw.
+    pub(super) fn split(
+        flows: &BTreeMap<FlowKey, FlowCounters>,
+        own: impl Fn(&FlowKey) -> bool,
+        unseen: std::collections::BTreeMap<String, String>,
+        skipped: [u64; 4],
+    ) -> Self {
+        let mut side = Self {
+            unseen,
+            skipped,
+            ..Self::default()
+        };
+        for (key, counters) in flows {
+            if own(key) {
+                side.sockets.accumulate(&counters.socket_part());
+            }
+            side.deliveries.accumulate(&counters.delivery_part());
+        }
+        side
     }
 }

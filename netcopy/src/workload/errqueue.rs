@@ -6,6 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
 use super::completions::Completions;
 
 /// include/uapi/linux/errqueue.h
@@ -31,6 +33,8 @@ fn drain_with(
         let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
         hdr.msg_control = control.as_mut_ptr().cast();
         hdr.msg_controllen = size_of_val(control);
+        // The a3 send path drains here between sends: a stack buffer and libc, no allocation
+        // (nix's recvmsg takes its control buffer as a Vec).
         // SAFETY: hdr describes a live control buffer and no data buffers.
         let rc = unsafe {
             libc::recvmsg(
@@ -105,18 +109,12 @@ pub fn wait(
             ));
         }
         // POLLERR is reported whatever `events` asks for: it means the error queue has data.
-        let mut pfd = libc::pollfd {
-            fd: socket.as_raw_fd(),
-            events: 0,
-            revents: 0,
-        };
-        let ms = left.as_millis().min(1000) as i32;
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
+        let mut pfd = [PollFd::new(socket, PollFlags::empty())];
+        let ms =
+            PollTimeout::try_from(left.min(Duration::from_secs(1))).unwrap_or(PollTimeout::MAX);
+        match poll(&mut pfd, ms) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -5,131 +5,43 @@
 //! the phase says so) records one latency; throughput windows, totals and checks are taken by
 //! the coordinator from counters the loops publish once.
 
+mod clock;
 pub mod completions;
+mod config;
 mod crew;
 pub mod errqueue;
 pub mod message;
 pub mod net;
 pub mod path;
+mod ring;
 mod rr;
 mod sink;
 mod stream;
 pub mod zc_receive;
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream},
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
+        Arc,
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
+pub use clock::{Phase, PhaseClock};
+pub use config::{Config, Workload, check_fits};
 use hdrhistogram::Histogram;
 pub use path::{Mode, PathCounters};
+use ring::Ring;
 
 use crate::{
     cpustat::{self, CpuFigures},
     error::{Error, Result},
     interrupt,
-    netpath::{MAX_DATAGRAM, NetPath, Network},
+    netpath::Network,
     perf::{self, PerfFigures, Side},
-    placement::{self, Placement, Policy},
+    placement,
 };
-
-/// Which traffic pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Workload {
-    /// Each connection sends as fast as it can; the receiver reads everything.
-    Stream,
-    /// Each connection sends a message and waits for a same-sized reply.
-    Rr,
-}
-
-impl Workload {
-    pub const ALL: [Workload; 2] = [Workload::Stream, Workload::Rr];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Workload::Stream => "stream",
-            Workload::Rr => "rr",
-        }
-    }
-}
-
-named_choice!(Workload, "workload", "stream or rr");
-
-/// One experiment's parameters.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub mode: Mode,
-    pub workload: Workload,
-    /// The network path the bytes take (set from the [`Network`] the experiment binds on).
-    pub path: NetPath,
-    /// Message size in bytes.
-    pub size: usize,
-    /// Connections, each with its own sender and receiver thread.
-    pub threads: usize,
-    /// Traffic before the measured window; it counts in totals but not in rates.
-    pub warmup: Duration,
-    /// The measured window.
-    pub duration: Duration,
-    /// Address the server binds (loopback unless told otherwise).
-    pub bind: IpAddr,
-    /// Port the server listens on; 0 picks a free one.
-    pub port: u16,
-    /// Content of message 0 and every `sample_every`-th after it is checked byte for byte.
-    pub sample_every: u64,
-    /// Messages per connection a zero-copy mode may have in flight (their pages stay pinned
-    /// until completion); see [`Config::ring_len`].
-    pub ring: usize,
-    /// Which CPU each worker thread is pinned to.
-    pub placement: Placement,
-    /// rr: receivers spin on non-blocking reads instead of sleeping in the kernel, so a round
-    /// trip pays no idle wake-up.
-    pub busy_poll: bool,
-    /// stream: receivers map whole pages with `TCP_ZEROCOPY_RECEIVE` instead of copying
-    /// (see [`zc_receive`]).
-    pub zerocopy_receive: bool,
-}
-
-impl Config {
-    /// Messages the sender cycles through. A copying mode's buffer is free again when the
-    /// send returns, so it reuses one, cache-hot, as real senders (and iperf3) do; a
-    /// zero-copy mode must leave a buffer alone until its completion, so it needs a pool.
-    pub fn stamp_period(&self) -> Option<u64> {
-        self.mode.stamp_period(self.size)
-    }
-
-    pub fn ring_len(&self) -> usize {
-        if self.mode.is_zero_copy() {
-            self.ring
-        } else {
-            1
-        }
-    }
-
-    /// A config with netcopy's defaults for everything but what defines the experiment.
-    pub fn new(mode: Mode, workload: Workload, size: usize, threads: usize) -> Self {
-        Self {
-            mode,
-            workload,
-            path: NetPath::Loopback,
-            size,
-            threads,
-            warmup: Duration::from_millis(500),
-            duration: Duration::from_secs(2),
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: mode.default_port(),
-            sample_every: 1024,
-            ring: 16,
-            placement: Placement::on_this_machine(Policy::default())
-                .unwrap_or_else(|_| Placement::unpinned()),
-            busy_poll: false,
-            zerocopy_receive: false,
-        }
-    }
-}
 
 /// What one experiment measured in userspace.
 #[derive(Debug, Clone, Default)]
@@ -191,70 +103,6 @@ impl Figures {
 /// recording never allocates.
 pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid")
-}
-
-/// Where an experiment is in its life; loops read it once per message. It also collects the
-/// worker threads' ids as they start, so counters can be opened on them from outside.
-#[derive(Clone)]
-pub struct PhaseClock {
-    phase: Arc<AtomicU8>,
-    threads: Arc<Mutex<Vec<(Side, i32)>>>,
-    /// Set by a worker that failed: the experiment is over, however long its window.
-    failed: Arc<AtomicBool>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Phase {
-    Warmup = 0,
-    Measure = 1,
-    Stop = 2,
-}
-
-impl PhaseClock {
-    /// A clock for `workers` threads. Their registry is sized up front, so registering
-    /// allocates nothing on a worker's thread.
-    fn new(workers: usize) -> Self {
-        Self {
-            phase: Arc::new(AtomicU8::new(Phase::Warmup as u8)),
-            threads: Arc::new(Mutex::new(Vec::with_capacity(workers))),
-            failed: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// Waits `d`, or less when netcopy is asked to stop or a worker failed (its error ends
-    /// the experiment now, not at the end of its window).
-    fn wait(&self, d: Duration) {
-        interrupt::sleep_unless(d, || self.failed.load(Ordering::Relaxed));
-    }
-
-    fn set(&self, phase: Phase) {
-        self.phase.store(phase as u8, Ordering::Release);
-    }
-
-    #[inline]
-    pub fn get(&self) -> Phase {
-        match self.phase.load(Ordering::Acquire) {
-            0 => Phase::Warmup,
-            1 => Phase::Measure,
-            _ => Phase::Stop,
-        }
-    }
-
-    fn register(&self, side: Side) {
-        let tid = perf::current_tid();
-        self.threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((side, tid));
-    }
-
-    fn threads(&self) -> Vec<(Side, i32)> {
-        self.threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
 }
 
 /// How long the coordinator waits for every worker to start before counting without it.
@@ -346,8 +194,7 @@ fn spawn<T: Send + 'static>(
             clock.register(side);
             let result = work();
             if result.is_err() {
-                clock.failed.store(true, Ordering::Relaxed);
-                clock.set(Phase::Stop);
+                clock.fail();
             }
             result
         })
@@ -486,38 +333,6 @@ pub fn run_server(config: &Config, listener: TcpListener) -> Result<Figures> {
     run_ends(config, Vec::new(), servers, None)
 }
 
-/// Refuses what a path cannot carry: replies from a sink, datagrams over the UDP maximum.
-pub fn check_fits(config: &Config) -> Result<()> {
-    if config.zerocopy_receive && (config.workload != Workload::Stream || config.path.is_sink()) {
-        return Err(Error::Unsupported(
-            "zero-copy receive maps a TCP stream's pages: it needs --workload stream on a TCP path"
-                .to_owned(),
-        ));
-    }
-    if !config.path.is_sink() {
-        return Ok(());
-    }
-    if config.workload == Workload::Rr {
-        return Err(Error::Unsupported(format!(
-            "workload rr cannot run on the {} path: nothing there replies (use --workload stream)",
-            config.path
-        )));
-    }
-    if config.mode == Mode::A5 {
-        return Err(Error::Unsupported(format!(
-            "mode a5 (sendfile) runs on TCP paths, not on the {} path (UDP)",
-            config.path
-        )));
-    }
-    if config.size > MAX_DATAGRAM {
-        return Err(Error::Unsupported(format!(
-            "size {} does not fit one UDP datagram on the {} path (at most {MAX_DATAGRAM} bytes)",
-            config.size, config.path
-        )));
-    }
-    Ok(())
-}
-
 /// Runs one whole experiment on loopback: bind, run, figures.
 pub fn run(config: Config) -> Result<Figures> {
     Prepared::bind(config)?.run()
@@ -549,35 +364,4 @@ fn join_all<T>(
         }
     }
     first_error.map_or(Ok(()), Err)
-}
-
-/// A ring of messages and, per slot, the ticket of its last send: a slot is restamped only
-/// once the kernel has released it.
-struct Ring {
-    messages: Vec<message::Message>,
-    tickets: Vec<path::Ticket>,
-}
-
-impl Ring {
-    fn new(size: usize, len: usize) -> Self {
-        Self {
-            messages: (0..len.max(1))
-                .map(|_| message::Message::new(size))
-                .collect(),
-            tickets: vec![None; len.max(1)],
-        }
-    }
-
-    /// Sends message `seq` through `path`, reusing its slot only after release. Returns the
-    /// nanoseconds the send call(s) took.
-    #[inline]
-    fn send(&mut self, path: &mut dyn path::SendPath, seq: u64) -> std::io::Result<u64> {
-        let slot = (seq % self.messages.len() as u64) as usize;
-        path.wait_released(self.tickets[slot])?;
-        let msg = &mut self.messages[slot];
-        msg.stamp(seq);
-        let start = Instant::now();
-        self.tickets[slot] = path.send(msg)?;
-        Ok(start.elapsed().as_nanos() as u64)
-    }
 }

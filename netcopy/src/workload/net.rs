@@ -3,8 +3,13 @@
 use std::{
     io::{self, Read as _},
     net::{SocketAddr, TcpListener, TcpStream},
-    os::fd::{AsRawFd as _, BorrowedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
     time::Duration,
+};
+
+use nix::{
+    poll::{PollFd, PollFlags, PollTimeout, poll},
+    sys::socket::{getsockopt, sockopt},
 };
 
 use crate::error::{Error, Result};
@@ -32,15 +37,9 @@ pub fn connect(addr: SocketAddr) -> Result<TcpStream> {
 /// The next connection on `listener`, prepared; a peer that never connects is an error after
 /// [`STUCK_PEER`], not a hang.
 pub fn accept(listener: &TcpListener) -> Result<TcpStream> {
-    let fd = listener.as_raw_fd();
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let ready = unsafe { libc::poll(&mut pfd, 1, STUCK_PEER.as_millis() as i32) };
-    if ready <= 0 {
+    let mut pfd = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(STUCK_PEER).unwrap_or(PollTimeout::MAX);
+    if !matches!(poll(&mut pfd, timeout), Ok(n) if n > 0) {
         return Err(Error::io(
             "accepting",
             io::Error::new(io::ErrorKind::TimedOut, "no connection within 10 s"),
@@ -179,20 +178,6 @@ pub fn stuck(e: io::Error) -> io::Error {
 /// The socket's pending error (`SO_ERROR`), clearing it, as `TcpStream::take_error` does for
 /// any kind of socket.
 pub fn socket_error(socket: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
-    let mut value: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: a valid fd and an int-sized option buffer.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&raw mut value).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let value = getsockopt(&socket, sockopt::SocketError)?;
     Ok((value != 0).then(|| io::Error::from_raw_os_error(value)))
 }

@@ -181,7 +181,7 @@ pub(super) fn beyond_zero_copy(o: &mut String, s: &Summary) {
                 s.gbps("a1", size_ref, threads),
             ) {
                 (Some(f), Some(a)) => format!(
-                    "{}x a1's throughput ({})",
+                    "{} × a1's throughput ({})",
                     stats::ratio(&f, &a).map_or("–".into(), |r| r.show(2)),
                     verdict_words(stats::compare(&f, &a))
                 ),

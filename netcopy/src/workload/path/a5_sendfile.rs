@@ -12,8 +12,10 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::{AsRawFd as _, OwnedFd},
 };
+
+use nix::sys::memfd::{MFdFlags, memfd_create};
 
 use super::{PathCounters, SendPath, Ticket};
 use crate::{
@@ -36,16 +38,12 @@ pub struct Sendfile {
 
 impl Sendfile {
     pub fn new(socket: OwnedFd, size: usize) -> Result<Self> {
-        // SAFETY: a NUL-terminated name and no flags but close-on-exec.
-        let fd = unsafe { libc::memfd_create(c"netcopy-a5".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(Error::io(
+        let file = memfd_create(c"netcopy-a5", MFdFlags::MFD_CLOEXEC).map_err(|e| {
+            Error::io(
                 "creating the a5 message file (memfd_create)",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: fd was just created and is owned by nobody else.
-        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+                io::Error::from(e),
+            )
+        })?;
         let ring_len = file_ring_len(size);
         let mut content = Vec::with_capacity(size * ring_len as usize);
         let mut msg = Message::new(size);
