@@ -301,6 +301,5 @@ impl Session {
 
 /// The calling thread's id, for [`Session::open`].
 pub fn current_tid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
+    nix::unistd::gettid().as_raw()
 }

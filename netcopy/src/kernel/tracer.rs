@@ -66,8 +66,8 @@ fn attach_hook(ebpf: &mut Ebpf, hook: &'static Hook, btf: &aya::Btf) -> Result<(
     let program: &mut BtfTracePoint = ebpf
         .program_mut(hook.program)
         .and_then(|p| p.try_into().ok())
-        .ok_or_else(|| Error::BtfMissing {
-            what: format!("program {} in netcopy's eBPF object", hook.program),
+        .ok_or(Error::ProgramMissing {
+            program: hook.program,
         })?;
     program
         .load(hook.tracepoint, btf)

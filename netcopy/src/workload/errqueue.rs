@@ -139,21 +139,17 @@ mod tests {
         let fd = client.as_raw_fd();
         super::super::net::enable_zerocopy(client.as_fd()).expect("SO_ZEROCOPY");
         let buf = [7u8; 4096];
-        // SAFETY: buf outlives the send and its completion (read below).
+        // nix has no MSG_ZEROCOPY flag. SAFETY: buf outlives the send and its completion
+        // (read below).
         let sent = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_ZEROCOPY) };
         assert_eq!(sent, 4096, "{}", io::Error::last_os_error());
         let mut completions = Completions::default();
         completions.issue();
         // Wait for the notification without reading it.
-        let mut pfd = libc::pollfd {
-            fd,
-            events: 0,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
+        let mut pfd = [PollFd::new(client.as_fd(), PollFlags::empty())];
         assert_eq!(
-            unsafe { libc::poll(&mut pfd, 1, 5000) },
-            1,
+            poll(&mut pfd, PollTimeout::from(5000u16)),
+            Ok(1),
             "no notification in 5 s"
         );
         let err = drain_with(client.as_fd(), &mut completions, &mut [0u64; 2]).unwrap_err();

@@ -9,7 +9,7 @@ use std::{
 
 use nix::{
     poll::{PollFd, PollFlags, PollTimeout, poll},
-    sys::socket::{getsockopt, sockopt},
+    sys::socket::{MsgFlags, getsockopt, recv, sockopt},
 };
 
 use crate::error::{Error, Result};
@@ -88,20 +88,7 @@ fn read_once(stream: &mut TcpStream, buf: &mut [u8], wait: Wait) -> io::Result<u
     match wait {
         Wait::Block => stream.read(buf),
         Wait::Spin => {
-            // SAFETY: a valid socket and a buffer of buf.len() writable bytes.
-            let n = unsafe {
-                libc::recv(
-                    stream.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
+            recv(stream.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT).map_err(io::Error::from)
         }
     }
 }

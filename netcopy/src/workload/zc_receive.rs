@@ -71,20 +71,17 @@ impl ZcReceiveCounters {
     }
 }
 
-/// A zero-copy reader of one TCP socket.
-pub struct ZcReceiver {
-    fd: RawFd,
+/// A zero-copy reader of one TCP socket, on the thread that made it (the mapping is its own).
+pub struct ZcReceiver<'a> {
+    socket: BorrowedFd<'a>,
     map: *mut u8,
     copy: Vec<u8>,
     pub counters: ZcReceiveCounters,
 }
 
-// SAFETY: the mapping belongs to this receiver alone and moves with it.
-unsafe impl Send for ZcReceiver {}
-
-impl ZcReceiver {
+impl<'a> ZcReceiver<'a> {
     /// Reserves the mapping region on `socket` (which must outlive the receiver).
-    pub fn new(socket: BorrowedFd<'_>) -> io::Result<Self> {
+    pub fn new(socket: BorrowedFd<'a>) -> io::Result<Self> {
         let fd = socket.as_raw_fd();
         // SAFETY: a fresh shared read-only mapping of a TCP socket reserves address space the
         // kernel fills in getsockopt; nothing else uses it.
@@ -102,7 +99,7 @@ impl ZcReceiver {
             return Err(io::Error::last_os_error());
         }
         Ok(Self {
-            fd,
+            socket,
             map: map.cast(),
             copy: vec![0; COPY_LEN],
             counters: ZcReceiveCounters::default(),
@@ -122,20 +119,8 @@ impl ZcReceiver {
             copybuf_len: COPYBUF_LEN as i32,
             ..Default::default()
         };
-        let mut len = std::mem::size_of::<TcpZerocopyReceive>() as libc::socklen_t;
-        // SAFETY: zc is a valid, writable tcp_zerocopy_receive of `len` bytes; its addresses
-        // are this receiver's mapping and copy buffer.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_ZEROCOPY_RECEIVE,
-                (&raw mut zc).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
+        // Its addresses are this receiver's mapping and copy buffer.
+        if let Err(err) = tcp_getsockopt(self.socket.as_raw_fd(), &mut zc) {
             // EIO: nothing queued and the peer's FIN seen (the kernel's end of stream).
             if err.raw_os_error() == Some(libc::EIO) {
                 return Ok(0);
@@ -171,14 +156,10 @@ impl ZcReceiver {
                 hint => hint.min(COPY_LEN),
             };
             read = loop {
-                // SAFETY: the copy buffer is writable for `want` bytes.
-                let n = unsafe { libc::read(self.fd, self.copy.as_mut_ptr().cast(), want) };
-                if n >= 0 {
-                    break n as usize;
-                }
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
+                match nix::unistd::read(self.socket, &mut self.copy[..want]) {
+                    Ok(n) => break n,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
                 }
             };
             consume(&self.copy[..read])?;
@@ -190,22 +171,9 @@ impl ZcReceiver {
 
     /// Records the kernel's own count of bytes received on the socket (at end of stream).
     pub fn finish(&mut self) -> io::Result<()> {
-        // SAFETY: tcp_info is plain data; the kernel fills at most `len` bytes.
+        // SAFETY: tcp_info is plain data; all-zero is valid.
         let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        // SAFETY: as above.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&raw mut info).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        tcp_getsockopt(self.socket.as_raw_fd(), &mut info)?;
         // The stream ended with the peer's FIN (the last receive returned 0), whose sequence
         // number tcpi_bytes_received includes.
         self.counters.tcp_bytes_received = info.tcpi_bytes_received.saturating_sub(1);
@@ -213,7 +181,42 @@ impl ZcReceiver {
     }
 }
 
-impl Drop for ZcReceiver {
+/// A TCP socket option's value: plain integers, valid whatever bytes the kernel writes.
+trait TcpOption {
+    const NAME: libc::c_int;
+}
+
+impl TcpOption for TcpZerocopyReceive {
+    const NAME: libc::c_int = libc::TCP_ZEROCOPY_RECEIVE;
+}
+
+impl TcpOption for libc::tcp_info {
+    const NAME: libc::c_int = libc::TCP_INFO;
+}
+
+/// `getsockopt(fd, IPPROTO_TCP, T::NAME)` into `value`, which the kernel reads and writes
+/// (nix wraps neither TCP_ZEROCOPY_RECEIVE nor TCP_INFO).
+fn tcp_getsockopt<T: TcpOption>(fd: RawFd, value: &mut T) -> io::Result<()> {
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is a live, writable T of `len` bytes, plain data (TcpOption); the kernel
+    // writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            T::NAME,
+            std::ptr::from_mut(value).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl Drop for ZcReceiver<'_> {
     fn drop(&mut self) {
         // SAFETY: the mapping was created in `new` and is unmapped once.
         unsafe { libc::munmap(self.map.cast(), MAP_LEN) };

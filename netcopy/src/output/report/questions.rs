@@ -108,17 +108,7 @@ pub fn questions(o: &mut String, s: &Summary, machine: &Machine) {
         let Some(p) = s.point("stream", zc, size_ref, threads) else {
             continue;
         };
-        let ratio = match (
-            s.gbps(zc, size_ref, threads),
-            s.gbps("a1", size_ref, threads),
-        ) {
-            (Some(z), Some(a)) => format!(
-                "{} a1's throughput ({})",
-                stats::ratio(&z, &a).map_or("–".into(), |r| format!("{}x", r.show(2))),
-                verdict_words(stats::compare(&z, &a))
-            ),
-            _ => "throughput not comparable".to_owned(),
-        };
+        let ratio = versus_a1(s, zc, size_ref, threads);
         let _ = writeln!(
             o,
             "- {zc} at {}: {ratio}. The kernel pinned {} of every byte and then copied {} % of the pinned bytes at delivery (`skb_copy_ubufs`, {} fresh pages in the traced run), and the sender read {} completion notifications (a3: error queue, a4: io_uring CQEs). On this path zero-copy is a copy postponed, plus pinning, page allocation and completion handling.",
@@ -171,22 +161,24 @@ pub fn questions(o: &mut String, s: &Summary, machine: &Machine) {
     beyond_zero_copy(o, s);
 }
 
+/// `mode`'s stream throughput as a multiple of a1's at one point, with the verdict.
+fn versus_a1(s: &Summary, mode: &str, size: u64, threads: u32) -> String {
+    match (s.gbps(mode, size, threads), s.gbps("a1", size, threads)) {
+        (Some(m), Some(a)) => format!(
+            "{}x a1's throughput ({})",
+            stats::ratio(&m, &a).map_or("–".into(), |r| r.show(2)),
+            verdict_words(stats::compare(&m, &a))
+        ),
+        _ => "throughput not comparable".to_owned(),
+    }
+}
+
 /// Verdict lines for a5 (sendfile) and for zero-copy receive, from the traced runs.
 pub(super) fn beyond_zero_copy(o: &mut String, s: &Summary) {
     let (size_ref, threads) = (s.reference_size(), s.min_threads());
     match s.point("stream", "a5", size_ref, threads) {
         Some(p) if s.traced() => {
-            let ratio = match (
-                s.gbps("a5", size_ref, threads),
-                s.gbps("a1", size_ref, threads),
-            ) {
-                (Some(f), Some(a)) => format!(
-                    "{} × a1's throughput ({})",
-                    stats::ratio(&f, &a).map_or("–".into(), |r| r.show(2)),
-                    verdict_words(stats::compare(&f, &a))
-                ),
-                _ => "throughput not comparable".to_owned(),
-            };
+            let ratio = versus_a1(s, "a5", size_ref, threads);
             let _ = writeln!(
                 o,
                 "- a5 (sendfile) at {}: per byte sent, {} referenced (page-cache pages attached by reference), {} copied at send, {} pinned, {} copied at delivery, {} copied to the receiver: the receive copy is the only one. {ratio}. The data must already be in a file.",

@@ -10,12 +10,15 @@
 //! a receive queue must not change under it (sendfile has no completion to say when it is
 //! released), so the receiver expects stamp `seq % file_ring_len` instead of `seq`.
 
-use std::{
-    io,
-    os::fd::{AsRawFd as _, OwnedFd},
-};
+use std::{io, os::fd::OwnedFd};
 
-use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::{
+    errno::Errno,
+    sys::{
+        memfd::{MFdFlags, memfd_create},
+        sendfile::sendfile,
+    },
+};
 
 use super::{PathCounters, SendPath, Ticket};
 use crate::{
@@ -74,22 +77,11 @@ impl SendPath for Sendfile {
         let mut offset = ((seq % self.ring_len) * self.size as u64) as libc::off_t;
         let mut left = self.size;
         while left > 0 {
-            // SAFETY: two open descriptors and a live offset; sendfile reads no user memory.
-            let n = unsafe {
-                libc::sendfile(
-                    self.socket.as_raw_fd(),
-                    self.file.as_raw_fd(),
-                    &mut offset,
-                    left,
-                )
+            let n = match sendfile(&self.socket, &self.file, Some(&mut offset), left) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
