@@ -24,7 +24,16 @@ pub fn verdict(outcome: &Outcome) -> String {
         return "not traced: nothing to say about the kernel".to_owned();
     };
     let c = &k.counters;
-    match k.fallback_pct() {
+    let send = match k.fallback_pct() {
+        None if c.tcp_referenced_at_send_bytes > 0 && c.copied_at_send_bytes() == 0 => format!(
+            "nothing was copied or pinned at send: all {} bytes went by reference to page-cache pages (sendfile), and local delivery had nothing to copy; the receiver's copy is the only one",
+            grouped(c.tcp_referenced_at_send_bytes)
+        ),
+        None if c.tcp_referenced_at_send_bytes > 0 => format!(
+            "nothing was pinned: the kernel copied {} bytes at send time and attached {} by reference (page cache)",
+            grouped(c.copied_at_send_bytes()),
+            grouped(c.tcp_referenced_at_send_bytes)
+        ),
         None => format!(
             "nothing was pinned: the kernel copied every byte at send time ({} of {} bytes)",
             grouped(c.copied_at_send_bytes()),
@@ -39,6 +48,19 @@ pub fn verdict(outcome: &Outcome) -> String {
             outcome.config.path
         ),
         Some(p) => format!("{p:.1} % of the pinned bytes were copied at delivery"),
+    };
+    match &outcome.figures.zc_receive {
+        Some(zc) if zc.mapped_bytes > 0 => format!(
+            "{send}. Zero-copy receive mapped {} of {} bytes received ({:.1} %), the rest was copied",
+            grouped(zc.mapped_bytes),
+            grouped(zc.mapped_bytes + zc.copied_bytes),
+            zc.mapped_bytes as f64 * 100.0 / (zc.mapped_bytes + zc.copied_bytes).max(1) as f64
+        ),
+        Some(zc) => format!(
+            "{send}. Zero-copy receive mapped nothing ({} bytes copied): the kernel maps only whole pages at offset 0 that are neither compound nor page cache, and this sender's were not",
+            grouped(zc.copied_bytes)
+        ),
+        None => send,
     }
 }
 
@@ -74,7 +96,11 @@ pub fn draw(outcome: &Outcome) -> String {
     };
     stage(
         &mut o,
-        "user memory: 8 separate fields",
+        if cfg.mode == Mode::A5 {
+            "page cache: a memfd of messages"
+        } else {
+            "user memory: 8 separate fields"
+        },
         format!(
             "{} bytes in {} send calls",
             grouped(f.bytes_sent),
@@ -127,15 +153,19 @@ pub fn draw(outcome: &Outcome) -> String {
             ),
         );
         arrow(&mut o, "receive queue");
-        stage(
-            &mut o,
-            "receive call (copy to user)",
-            format!(
+        let received = match &f.zc_receive {
+            Some(zc) => format!(
+                "{} bytes mapped (TCP_ZEROCOPY_RECEIVE), {} copied to user",
+                grouped(zc.mapped_bytes),
+                grouped(c.recv_copy_bytes)
+            ),
+            None => format!(
                 "{} bytes copied to user in {} calls",
                 grouped(c.recv_copy_bytes),
                 grouped(c.recv_calls)
             ),
-        );
+        };
+        stage(&mut o, "receive call (copy to user)", received);
     }
     if cfg.mode.is_zero_copy() {
         let p = &f.path;
@@ -153,4 +183,69 @@ pub fn draw(outcome: &Outcome) -> String {
     let _ = writeln!(o, "  checks: {}", outcome.checks());
     let _ = writeln!(o, "\nverdict: {}", verdict(outcome));
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        experiment::KernelFigures,
+        workload::{Config, Figures, Workload, zc_receive::ZcReceiveCounters},
+    };
+
+    fn outcome(mode: Mode, counters: netcopy_common::FlowCounters) -> Outcome {
+        Outcome {
+            config: Config::new(mode, Workload::Stream, 16 << 10, 1),
+            figures: Figures::default(),
+            kernel: Some(KernelFigures {
+                counters,
+                ..KernelFigures::default()
+            }),
+            disagreements: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn sendfile_is_not_called_a_copy() {
+        let mut c = netcopy_common::FlowCounters {
+            send_bytes: 1000,
+            tcp_referenced_at_send_bytes: 1000,
+            ..Default::default()
+        };
+        let v = verdict(&outcome(Mode::A5, c));
+        assert!(
+            v.starts_with(
+                "nothing was copied or pinned at send: all 1 000 bytes went by reference"
+            ),
+            "{v}"
+        );
+        c.tcp_copied_at_send_bytes = 37;
+        let v = verdict(&outcome(Mode::A5, c));
+        assert!(
+            v.contains("copied 37 bytes at send time and attached 1 000 by reference"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn zero_copy_receive_gets_its_own_sentence() {
+        let c = netcopy_common::FlowCounters {
+            send_bytes: 4096,
+            tcp_copied_at_send_bytes: 4096,
+            ..Default::default()
+        };
+        let mut o = outcome(Mode::A1, c);
+        o.figures.zc_receive = Some(ZcReceiveCounters {
+            mapped_bytes: 3072,
+            copied_bytes: 1024,
+            ..Default::default()
+        });
+        let v = verdict(&o);
+        assert!(v.ends_with("Zero-copy receive mapped 3 072 of 4 096 bytes received (75.0 %), the rest was copied"), "{v}");
+        o.figures.zc_receive = Some(ZcReceiveCounters {
+            copied_bytes: 4096,
+            ..Default::default()
+        });
+        assert!(verdict(&o).contains("mapped nothing (4 096 bytes copied)"));
+    }
 }
