@@ -219,7 +219,7 @@ impl Sweep {
         } else {
             sweep::Tracing::Accounting
         };
-        grid.path = if self.connect.is_some() {
+        grid.net_path = if self.connect.is_some() {
             NetPath::Remote
         } else {
             self.path
@@ -308,7 +308,7 @@ impl RunArgs {
         let mut config = workload::Config::new(mode, self.workload, self.size, self.threads);
         config.duration = self.duration;
         config.warmup = self.warmup;
-        config.path = self.path;
+        config.net_path = self.path;
         config.placement = self.placement.resolve()?;
         config.busy_poll = self.busy_poll;
         config.zerocopy_receive = self.zerocopy_receive;

@@ -131,13 +131,13 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
     if config.mode == Mode::A5 {
         // sendfile moves the file through a pipe of 16 pages: one socket send per pipe-full,
         // so one call can be several in the kernel, but never more than the pages it spans.
-        let most = f.path.send_calls * (config.size.div_ceil(4096) as u64 + 1);
+        let most = f.send_counts.send_calls * (config.size.div_ceil(4096) as u64 + 1);
         if let Some(kernel) = k.figure("k_send_calls", c.send_calls)
-            && !(f.path.send_calls..=most).contains(&kernel)
+            && !(f.send_counts.send_calls..=most).contains(&kernel)
         {
             out.push(format!(
                 "send calls: kernel {kernel} outside {}..={most} for {} sendfile calls",
-                f.path.send_calls, f.path.send_calls
+                f.send_counts.send_calls, f.send_counts.send_calls
             ));
         }
     }
@@ -158,7 +158,7 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
         expect(
             "send calls",
             k.figure("k_send_calls", c.send_calls),
-            f.path.send_calls,
+            f.send_counts.send_calls,
         );
     }
     match &f.zc_receive {
@@ -203,7 +203,7 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
         f.bytes_sent,
     );
     if config.mode.is_zero_copy() && !k.mixed_outcomes() && k.seen("k_fallback_pct") {
-        match (k.fallback_pct(), f.path.copied_pct()) {
+        match (k.fallback_pct(), f.send_counts.copied_pct()) {
             (Some(kernel), Some(user)) if (kernel - user).abs() > FALLBACK_TOLERANCE_PP => out
                 .push(format!(
                     "fallback: kernel {kernel:.1} % != error-queue copied {user:.1} %"
@@ -256,7 +256,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         });
     };
     tracer.clear()?;
-    tracer.classify_udp(config.path.is_sink())?;
+    tracer.classify_udp(config.net_path.is_sink())?;
     tracer.watch_endpoint(endpoint, slot)?;
     let result = {
         let observer = || tracer.run_time();
@@ -267,7 +267,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     let figures = result?;
     let kernel = KernelFigures {
         counters: tracer.totals(slot)?,
-        unseen: tracer.unseen(config.path.is_sink()),
+        unseen: tracer.unseen(config.net_path.is_sink()),
         skipped: tracer.skipped()?,
     };
     let disagreements = cross_check(&config, &figures, &kernel);

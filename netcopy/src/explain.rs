@@ -41,11 +41,11 @@ pub fn verdict(outcome: &Outcome) -> String {
         ),
         Some(p) if p >= 99.5 => format!(
             "every pinned byte was copied at delivery: zero-copy fell back to copying {p:.0} % on {}",
-            outcome.config.path
+            outcome.config.net_path
         ),
         Some(p) if p <= 0.5 => format!(
             "the kernel kept its promise: no pinned byte was copied ({p:.1} % fallback) on {}",
-            outcome.config.path
+            outcome.config.net_path
         ),
         Some(p) => format!("{p:.1} % of the pinned bytes were copied at delivery"),
     };
@@ -74,7 +74,7 @@ pub fn draw(outcome: &Outcome) -> String {
         "{} ({}) on {}: {} {} x {} connection(s), {:.1}s measured\n",
         cfg.mode,
         cfg.mode.describe(),
-        cfg.path,
+        cfg.net_path,
         cfg.workload,
         crate::units::format_size(cfg.size),
         cfg.threads,
@@ -104,7 +104,7 @@ pub fn draw(outcome: &Outcome) -> String {
         format!(
             "{} bytes in {} send calls",
             grouped(f.bytes_sent),
-            grouped(f.path.send_calls)
+            grouped(f.send_counts.send_calls)
         ),
     );
     let user_copy = if cfg.mode == Mode::A1 {
@@ -131,12 +131,12 @@ pub fn draw(outcome: &Outcome) -> String {
             grouped(c.tcp_referenced_at_send_bytes)
         ),
     );
-    arrow(&mut o, &format!("{} device", cfg.path));
+    arrow(&mut o, &format!("{} device", cfg.net_path));
     let pages = match k.deferred_copy_pages() {
         Some(pages) => format!("{} fresh pages", grouped(pages)),
         None => format!("pages not measured: {}", k.note()),
     };
-    if cfg.path.is_sink() {
+    if cfg.net_path.is_sink() {
         stage(
             &mut o,
             "ifb sink frees the packet",
@@ -168,7 +168,7 @@ pub fn draw(outcome: &Outcome) -> String {
         stage(&mut o, "receive call (copy to user)", received);
     }
     if cfg.mode.is_zero_copy() {
-        let p = &f.path;
+        let p = &f.send_counts;
         let _ = writeln!(
             o,
             "\n  completions: {} sends completed in {} notifications, {} flagged copied ({}); kernel saw {} error-queue reports",

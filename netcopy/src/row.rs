@@ -140,7 +140,7 @@ impl Row {
             traced,
             started_utc: crate::timestamp::utc_now(true),
             mode: config.mode.name().to_owned(),
-            path: config.path.name().to_owned(),
+            path: config.net_path.name().to_owned(),
             workload: config.workload.name().to_owned(),
             size: config.size as u64,
             threads: config.threads as u32,
@@ -169,12 +169,12 @@ impl Row {
         self.status = OK.to_owned();
         self.send_gbps = Some(f.send_gbps());
         self.recv_gbps = (outcome.config.workload == Workload::Rr
-            || !outcome.config.path.is_sink())
+            || !outcome.config.net_path.is_sink())
         .then(|| f.recv_gbps());
         self.messages_per_s = Some(f.messages_per_sec());
         self.bytes_sent = Some(f.bytes_sent);
         self.bytes_received = Some(f.bytes_received);
-        self.send_calls = Some(f.path.send_calls);
+        self.send_calls = Some(f.send_counts.send_calls);
         self.recv_calls = Some(f.recv_calls);
         self.verified_messages = Some(f.verified_messages);
         self.zc_mapped_bytes = f.zc_receive.map(|zc| zc.mapped_bytes);
@@ -196,7 +196,7 @@ impl Row {
             self.rtt_mean_us = Some(h.mean() / 1e3);
         }
         if outcome.config.mode.is_zero_copy() {
-            let p = &f.path;
+            let p = &f.send_counts;
             self.zc_sends = Some(p.zc_sends);
             self.zc_completed = Some(p.zc_completed);
             self.zc_notifications = Some(p.zc_notifications);

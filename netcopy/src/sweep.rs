@@ -62,7 +62,7 @@ pub struct Grid {
     pub workloads: Vec<Workload>,
     pub duration: Duration,
     pub warmup: Duration,
-    pub path: NetPath,
+    pub net_path: NetPath,
     pub placement: Placement,
     pub busy_poll: bool,
     pub zerocopy_receive: bool,
@@ -85,7 +85,7 @@ impl Grid {
             // faster than fewer long ones.
             duration: Duration::from_millis(200),
             warmup: Duration::from_millis(150),
-            path: NetPath::Loopback,
+            net_path: NetPath::Loopback,
             placement: Placement::on_this_machine(Policy::default())
                 .unwrap_or_else(|_| Placement::unpinned()),
             busy_poll: false,
@@ -127,37 +127,40 @@ impl Grid {
             .modes
             .iter()
             .copied()
-            .filter(|m| !(self.path.is_sink() && *m == Mode::A5))
+            .filter(|m| !(self.net_path.is_sink() && *m == Mode::A5))
             .collect();
         if modes.len() < self.modes.len() {
             notes.push(format!(
                 "{}: a5 left out (sendfile is measured on TCP)",
-                self.path
+                self.net_path
             ));
         }
         let workloads: Vec<Workload> = self
             .workloads
             .iter()
             .copied()
-            .filter(|w| !((self.path.is_sink() || self.zerocopy_receive) && *w == Workload::Rr))
+            .filter(|w| !((self.net_path.is_sink() || self.zerocopy_receive) && *w == Workload::Rr))
             .collect();
         if workloads.len() < self.workloads.len() {
             notes.push(if self.zerocopy_receive {
                 "rr left out (zero-copy receive maps a stream's pages)".to_owned()
             } else {
-                format!("{}: rr left out (nothing replies from a sink)", self.path)
+                format!(
+                    "{}: rr left out (nothing replies from a sink)",
+                    self.net_path
+                )
             });
         }
         let sizes: Vec<usize> = self
             .sizes
             .iter()
             .copied()
-            .filter(|s| !(self.path.is_sink() && *s > MAX_DATAGRAM))
+            .filter(|s| !(self.net_path.is_sink() && *s > MAX_DATAGRAM))
             .collect();
         if sizes.len() < self.sizes.len() {
             notes.push(format!(
                 "{}: sizes above {MAX_DATAGRAM} B left out (one UDP datagram)",
-                self.path
+                self.net_path
             ));
         }
         (workloads, sizes, modes, notes)
@@ -181,13 +184,13 @@ impl Grid {
                         let mut config = Config::new(mode, workload, size, threads);
                         config.duration = self.duration;
                         config.warmup = self.warmup;
-                        config.path = self.path;
+                        config.net_path = self.net_path;
                         config.placement = self.placement.clone();
                         config.busy_poll = self.busy_poll;
                         config.zerocopy_receive = self.zerocopy_receive;
                         // A fresh port from the kernel every time: nothing lingers
                         // between experiments (TIME_WAIT, a slow close).
-                        if !self.path.is_sink() {
+                        if !self.net_path.is_sink() {
                             config.port = 0;
                         }
                         out.push(config);

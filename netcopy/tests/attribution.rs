@@ -109,7 +109,7 @@ fn an_experiment_counts_its_own_address_only() {
         let c = &outcome.kernel.as_ref().expect("traced").counters;
         assert_eq!(outcome.checks(), "ok", "{mode}: {c:?}");
         assert_eq!(c.send_bytes, f.bytes_sent, "{mode}");
-        assert_eq!(c.send_calls, f.path.send_calls, "{mode}");
+        assert_eq!(c.send_calls, f.send_counts.send_calls, "{mode}");
         assert_eq!(c.recv_bytes, f.bytes_received, "{mode}");
         assert_eq!(c.recv_copy_bytes, f.bytes_received, "{mode}");
         if mode.is_zero_copy() {

@@ -38,7 +38,7 @@ fn run_path(path: NetPath, test: &str) {
             }
             Err(e) => panic!("{path} {mode}: {e}"),
         };
-        assert_eq!(outcome.config.path, path);
+        assert_eq!(outcome.config.net_path, path);
         let k = outcome.kernel.as_ref().expect("traced");
         let c = &k.counters;
         let sent = outcome.figures.bytes_sent;
@@ -49,7 +49,7 @@ fn run_path(path: NetPath, test: &str) {
             let expected = path.expected_fallback_pct().expect("a local path");
             assert_eq!(k.fallback_pct(), Some(expected), "{path} {mode}: {c:?}");
             assert_eq!(
-                outcome.figures.path.copied_pct(),
+                outcome.figures.send_counts.copied_pct(),
                 Some(expected),
                 "{path} {mode}: notifications"
             );

@@ -117,7 +117,11 @@ fn loopback_copies_every_byte_once_or_defers_it() {
                 c.deferred_copy_pages,
                 c.deferred_copy_bytes
             );
-            assert_eq!(outcome.figures.path.copied_pct(), Some(100.0), "{mode}");
+            assert_eq!(
+                outcome.figures.send_counts.copied_pct(),
+                Some(100.0),
+                "{mode}"
+            );
         } else if mode == Mode::A5 {
             assert_eq!(c.tcp_referenced_at_send_bytes, sent, "{mode}: {c:?}");
             assert_eq!(
@@ -135,7 +139,10 @@ fn loopback_copies_every_byte_once_or_defers_it() {
         }
         if mode == Mode::A3 {
             // Error-queue notifications, kernel side: at least one, at most one per send.
-            assert!(c.zc_notifications > 0 && c.zc_notifications <= outcome.figures.path.zc_sends);
+            assert!(
+                c.zc_notifications > 0
+                    && c.zc_notifications <= outcome.figures.send_counts.zc_sends
+            );
         }
     }
 }
@@ -187,7 +194,7 @@ fn a_disagreement_is_reported_not_hidden() {
         bytes_received: 1000,
         ..Default::default()
     };
-    figures.path.bytes_sent = 1000;
+    figures.send_counts.bytes_sent = 1000;
     let mut kernel = experiment::KernelFigures::default();
     kernel.counters.send_bytes = 999;
     kernel.counters.recv_bytes = 1000;
@@ -242,14 +249,17 @@ fn agreeing(
         bytes_received: 1000,
         ..Default::default()
     };
-    figures.path.bytes_sent = 1000;
-    figures.path.send_calls = 1;
+    figures.send_counts.bytes_sent = 1000;
+    figures.send_counts.send_calls = 1;
     let mut kernel = experiment::KernelFigures::default();
     let c = &mut kernel.counters;
     (c.send_calls, c.send_bytes) = (1, 1000);
     (c.recv_bytes, c.recv_copy_bytes) = (1000, 1000);
     if mode.is_zero_copy() {
-        (figures.path.zc_completed, figures.path.zc_copied) = (1, 1);
+        (
+            figures.send_counts.zc_completed,
+            figures.send_counts.zc_copied,
+        ) = (1, 1);
         (c.tcp_pinned_bytes, c.deferred_copy_bytes) = (1000, 1000);
         (c.deferred_copy_pages, c.deferred_copy_pages_required) = (1, 1);
     } else {
@@ -273,7 +283,7 @@ fn every_cross_check_names_its_own_disagreement() {
         (Mode::A1, "classified send bytes", |_, k| {
             k.counters.tcp_copied_at_send_bytes -= 1
         }),
-        (Mode::A3, "fallback", |f, _| f.path.zc_copied = 0),
+        (Mode::A3, "fallback", |f, _| f.send_counts.zc_copied = 0),
         (Mode::A1, "pinned bytes of a copying mode", |_, k| {
             k.counters.tcp_copied_at_send_bytes -= 10;
             k.counters.tcp_pinned_bytes += 10;

@@ -72,7 +72,7 @@ fn run(mode: Mode, workload: Workload, window: Duration) -> (u64, u64) {
     };
     (
         WORKER_ALLOCATIONS.load(Ordering::Relaxed) - before,
-        outcome.figures.path.send_calls,
+        outcome.figures.send_counts.send_calls,
     )
 }
 

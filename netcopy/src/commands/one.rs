@@ -204,7 +204,7 @@ pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool
     }
     println!(
         "totals:     {} bytes sent in {} calls, {} bytes received in {} calls, {} messages verified",
-        f.bytes_sent, f.path.send_calls, f.bytes_received, f.recv_calls, f.verified_messages
+        f.bytes_sent, f.send_counts.send_calls, f.bytes_received, f.recv_calls, f.verified_messages
     );
     if let Some(zc) = &f.zc_receive {
         println!(
@@ -213,7 +213,7 @@ pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool
         );
     }
     if config.mode.is_zero_copy() {
-        let p = &f.path;
+        let p = &f.send_counts;
         println!(
             "zero-copy:  {} sends, {} completed in {} notifications, {} flagged copied ({}), {} ENOBUFS retries",
             p.zc_sends,

@@ -225,7 +225,7 @@ fn run_served(
             Some(KernelSide::split(
                 &flows,
                 |k| k.local_port == port,
-                t.unseen(config.path.is_sink()),
+                t.unseen(config.net_path.is_sink()),
                 t.skipped()?,
             ))
         }
@@ -238,7 +238,7 @@ fn run_served(
             bytes_received: f.bytes_received,
             recv_calls: f.recv_calls,
             verified_messages: f.verified_messages,
-            path: f.path,
+            send_counts: f.send_counts,
             perf: f.perf,
             kernel,
             zc_receive: f.zc_receive,
@@ -291,7 +291,7 @@ impl Client {
 
     fn try_run(&mut self, config: &Config, mut tracer: Option<&mut Tracer>) -> Result<Outcome> {
         let mut config = config.clone();
-        config.path = NetPath::Remote;
+        config.net_path = NetPath::Remote;
         let host = self.addr.ip();
         let timeout = control_timeout(&config);
         let token = self.token.clone();
@@ -335,7 +335,7 @@ impl Client {
                 Some(KernelSide::split(
                     &t.flows(1)?,
                     |k| k.local_port != port,
-                    t.unseen(config.path.is_sink()),
+                    t.unseen(config.net_path.is_sink()),
                     t.skipped()?,
                 ))
             }
@@ -395,7 +395,7 @@ fn merge(figures: &mut Figures, report: &ServerReport) {
     figures.bytes_received += report.bytes_received;
     figures.recv_calls += report.recv_calls;
     figures.verified_messages += report.verified_messages;
-    figures.path.accumulate(&report.path);
+    figures.send_counts.accumulate(&report.send_counts);
     figures.perf.server = report.perf.server;
     if let Some(zc) = &report.zc_receive {
         figures

@@ -17,7 +17,7 @@ use crate::{
     netpath::NetPath,
     perf::PerfFigures,
     placement::{self, Placement, Policy},
-    workload::{Config, Mode, PathCounters, Workload, message, zc_receive::ZcReceiveCounters},
+    workload::{Config, Mode, SendCounts, Workload, message, zc_receive::ZcReceiveCounters},
 };
 
 /// Longest control line accepted, bytes: a request is a few hundred.
@@ -185,7 +185,7 @@ impl Request {
         config.duration = duration;
         config.bind = bind;
         config.port = 0;
-        config.path = NetPath::Remote;
+        config.net_path = NetPath::Remote;
         config.zerocopy_receive = self.zerocopy_receive;
         if !self.placement.is_empty() {
             let policy: Policy = self.placement.parse()?;
@@ -362,7 +362,7 @@ pub(super) struct ServerReport {
     pub(super) bytes_received: u64,
     pub(super) recv_calls: u64,
     pub(super) verified_messages: u64,
-    pub(super) path: PathCounters,
+    pub(super) send_counts: SendCounts,
     pub(super) perf: PerfFigures,
     pub(super) kernel: Option<KernelSide>,
     /// With zero-copy receive: what the server's receivers mapped and copied.

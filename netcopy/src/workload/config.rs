@@ -40,7 +40,7 @@ pub struct Config {
     pub mode: Mode,
     pub workload: Workload,
     /// The network path the bytes take (set from the [`Network`] the experiment binds on).
-    pub path: NetPath,
+    pub net_path: NetPath,
     /// Message size in bytes.
     pub size: usize,
     /// Connections, each with its own sender and receiver thread.
@@ -89,7 +89,7 @@ impl Config {
         Self {
             mode,
             workload,
-            path: NetPath::Loopback,
+            net_path: NetPath::Loopback,
             size,
             threads,
             warmup: Duration::from_millis(500),
@@ -108,31 +108,32 @@ impl Config {
 
 /// Refuses what a path cannot carry: replies from a sink, datagrams over the UDP maximum.
 pub fn check_fits(config: &Config) -> Result<()> {
-    if config.zerocopy_receive && (config.workload != Workload::Stream || config.path.is_sink()) {
+    if config.zerocopy_receive && (config.workload != Workload::Stream || config.net_path.is_sink())
+    {
         return Err(Error::Unsupported(
             "zero-copy receive maps a TCP stream's pages: it needs --workload stream on a TCP path"
                 .to_owned(),
         ));
     }
-    if !config.path.is_sink() {
+    if !config.net_path.is_sink() {
         return Ok(());
     }
     if config.workload == Workload::Rr {
         return Err(Error::Unsupported(format!(
             "workload rr cannot run on the {} path: nothing there replies (use --workload stream)",
-            config.path
+            config.net_path
         )));
     }
     if config.mode == Mode::A5 {
         return Err(Error::Unsupported(format!(
             "mode a5 (sendfile) runs on TCP paths, not on the {} path (UDP)",
-            config.path
+            config.net_path
         )));
     }
     if config.size > MAX_DATAGRAM {
         return Err(Error::Unsupported(format!(
             "size {} does not fit one UDP datagram on the {} path (at most {MAX_DATAGRAM} bytes)",
-            config.size, config.path
+            config.size, config.net_path
         )));
     }
     Ok(())

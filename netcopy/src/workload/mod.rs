@@ -1,5 +1,5 @@
 //! The workloads: real servers and clients on real sockets, sending [`message::Message`]s
-//! through one [`path::SendPath`].
+//! through one [`send::SendPath`].
 //!
 //! Measurement lives beside the hot loops, not in them: a loop only stamps, sends and (while
 //! the phase says so) records one latency; throughput windows, totals and checks are taken by
@@ -12,9 +12,9 @@ mod crew;
 pub mod errqueue;
 pub mod message;
 pub mod net;
-pub mod path;
 mod ring;
 mod rr;
+pub mod send;
 mod sink;
 mod stream;
 pub mod zc_receive;
@@ -31,8 +31,8 @@ use std::{
 pub use clock::{Phase, PhaseClock};
 pub use config::{Config, Workload, check_fits};
 use hdrhistogram::Histogram;
-pub use path::{Mode, PathCounters};
 use ring::Ring;
+pub use send::{Mode, SendCounts};
 
 use crate::{
     cpustat::{self, CpuFigures},
@@ -63,7 +63,7 @@ pub struct Figures {
     /// Messages whose content was checked byte for byte.
     pub verified_messages: u64,
     /// Send paths' own counts, summed over every sending socket.
-    pub path: PathCounters,
+    pub send_counts: SendCounts,
     /// Stream: duration of each message's send call(s), ns.
     pub send_latency: Option<Histogram<u64>>,
     /// Rr: round trip per message, ns.
@@ -225,10 +225,10 @@ impl Prepared {
     /// Binds the experiment's receiving end on `network` (the calling thread must be the
     /// one that built it).
     pub fn bind_on(mut config: Config, network: &Network) -> Result<Self> {
-        config.path = network.path();
+        config.net_path = network.path();
         check_fits(&config)?;
         let addr = network.server_addr(config.bind);
-        if config.path.is_sink() {
+        if config.net_path.is_sink() {
             let port = match config.port {
                 0 => config.mode.default_port(),
                 port => port,

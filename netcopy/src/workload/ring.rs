@@ -2,13 +2,13 @@
 
 use std::time::Instant;
 
-use super::{message, path};
+use super::{message, send};
 
 /// A ring of messages and, per slot, the ticket of its last send: a slot is restamped only
 /// once the kernel has released it.
 pub(super) struct Ring {
     messages: Vec<message::Message>,
-    tickets: Vec<path::Ticket>,
+    tickets: Vec<send::Ticket>,
 }
 
 impl Ring {
@@ -21,16 +21,20 @@ impl Ring {
         }
     }
 
-    /// Sends message `seq` through `path`, reusing its slot only after release. Returns the
+    /// Sends message `seq` through `sender`, reusing its slot only after release. Returns the
     /// nanoseconds the send call(s) took.
     #[inline]
-    pub(super) fn send(&mut self, path: &mut dyn path::SendPath, seq: u64) -> std::io::Result<u64> {
+    pub(super) fn send(
+        &mut self,
+        sender: &mut dyn send::SendPath,
+        seq: u64,
+    ) -> std::io::Result<u64> {
         let slot = (seq % self.messages.len() as u64) as usize;
-        path.wait_released(self.tickets[slot])?;
+        sender.wait_released(self.tickets[slot])?;
         let msg = &mut self.messages[slot];
         msg.stamp(seq);
         let start = Instant::now();
-        self.tickets[slot] = path.send(msg)?;
+        self.tickets[slot] = sender.send(msg)?;
         Ok(start.elapsed().as_nanos() as u64)
     }
 }

@@ -15,13 +15,13 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{
-    Config, Figures, ObserverClock, PathCounters, Phase, PhaseClock, Ring, coordinate, crew::Crew,
-    join_all, latency_histogram, message::Verifier, net, path::SendPath, spawn,
+    Config, Figures, ObserverClock, Phase, PhaseClock, Ring, SendCounts, coordinate, crew::Crew,
+    join_all, latency_histogram, message::Verifier, net, send::SendPath, spawn,
 };
 use crate::{error::Result, perf::Side};
 
 struct SideOut {
-    path: PathCounters,
+    send_counts: SendCounts,
     bytes_received: u64,
     recv_calls: u64,
     verified: u64,
@@ -37,7 +37,7 @@ fn verify(verifier: &mut Verifier, buf: &[u8]) -> io::Result<()> {
 
 fn client_loop(
     mut stream: TcpStream,
-    mut path: Box<dyn SendPath>,
+    mut sender: Box<dyn SendPath>,
     config: Config,
     clock: PhaseClock,
 ) -> io::Result<SideOut> {
@@ -53,7 +53,7 @@ fn client_loop(
             break;
         }
         let start = Instant::now();
-        ring.send(path.as_mut(), seq)?;
+        ring.send(sender.as_mut(), seq)?;
         if !net::recv_exact(&mut stream, &mut reply, &mut calls, wait)? {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -65,7 +65,7 @@ fn client_loop(
         verify(&mut verifier, &reply)?;
         seq += 1;
     }
-    path.finish()?;
+    sender.finish()?;
     stream.shutdown(Shutdown::Write)?;
     // The server answers our EOF with its own once its replies are all released.
     let mut tail = [0u8; 1];
@@ -76,7 +76,7 @@ fn client_loop(
         ));
     }
     Ok(SideOut {
-        path: path.counters(),
+        send_counts: sender.counters(),
         bytes_received: seq * config.size as u64,
         recv_calls: calls,
         verified: verifier.checked,
@@ -87,7 +87,7 @@ fn client_loop(
 
 fn server_loop(
     mut stream: TcpStream,
-    mut path: Box<dyn SendPath>,
+    mut sender: Box<dyn SendPath>,
     config: Config,
     progress: Arc<AtomicU64>,
 ) -> io::Result<SideOut> {
@@ -99,13 +99,13 @@ fn server_loop(
     while net::recv_exact(&mut stream, &mut request, &mut calls, wait)? {
         progress.fetch_add(config.size as u64, Ordering::Relaxed);
         verify(&mut verifier, &request)?;
-        ring.send(path.as_mut(), seq)?;
+        ring.send(sender.as_mut(), seq)?;
         seq += 1;
     }
-    path.finish()?;
+    sender.finish()?;
     stream.shutdown(Shutdown::Write)?;
     Ok(SideOut {
-        path: path.counters(),
+        send_counts: sender.counters(),
         bytes_received: seq * config.size as u64,
         recv_calls: calls,
         verified: verifier.checked,
@@ -129,7 +129,7 @@ pub fn run(
     let mut workers = Crew::new(&clock);
     let mut progress = Vec::with_capacity(servers.len());
     for (i, server) in servers.into_iter().enumerate() {
-        let server_path = config.mode.open(server.as_fd(), config.size)?;
+        let server_sender = config.mode.open(server.as_fd(), config.size)?;
         let counter = Arc::new(AtomicU64::new(0));
         progress.push(Arc::clone(&counter));
         let cfg = config.clone();
@@ -139,11 +139,11 @@ pub fn run(
             i,
             config,
             &clock,
-            move || server_loop(server, server_path, cfg, counter),
+            move || server_loop(server, server_sender, cfg, counter),
         )?);
     }
     for (i, client) in clients.into_iter().enumerate() {
-        let client_path = config.mode.open(client.as_fd(), config.size)?;
+        let client_sender = config.mode.open(client.as_fd(), config.size)?;
         let (cfg, worker_clock) = (config.clone(), clock.clone());
         workers.push(spawn(
             format!("rr-client-{i}"),
@@ -151,7 +151,7 @@ pub fn run(
             i,
             config,
             &clock,
-            move || client_loop(client, client_path, cfg, worker_clock),
+            move || client_loop(client, client_sender, cfg, worker_clock),
         )?);
     }
 
@@ -163,7 +163,7 @@ pub fn run(
         workers.into_handles(),
         "request-response",
         |out: SideOut| {
-            figures.path.accumulate(&out.path);
+            figures.send_counts.accumulate(&out.send_counts);
             figures.bytes_received += out.bytes_received;
             figures.recv_calls += out.recv_calls;
             figures.verified_messages += out.verified;
@@ -173,7 +173,7 @@ pub fn run(
             }
         },
     )?;
-    figures.bytes_sent = figures.path.bytes_sent;
+    figures.bytes_sent = figures.send_counts.bytes_sent;
     figures.window_bytes_sent = figures.window_messages * config.size as u64;
     Ok(figures)
 }

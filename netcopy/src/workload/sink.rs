@@ -23,11 +23,17 @@ pub fn run(config: &Config, sink: SocketAddr, observer: ObserverClock<'_>) -> Re
         let socket = UdpSocket::bind((any, 0))
             .and_then(|s| s.connect(sink).map(|()| s))
             .map_err(|e| Error::io(format!("opening a UDP socket to {sink}"), e))?;
-        let path = config.mode.open(socket.as_fd(), config.size)?;
-        senders.push(stream::spawn_sender(i, config, &clock, path, move || {
-            drop(socket);
-            Ok(())
-        })?);
+        let sender = config.mode.open(socket.as_fd(), config.size)?;
+        senders.push(stream::spawn_sender(
+            i,
+            config,
+            &clock,
+            sender,
+            move || {
+                drop(socket);
+                Ok(())
+            },
+        )?);
     }
     let mut figures = coordinate(config, &clock, config.threads, &[], observer);
     stream::collect_senders(config, &mut figures, senders.into_handles())?;

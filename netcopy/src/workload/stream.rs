@@ -19,7 +19,7 @@ use super::{
     crew::Crew,
     join_all, latency_histogram,
     message::Verifier,
-    path::SendPath,
+    send::SendPath,
     spawn,
     zc_receive::{ZcReceiveCounters, ZcReceiver},
 };
@@ -29,7 +29,7 @@ use crate::{error::Result, perf::Side};
 const RECV_BUF: usize = 128 << 10;
 
 pub(super) struct SenderOut {
-    path: super::PathCounters,
+    send_counts: super::SendCounts,
     latency: Histogram<u64>,
     window_messages: u64,
 }
@@ -41,9 +41,9 @@ struct ReceiverOut {
     zc: Option<ZcReceiveCounters>,
 }
 
-/// Sends as fast as the path allows until the clock says stop, then waits for every release.
+/// Sends as fast as the send path allows until the clock says stop, then waits for every release.
 pub(super) fn send_loop(
-    mut path: Box<dyn SendPath>,
+    mut sender: Box<dyn SendPath>,
     config: Config,
     clock: PhaseClock,
 ) -> io::Result<SenderOut> {
@@ -56,7 +56,7 @@ pub(super) fn send_loop(
         if phase == Phase::Stop {
             break;
         }
-        let ns = ring.send(path.as_mut(), seq)?;
+        let ns = ring.send(sender.as_mut(), seq)?;
         if phase == Phase::Measure {
             latency.saturating_record(ns);
             window_messages += 1;
@@ -64,21 +64,21 @@ pub(super) fn send_loop(
         seq += 1;
     }
     // Every pinned page must be released before the messages are freed.
-    path.finish()?;
+    sender.finish()?;
     Ok(SenderOut {
-        path: path.counters(),
+        send_counts: sender.counters(),
         latency,
         window_messages,
     })
 }
 
-/// Starts sender `i` on `path`; `done` runs once every send was released (closing the
+/// Starts sender thread `i` on send path `sender`; `done` runs once every send was released (closing the
 /// connection's write side, or the socket).
 pub(super) fn spawn_sender(
     i: usize,
     config: &Config,
     clock: &PhaseClock,
-    path: Box<dyn SendPath>,
+    sender: Box<dyn SendPath>,
     done: impl FnOnce() -> io::Result<()> + Send + 'static,
 ) -> Result<JoinHandle<io::Result<SenderOut>>> {
     let (cfg, worker_clock) = (config.clone(), clock.clone());
@@ -89,7 +89,7 @@ pub(super) fn spawn_sender(
         config,
         clock,
         move || {
-            let out = send_loop(path, cfg, worker_clock)?;
+            let out = send_loop(sender, cfg, worker_clock)?;
             done()?;
             Ok(out)
         },
@@ -104,12 +104,12 @@ pub(super) fn collect_senders(
 ) -> Result<()> {
     let mut latency = latency_histogram();
     let joined = join_all(senders, "sending", |out: SenderOut| {
-        figures.path.accumulate(&out.path);
+        figures.send_counts.accumulate(&out.send_counts);
         figures.window_messages += out.window_messages;
         latency.add(&out.latency).expect("same bounds");
     });
     figures.send_latency = Some(latency);
-    figures.bytes_sent = figures.path.bytes_sent;
+    figures.bytes_sent = figures.send_counts.bytes_sent;
     figures.window_bytes_sent = figures.window_messages * config.size as u64;
     joined
 }
@@ -205,8 +205,8 @@ pub fn run(
         )?);
     }
     for (i, client) in clients.into_iter().enumerate() {
-        let path = config.mode.open(client.as_fd(), config.size)?;
-        senders.push(spawn_sender(i, config, &clock, path, move || {
+        let sender = config.mode.open(client.as_fd(), config.size)?;
+        senders.push(spawn_sender(i, config, &clock, sender, move || {
             client.shutdown(Shutdown::Write)
         })?);
     }

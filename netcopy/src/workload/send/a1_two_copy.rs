@@ -6,14 +6,14 @@ use std::{
     os::fd::{AsRawFd as _, OwnedFd},
 };
 
-use super::{PathCounters, SendPath, Ticket};
+use super::{SendCounts, SendPath, Ticket};
 use crate::workload::message::Message;
 
 pub struct TwoCopy {
     socket: OwnedFd,
     /// Allocated once; the hot loop only copies into it.
     buf: Box<[u8]>,
-    counters: PathCounters,
+    counters: SendCounts,
 }
 
 impl TwoCopy {
@@ -21,7 +21,7 @@ impl TwoCopy {
         Self {
             socket,
             buf: vec![0; size].into_boxed_slice(),
-            counters: PathCounters::default(),
+            counters: SendCounts::default(),
         }
     }
 }
@@ -59,7 +59,7 @@ impl SendPath for TwoCopy {
         Ok(None)
     }
 
-    fn counters(&self) -> PathCounters {
+    fn counters(&self) -> SendCounts {
         self.counters
     }
 }

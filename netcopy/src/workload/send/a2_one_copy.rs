@@ -6,19 +6,19 @@ use std::{
     os::fd::{AsRawFd as _, OwnedFd},
 };
 
-use super::{FIELDS, PathCounters, SendPath, Ticket, advance, sendmsg};
+use super::{FIELDS, SendCounts, SendPath, Ticket, advance, sendmsg};
 use crate::workload::message::Message;
 
 pub struct OneCopy {
     socket: OwnedFd,
-    counters: PathCounters,
+    counters: SendCounts,
 }
 
 impl OneCopy {
     pub fn new(socket: OwnedFd) -> Self {
         Self {
             socket,
-            counters: PathCounters::default(),
+            counters: SendCounts::default(),
         }
     }
 }
@@ -36,7 +36,7 @@ impl SendPath for OneCopy {
         Ok(None)
     }
 
-    fn counters(&self) -> PathCounters {
+    fn counters(&self) -> SendCounts {
         self.counters
     }
 }

@@ -91,7 +91,7 @@ pub type Ticket = Option<u64>;
 
 /// What a send path did, as userspace saw it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PathCounters {
+pub struct SendCounts {
     /// System calls (or io_uring submissions) that sent bytes.
     pub send_calls: u64,
     /// Bytes those calls accepted.
@@ -109,8 +109,8 @@ pub struct PathCounters {
     pub enobufs_retries: u64,
 }
 
-impl PathCounters {
-    pub fn accumulate(&mut self, o: &PathCounters) {
+impl SendCounts {
+    pub fn accumulate(&mut self, o: &SendCounts) {
         self.send_calls += o.send_calls;
         self.bytes_sent += o.bytes_sent;
         self.zc_sends += o.zc_sends;
@@ -139,7 +139,7 @@ pub trait SendPath: Send {
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
     }
-    fn counters(&self) -> PathCounters;
+    fn counters(&self) -> SendCounts;
 }
 
 /// Moves `iov[start..]` past `n` sent bytes; returns the new start (== FIELDS when all sent).

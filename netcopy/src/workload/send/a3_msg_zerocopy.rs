@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use super::{FIELDS, PathCounters, SendPath, Ticket, advance, sendmsg};
+use super::{FIELDS, SendCounts, SendPath, Ticket, advance, sendmsg};
 use crate::{
     error::{Error, Result},
     workload::{completions::Completions, errqueue, message::Message, net},
@@ -99,8 +99,8 @@ impl SendPath for MsgZerocopy {
         self.wait_released(self.completions.last())
     }
 
-    fn counters(&self) -> PathCounters {
-        PathCounters {
+    fn counters(&self) -> SendCounts {
+        SendCounts {
             send_calls: self.send_calls,
             bytes_sent: self.bytes_sent,
             zc_sends: self.completions.issued(),

@@ -20,7 +20,7 @@ use nix::{
     },
 };
 
-use super::{PathCounters, SendPath, Ticket};
+use super::{SendCounts, SendPath, Ticket};
 use crate::{
     error::{Error, Result},
     workload::message::Message,
@@ -36,7 +36,7 @@ pub struct Sendfile {
     file: OwnedFd,
     size: usize,
     ring_len: u64,
-    counters: PathCounters,
+    counters: SendCounts,
 }
 
 impl Sendfile {
@@ -64,7 +64,7 @@ impl Sendfile {
             file: file.into(),
             size,
             ring_len,
-            counters: PathCounters::default(),
+            counters: SendCounts::default(),
         })
     }
 }
@@ -92,7 +92,7 @@ impl SendPath for Sendfile {
         Ok(None)
     }
 
-    fn counters(&self) -> PathCounters {
+    fn counters(&self) -> SendCounts {
         self.counters
     }
 }

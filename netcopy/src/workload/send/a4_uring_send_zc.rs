@@ -11,7 +11,7 @@ use std::{
 
 use io_uring::{IoUring, Probe, cqueue, opcode, types};
 
-use super::{FIELDS, PathCounters, SendPath, Ticket, advance};
+use super::{FIELDS, SendCounts, SendPath, Ticket, advance};
 use crate::{
     error::{Error, Result},
     workload::{completions::Completions, message::Message},
@@ -28,7 +28,7 @@ pub struct UringSendZc {
     socket: OwnedFd,
     ring: IoUring,
     completions: Completions,
-    counters: PathCounters,
+    counters: SendCounts,
     /// Result of the send in flight, once its CQE arrived.
     result: Option<(u64, i32, bool)>,
     /// The header and iovecs the kernel reads while a send is in flight: boxed, so their
@@ -58,7 +58,7 @@ impl UringSendZc {
             socket,
             ring,
             completions: Completions::default(),
-            counters: PathCounters::default(),
+            counters: SendCounts::default(),
             result: None,
             // SAFETY: msghdr is plain data; zeroed is a valid empty header.
             hdr: Box::new(unsafe { std::mem::zeroed() }),
@@ -186,8 +186,8 @@ impl SendPath for UringSendZc {
         self.wait_released(self.completions.last())
     }
 
-    fn counters(&self) -> PathCounters {
-        PathCounters {
+    fn counters(&self) -> SendCounts {
+        SendCounts {
             zc_completed: self.completions.completed,
             zc_copied: self.completions.copied,
             zc_notifications: self.completions.notifications,
