@@ -63,6 +63,24 @@ pub enum Error {
     Interrupted,
     #[error("network namespace: {0}")]
     Netns(String),
+    #[error("{what}: {source}")]
+    Csv {
+        what: String,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("{what}: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// plotters' errors are generic over the drawing backend; their text is what is left.
+    #[error("drawing plot {plot}: {what}")]
+    Plot { plot: String, what: String },
+    /// The other end of a control connection said no, or said something out of turn.
+    #[error("the server {0}")]
+    Peer(String),
     #[error("eBPF map {map}: {source}")]
     Map {
         map: &'static str,

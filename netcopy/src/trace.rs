@@ -277,23 +277,25 @@ pub fn table(rows: &[TraceRow]) -> String {
 pub fn write(dir: &Path, rows: &[TraceRow]) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let io_err = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| {
-        Error::io(what.to_owned(), io::Error::other(e))
+    let csv_err = |source| Error::Csv {
+        what: "writing trace.csv".to_owned(),
+        source,
     };
     // The header is written first, so a trace without rows still names its columns.
     let mut csv = csv::WriterBuilder::new()
         .has_headers(false)
         .from_path(dir.join("trace.csv"))
-        .map_err(|e| io_err("writing trace.csv", e.into()))?;
+        .map_err(csv_err)?;
     csv.write_record(crate::row::csv_columns::<TraceRow>())
-        .map_err(|e| io_err("writing trace.csv", e.into()))?;
+        .map_err(csv_err)?;
     for r in rows {
-        csv.serialize(r)
-            .map_err(|e| io_err("writing trace.csv", e.into()))?;
+        csv.serialize(r).map_err(csv_err)?;
     }
     csv.flush().map_err(|e| Error::io("writing trace.csv", e))?;
-    let json =
-        serde_json::to_string_pretty(rows).map_err(|e| io_err("writing trace.json", e.into()))?;
+    let json = serde_json::to_string_pretty(rows).map_err(|source| Error::Json {
+        what: "writing trace.json",
+        source,
+    })?;
     std::fs::write(dir.join("trace.json"), json + "\n")
         .map_err(|e| Error::io("writing trace.json", e))
 }

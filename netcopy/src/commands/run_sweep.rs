@@ -133,8 +133,7 @@ pub(crate) fn finish_report(
 ) -> Result<()> {
     let summary = output::summary::Summary::from_rows(rows);
     output::write_points(&dir.join("points.csv"), &summary)?;
-    let plots = output::plots::write_all(&dir.join("plots"), &summary)
-        .map_err(|e| anyhow::anyhow!("drawing the plots: {e}"))?;
+    let plots = output::plots::write_all(&dir.join("plots"), &summary)?;
     let machine = output::report::Machine::detect();
     let report = output::report::render(&summary, run, &machine, &plots, command);
     let path = dir.join("report.md");

@@ -74,7 +74,10 @@ impl ResultsDir {
             .from_writer(open("results.csv")?);
         csv.write_record(Row::columns())
             .and_then(|()| csv.flush().map_err(csv::Error::from))
-            .map_err(|e| Error::io("writing results.csv", std::io::Error::other(e)))?;
+            .map_err(|source| Error::Csv {
+                what: "writing results.csv".to_owned(),
+                source,
+            })?;
         let mut json = BufWriter::new(open("results.json")?);
         json.write_all(b"[\n]\n")
             .and_then(|()| json.flush())
@@ -99,14 +102,19 @@ impl ResultsDir {
 
     /// Appends one row to both files and flushes them.
     pub fn write(&mut self, row: &Row) -> Result<()> {
-        let csv_err = |e: csv::Error| Error::io("writing results.csv", std::io::Error::other(e));
+        let csv_err = |source| Error::Csv {
+            what: "writing results.csv".to_owned(),
+            source,
+        };
         self.csv.serialize(row).map_err(csv_err)?;
         self.csv
             .flush()
             .map_err(|e| Error::io("writing results.csv", e))?;
         // The array is closed after every row: step back over "]\n", append, close again.
-        let text = serde_json::to_string(row)
-            .map_err(|e| Error::io("writing results.json", std::io::Error::other(e)))?;
+        let text = serde_json::to_string(row).map_err(|source| Error::Json {
+            what: "writing results.json",
+            source,
+        })?;
         let sep = if self.rows == 0 { "" } else { ",\n" };
         let json = &mut self.json;
         json.seek(SeekFrom::End(-2))
@@ -121,11 +129,9 @@ impl ResultsDir {
 /// Writes points.csv: one line per grid point, its primary figure's mean and interval, how
 /// many runs it took and whether it converged.
 pub fn write_points(path: &Path, summary: &summary::Summary) -> Result<()> {
-    let err = |e: csv::Error| {
-        Error::io(
-            format!("writing {}", path.display()),
-            std::io::Error::other(e),
-        )
+    let err = |source| Error::Csv {
+        what: format!("writing {}", path.display()),
+        source,
     };
     let mut w = csv::Writer::from_path(path).map_err(err)?;
     for p in &summary.points {
@@ -137,11 +143,9 @@ pub fn write_points(path: &Path, summary: &summary::Summary) -> Result<()> {
 
 /// Reads the rows of a results.csv back.
 pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
-    let err = |e: csv::Error| {
-        Error::io(
-            format!("reading {}", path.display()),
-            std::io::Error::other(e),
-        )
+    let err = |source| Error::Csv {
+        what: format!("reading {}", path.display()),
+        source,
     };
     let mut reader = csv::Reader::from_path(path).map_err(err)?;
     reader.deserialize().collect::<Result<_, _>>().map_err(err)

@@ -12,7 +12,11 @@ use plotters::{
 };
 
 use super::summary::{Point, Summary};
-use crate::{row::Row, stats::Estimate};
+use crate::{
+    error::{Error, Result},
+    row::Row,
+    stats::Estimate,
+};
 
 /// One line per series: (label, points as (x, estimate)).
 type Series = Vec<(String, Vec<(f64, Estimate)>)>;
@@ -56,15 +60,30 @@ fn fonts() {
     });
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// A plotters error as netcopy's (its type is generic over the drawing backend).
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::Plot {
+        plot: String::new(),
+        what: e.to_string(),
+    }
+}
+
+/// `result` with the plot's name filled in.
+fn named<T>(plot: &str, result: Result<T>) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::Plot { what, .. } => Error::Plot {
+            plot: plot.to_owned(),
+            what,
+        },
+        other => other,
+    })
 }
 
 fn draw_note<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     note: &str,
-) -> Result<(), String> {
+) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let (_, h) = root.dim_in_pixel();
     root.draw(&Text::new(
@@ -91,10 +110,7 @@ fn bar_top(e: &Estimate) -> f64 {
     }
 }
 
-fn draw_lines<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    plot: &LinePlot,
-) -> Result<(), String> {
+fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &LinePlot) -> Result<()> {
     if let Some(note) = &plot.not_measured {
         draw_note(&root, &plot.title, note)?;
         return root.present().map_err(err);
@@ -188,7 +204,7 @@ fn draw_lines<DB: DrawingBackend>(
 fn draw_stacked<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     plot: &StackedBars,
-) -> Result<(), String> {
+) -> Result<()> {
     if let Some(note) = &plot.not_measured {
         draw_note(&root, &plot.title, note)?;
         return root.present().map_err(err);
@@ -267,22 +283,35 @@ fn draw_stacked<DB: DrawingBackend>(
 }
 
 /// Renders every plot of `summary` into `dir`; returns the file stems written.
-pub fn write_all(dir: &Path, summary: &Summary) -> Result<Vec<String>, String> {
+pub fn write_all(dir: &Path, summary: &Summary) -> Result<Vec<String>> {
     fonts();
-    std::fs::create_dir_all(dir).map_err(err)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let mut written = Vec::new();
     for plot in line_plots(summary) {
         let svg = dir.join(format!("{}.svg", plot.file));
         let png = dir.join(format!("{}.png", plot.file));
-        draw_lines(SVGBackend::new(&svg, SIZE).into_drawing_area(), &plot)?;
-        draw_lines(BitMapBackend::new(&png, SIZE).into_drawing_area(), &plot)?;
+        named(
+            plot.file,
+            draw_lines(SVGBackend::new(&svg, SIZE).into_drawing_area(), &plot),
+        )?;
+        named(
+            plot.file,
+            draw_lines(BitMapBackend::new(&png, SIZE).into_drawing_area(), &plot),
+        )?;
         written.push(plot.file.to_owned());
     }
     let bars = kernel_bytes(summary);
     let svg = dir.join(format!("{}.svg", bars.file));
     let png = dir.join(format!("{}.png", bars.file));
-    draw_stacked(SVGBackend::new(&svg, SIZE).into_drawing_area(), &bars)?;
-    draw_stacked(BitMapBackend::new(&png, SIZE).into_drawing_area(), &bars)?;
+    named(
+        bars.file,
+        draw_stacked(SVGBackend::new(&svg, SIZE).into_drawing_area(), &bars),
+    )?;
+    named(
+        bars.file,
+        draw_stacked(BitMapBackend::new(&png, SIZE).into_drawing_area(), &bars),
+    )?;
     written.push(bars.file.to_owned());
     Ok(written)
 }

@@ -48,8 +48,10 @@ fn boot_id() -> String {
 }
 
 fn send<T: Serialize>(stream: &mut TcpStream, value: &T) -> Result<()> {
-    let mut line = serde_json::to_vec(value)
-        .map_err(|e| Error::io("encoding a control message", std::io::Error::other(e)))?;
+    let mut line = serde_json::to_vec(value).map_err(|source| Error::Json {
+        what: "encoding a control message",
+        source,
+    })?;
     line.push(b'\n');
     stream
         .write_all(&line)
@@ -61,12 +63,8 @@ fn receive<T: for<'de> Deserialize<'de>>(
     reader: &mut BufReader<TcpStream>,
     limit: Duration,
 ) -> Result<T> {
-    protocol::receive(reader, "answer from the server", limit).map_err(|e| {
-        Error::io(
-            "reading the control connection",
-            std::io::Error::other(e.to_string()),
-        )
-    })
+    protocol::receive(reader, "answer from the server", limit)
+        .map_err(|e| Error::Peer(format!("control connection: {e}")))
 }
 
 /// How `serve` treats its clients.
@@ -313,15 +311,8 @@ impl Client {
         )?;
         let (port, server_boot) = match receive(reader, timeout)? {
             Reply::Ready { port, boot_id } => (port, boot_id),
-            Reply::Failed(why) => {
-                return Err(Error::io("the server refused", std::io::Error::other(why)));
-            }
-            Reply::Report(_) => {
-                return Err(Error::io(
-                    "the server",
-                    std::io::Error::other("answered out of turn"),
-                ));
-            }
+            Reply::Failed(why) => return Err(Error::Peer(format!("refused: {why}"))),
+            Reply::Report(_) => return Err(Error::Peer("answered out of turn".to_owned())),
         };
         let server = SocketAddr::new(host, port);
         if let Some(t) = tracer.as_deref_mut() {
@@ -345,18 +336,8 @@ impl Client {
         let (reader, _) = self.control()?;
         let report = match receive(reader, timeout)? {
             Reply::Report(report) => report,
-            Reply::Failed(why) => {
-                return Err(Error::io(
-                    "the server side failed",
-                    std::io::Error::other(why),
-                ));
-            }
-            Reply::Ready { .. } => {
-                return Err(Error::io(
-                    "the server",
-                    std::io::Error::other("answered out of turn"),
-                ));
-            }
+            Reply::Failed(why) => return Err(Error::Peer(format!("side failed: {why}"))),
+            Reply::Ready { .. } => return Err(Error::Peer("answered out of turn".to_owned())),
         };
         merge(&mut figures, &report);
         let kernel = match (client_kernel, &report.kernel) {
