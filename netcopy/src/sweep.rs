@@ -324,6 +324,60 @@ pub enum Target<'a> {
     Remote(&'a mut remote::Client),
 }
 
+impl<'a> Target<'a> {
+    /// The `serve` process when there is one, else this process on `network`.
+    pub fn of(remote: &'a mut Option<remote::Client>, network: &'a Network) -> Self {
+        match remote {
+            Some(client) => Target::Remote(client),
+            None => Target::Local(network),
+        }
+    }
+}
+
+/// [`run`], pass after pass, until `until` has passed since `started`, the sweep fails or
+/// netcopy is interrupted: the soak test (`cargo xtask soak` watches what `after_pass`
+/// prints). Only the last pass's rows stay in `ended.rows`; the files keep them all.
+#[allow(clippy::too_many_arguments)]
+pub fn soak(
+    grid: &Grid,
+    remote: &mut Option<remote::Client>,
+    network: &Network,
+    mut tracer: Option<&mut Tracer>,
+    out: &mut ResultsDir,
+    ended: &mut Ended,
+    (started, until): (Instant, Duration),
+    mut after_pass: impl FnMut(u32),
+) -> Result<()> {
+    for pass in 1.. {
+        ended.rows.clear();
+        run(
+            grid,
+            Target::of(remote, network),
+            tracer.as_deref_mut(),
+            out,
+            ended,
+        )?;
+        after_pass(pass);
+        if ended.interrupted || started.elapsed() >= until {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// This process's resident memory, KiB (0 when /proc cannot say).
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Runs `grid` against `target`, writing each row to `out` as soon as it exists and keeping
 /// it in `ended`, so whatever ends the sweep (an error included) leaves every finished row
 /// with the caller. Failed experiments become failed rows and the sweep goes on; Ctrl-C ends

@@ -13,12 +13,21 @@ use netcopy::{
 
 use crate::cli::*;
 
-pub(crate) fn bench_one(args: BenchOne) -> Result<ExitCode> {
+/// The one experiment `bench-one` and `explain` run: its configuration from the arguments,
+/// checked, and bound on its network path (which must outlive it).
+fn one_experiment(args: &BenchOne) -> Result<(Network, workload::Prepared)> {
     let mut config = args.run.config(args.mode)?;
     workload::check_fits(&config)?;
     if let Some(port) = args.port {
         config.port = port;
     }
+    let network = Network::create(args.run.path)?;
+    let prepared = workload::Prepared::bind_on(config, &network)?;
+    Ok((network, prepared))
+}
+
+pub(crate) fn bench_one(args: BenchOne) -> Result<ExitCode> {
+    let (_network, prepared) = one_experiment(&args)?;
     let mut tracer = if args.empty_programs {
         Some(tracer::Tracer::load_empty()?)
     } else {
@@ -28,8 +37,6 @@ pub(crate) fn bench_one(args: BenchOne) -> Result<ExitCode> {
         (Some(_), true) => Some(tracer::enable_run_stats()?),
         _ => None,
     };
-    let network = Network::create(args.run.path)?;
-    let prepared = workload::Prepared::bind_on(config, &network)?;
     // Empty programs stay attached while the experiment runs without reading them.
     let counting = tracer.as_mut().filter(|_| !args.empty_programs);
     let outcome = experiment::run(prepared, counting, 1)?;
@@ -227,16 +234,10 @@ pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool
     }
 }
 
-/// Fails with a usage error unless `dir` exists (or can be made) and can be written.
+/// Runs one traced experiment and draws what the kernel did with its bytes.
 pub(crate) fn explain(args: BenchOne) -> Result<ExitCode> {
-    let mut config = args.run.config(args.mode)?;
-    workload::check_fits(&config)?;
-    if let Some(port) = args.port {
-        config.port = port;
-    }
+    let (_network, prepared) = one_experiment(&args)?;
     let mut tracer = tracer::Tracer::load()?;
-    let network = Network::create(args.run.path)?;
-    let prepared = workload::Prepared::bind_on(config, &network)?;
     let outcome = experiment::run(prepared, Some(&mut tracer), 1)?;
     print!("{}", netcopy::explain::draw(&outcome));
     if !outcome.disagreements.is_empty() {

@@ -56,32 +56,25 @@ pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
         eprintln!("netcopy: {note}");
     }
     let mut ended = sweep::Ended::default();
-    let mut result = sweep::run(
-        &grid,
-        target(&mut remote, &network),
-        tracer.as_mut(),
-        &mut out,
-        &mut ended,
-    );
-    if let Some(soak) = args.soak {
-        let mut pass = 1;
-        while result.is_ok() {
-            eprintln!("soak: pass {pass} rss_kib {}", resident_kib());
-            if ended.interrupted || started.elapsed() >= soak {
-                break;
-            }
-            // Keep only the last pass's rows in memory: the file has them all.
-            ended.rows.clear();
-            result = sweep::run(
-                &grid,
-                target(&mut remote, &network),
-                tracer.as_mut(),
-                &mut out,
-                &mut ended,
-            );
-            pass += 1;
-        }
-    }
+    let result = match args.soak {
+        Some(until) => sweep::soak(
+            &grid,
+            &mut remote,
+            &network,
+            tracer.as_mut(),
+            &mut out,
+            &mut ended,
+            (started, until),
+            |pass| eprintln!("soak: pass {pass} rss_kib {}", sweep::resident_kib()),
+        ),
+        None => sweep::run(
+            &grid,
+            sweep::Target::of(&mut remote, &network),
+            tracer.as_mut(),
+            &mut out,
+            &mut ended,
+        ),
+    };
     // Detach before the slow part: plots and report need no kernel.
     drop(tracer);
     drop(remote);
@@ -155,33 +148,9 @@ pub(crate) fn report(args: Report) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// This process's resident memory, KiB.
-pub(crate) fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// The shared secret from NETCOPY_TOKEN, when set and not empty.
 pub(crate) fn token_from_env() -> Option<String> {
     std::env::var("NETCOPY_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
-}
-
-/// The sweep's servers: a `netcopy serve` when one was given, else this process.
-pub(crate) fn target<'a>(
-    remote: &'a mut Option<netcopy::remote::Client>,
-    network: &'a Network,
-) -> sweep::Target<'a> {
-    match remote {
-        Some(client) => sweep::Target::Remote(client),
-        None => sweep::Target::Local(network),
-    }
 }
