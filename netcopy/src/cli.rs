@@ -99,7 +99,7 @@ pub(crate) struct Sweep {
     /// The preset that finishes within a minute (flags below still override it).
     #[arg(long)]
     pub(crate) quick: bool,
-    /// Send paths, comma-separated (default a1,a2,a3,a4).
+    /// Send paths, comma-separated (default a1,a2,a3,a4,a5).
     #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
     pub(crate) modes: Vec<Mode>,
     /// Message sizes, comma-separated, with units: 256,1K,16KiB (default 256,1K,4K,16K,64K).
@@ -124,16 +124,14 @@ pub(crate) struct Sweep {
     /// Timing repetitions every point gets (default 3).
     #[arg(long, value_parser = parse_reps)]
     pub(crate) min_reps: Option<u32>,
-    /// Timing repetitions after which a point stops, converged or not (default 24; 8 with
-    /// --quick).
+    /// Repetitions after which a point stops, converged or not (default 24; 8 with --quick).
     #[arg(long, value_parser = parse_reps)]
     pub(crate) max_reps: Option<u32>,
     /// Repeat a point until the 95 % confidence interval of its primary figure (stream
     /// throughput, rr median round trip) is within ± this many percent of its mean.
     #[arg(long, value_parser = parse_ci_target)]
     pub(crate) ci_target: Option<f64>,
-    /// No repetition beyond --min-reps starts once the sweep has run this long (default 8m;
-    /// 45s with --quick).
+    /// No repetition past --min-reps starts after this long (default 8m; 45s with --quick).
     #[arg(long, value_parser = parse_positive_duration)]
     pub(crate) budget: Option<Duration>,
     /// Trace every repetition, not only one per point (the speed figures then include the
@@ -151,8 +149,7 @@ pub(crate) struct Sweep {
     /// Network path: loopback, veth or ifb-sink.
     #[arg(long, value_parser = parse_path, default_value = "loopback")]
     pub(crate) path: NetPath,
-    /// Run the servers in a `netcopy serve` at HOST[:PORT] (default port 7070), possibly on
-    /// another host, instead of in this process.
+    /// Run the servers in a `netcopy serve` at HOST[:PORT] (default port 7070), maybe remote.
     #[arg(long, value_parser = parse_server, conflicts_with = "path")]
     pub(crate) connect: Option<std::net::SocketAddr>,
     /// The `serve`'s shared secret, if it requires one (or set NETCOPY_TOKEN).
@@ -167,8 +164,7 @@ pub(crate) struct Sweep {
     /// Run without eBPF (no root needed); the kernel columns stay empty.
     #[arg(long)]
     pub(crate) no_trace: bool,
-    /// Run the grid again and again in this one process for this long, printing the
-    /// resident memory after each pass (what `cargo xtask soak` watches).
+    /// Run the grid again and again for this long, printing RSS after each pass (xtask soak).
     #[arg(long, hide = true, value_parser = parse_positive_duration)]
     pub(crate) soak: Option<Duration>,
 }
@@ -180,6 +176,9 @@ impl Sweep {
         } else {
             sweep::Grid::default_run()
         };
+        // A grid the user narrowed runs only what was asked: no zero-copy receive probes.
+        let narrowed = [self.modes.len(), self.sizes.len(), self.threads.len()];
+        grid.probe_zero_copy_receive &= narrowed == [0; 3] && self.workload.is_empty();
         if !self.modes.is_empty() {
             grid.modes = dedup(&self.modes);
         }

@@ -23,7 +23,6 @@ use crate::{
     placement::{Placement, Policy},
     remote,
     row::Row,
-    stats::Estimate,
     units::format_size,
     workload::{Config, Mode, Prepared, Workload},
 };
@@ -66,6 +65,9 @@ pub struct Grid {
     pub placement: Placement,
     pub busy_poll: bool,
     pub zerocopy_receive: bool,
+    /// After the grid, one traced zero-copy receive experiment per mode (stream, 16 KiB or
+    /// the largest size below it, one connection), for the report's verdict on it.
+    pub probe_zero_copy_receive: bool,
     pub confidence: Confidence,
     pub tracing: Tracing,
 }
@@ -90,6 +92,7 @@ impl Grid {
                 .unwrap_or_else(|_| Placement::unpinned()),
             busy_poll: false,
             zerocopy_receive: false,
+            probe_zero_copy_receive: true,
             confidence: Confidence {
                 target_pct: 2.5,
                 min_reps: 3,
@@ -166,6 +169,35 @@ impl Grid {
         (workloads, sizes, modes, notes)
     }
 
+    /// The zero-copy receive probes: one per mode the path carries, when asked for and the
+    /// grid's own runs do not already receive that way.
+    pub fn zero_copy_receive_probes(&self) -> Vec<Config> {
+        if !self.probe_zero_copy_receive || self.zerocopy_receive || self.net_path.is_sink() {
+            return Vec::new();
+        }
+        let size = self
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&s| s <= 16 << 10)
+            .max()
+            .unwrap_or(16 << 10);
+        self.carried()
+            .2
+            .into_iter()
+            .map(|mode| {
+                let mut config = Config::new(mode, Workload::Stream, size, 1);
+                config.duration = self.duration;
+                config.warmup = self.warmup;
+                config.net_path = self.net_path;
+                config.placement = self.placement.clone();
+                config.zerocopy_receive = true;
+                config.port = 0;
+                config
+            })
+            .collect()
+    }
+
     /// What the grid leaves out because the path cannot carry it, for the user to read
     /// before the sweep starts.
     pub fn notes(&self) -> Vec<String> {
@@ -202,88 +234,6 @@ impl Grid {
     }
 }
 
-/// One grid point's progress.
-#[derive(Default)]
-struct PointState {
-    timing_reps: u32,
-    /// The primary figure of every finished timing run.
-    samples: Vec<f64>,
-}
-
-impl PointState {
-    fn within(&self, pct: f64) -> bool {
-        Estimate::of(&self.samples).is_some_and(|e| e.within(pct))
-    }
-
-    /// About how many timing runs in all the point needs to reach ±`pct`, from its spread so
-    /// far (the interval narrows with the square root of the runs).
-    fn runs_needed(&self, pct: f64) -> f64 {
-        match Estimate::of(&self.samples) {
-            Some(e) if e.half_width.is_finite() => {
-                let ratio = e.relative_pct() / pct;
-                e.n as f64 * ratio * ratio
-            }
-            _ => f64::INFINITY,
-        }
-    }
-
-    /// Whether another timing run could still bring the point to ±`pct` within the maximum.
-    fn wants(&self, pct: f64, c: &Confidence, reachable_only: bool) -> bool {
-        self.timing_reps < c.max_reps
-            && !self.within(pct)
-            && (!reachable_only || self.runs_needed(pct) <= f64::from(c.max_reps))
-    }
-}
-
-impl Confidence {
-    /// The first goal past the minimum: twice the target's width. Every point that can reach
-    /// it within the maximum is brought there before any point is sharpened to the target,
-    /// so a budget that runs out leaves as many points usable as it could.
-    fn first_goal_pct(&self) -> f64 {
-        2.0 * self.target_pct
-    }
-
-    /// The points that get a timing run in `round` (from 1), in the order they get it: all of
-    /// them, in grid order, up to `min_reps`; then those short of the first goal that can
-    /// still reach it, cheapest first and only as many as `affordable` more runs can bring
-    /// there; then those short of the target. Within a round the points closest to their goal
-    /// go first.
-    fn round(&self, round: u32, state: &[PointState], affordable: f64) -> Vec<usize> {
-        if round <= self.min_reps {
-            return (0..state.len()).collect();
-        }
-        let first = self.first_goal_pct();
-        for (goal, reachable_only) in [(first, true), (self.target_pct, false)] {
-            let mut wanting: Vec<usize> = (0..state.len())
-                .filter(|&i| state[i].wants(goal, self, reachable_only))
-                .collect();
-            wanting.sort_by(|&a, &b| {
-                state[a]
-                    .runs_needed(goal)
-                    .total_cmp(&state[b].runs_needed(goal))
-            });
-            if reachable_only {
-                // A point that cannot be finished in the time left only takes runs from one
-                // that can: leave it to the second goal.
-                let mut left = affordable;
-                wanting.retain(|&i| {
-                    let more =
-                        (state[i].runs_needed(goal) - state[i].samples.len() as f64).max(1.0);
-                    let fits = more <= left;
-                    if fits {
-                        left -= more;
-                    }
-                    fits
-                });
-            }
-            if !wanting.is_empty() {
-                return wanting;
-            }
-        }
-        Vec::new()
-    }
-}
-
 /// How a sweep ended.
 #[derive(Debug, Default)]
 pub struct Ended {
@@ -305,17 +255,6 @@ fn progress_bar(total: usize) -> ProgressBar {
     bar
 }
 
-/// About how many more experiments fit in the budget, at the pace so far.
-fn affordable_runs(c: &Confidence, started: Instant, done: u32) -> f64 {
-    match c.budget {
-        Some(budget) if done > 0 => {
-            let pace = started.elapsed().as_secs_f64() / f64::from(done);
-            budget.saturating_sub(started.elapsed()).as_secs_f64() / pace
-        }
-        _ => f64::INFINITY,
-    }
-}
-
 /// Where the experiments' servers run.
 pub enum Target<'a> {
     /// In this process, on a path it built.
@@ -332,50 +271,6 @@ impl<'a> Target<'a> {
             None => Target::Local(network),
         }
     }
-}
-
-/// [`run`], pass after pass, until `until` has passed since `started`, the sweep fails or
-/// netcopy is interrupted: the soak test (`cargo xtask soak` watches what `after_pass`
-/// prints). Only the last pass's rows stay in `ended.rows`; the files keep them all.
-#[allow(clippy::too_many_arguments)]
-pub fn soak(
-    grid: &Grid,
-    remote: &mut Option<remote::Client>,
-    network: &Network,
-    mut tracer: Option<&mut Tracer>,
-    out: &mut ResultsDir,
-    ended: &mut Ended,
-    (started, until): (Instant, Duration),
-    mut after_pass: impl FnMut(u32),
-) -> Result<()> {
-    for pass in 1.. {
-        ended.rows.clear();
-        run(
-            grid,
-            Target::of(remote, network),
-            tracer.as_deref_mut(),
-            out,
-            ended,
-        )?;
-        after_pass(pass);
-        if ended.interrupted || started.elapsed() >= until {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// This process's resident memory, KiB (0 when /proc cannot say).
-pub fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Runs `grid` against `target`, writing each row to `out` as soon as it exists and keeping
@@ -455,36 +350,14 @@ pub fn run(
             ));
             let mut planned = Row::planned(out.id(), experiment, rep, traced, &config);
             planned.ci_target_pct = Some(c.target_pct);
-            let clock = Instant::now();
             let tracer = if traced { tracer.as_deref_mut() } else { None };
-            let result = match &mut target {
-                Target::Local(network) => {
-                    Prepared::bind_on(config, network).and_then(|p| experiment::run(p, tracer, 1))
-                }
-                Target::Remote(client) => client.run(&config, tracer),
+            let Some(row) = run_one(planned, config, &mut target, tracer, &bar, ended)? else {
+                break 'rounds;
             };
-            let mut row = match result {
-                Ok(outcome) => planned.measured(&outcome),
-                Err(Error::Interrupted) => {
-                    ended.interrupted = true;
-                    break 'rounds;
-                }
-                // A tracer that stops working is not one experiment's problem.
-                Err(e @ Error::Map { .. }) => return Err(e),
-                Err(e) => planned.failed(&e.to_string()),
-            };
-            row.elapsed_s = Some(clock.elapsed().as_secs_f64());
             if round > 0
                 && let Some(v) = row.primary().filter(|_| row.is_ok())
             {
                 point.samples.push(v);
-            }
-            if !row.is_ok() {
-                ended.failed += 1;
-                bar.suspend(|| eprintln!("netcopy: experiment failed: {}", row.error));
-            } else if row.checks != "ok" && row.checks != "not traced" {
-                ended.disagreed += 1;
-                bar.suspend(|| eprintln!("netcopy: kernel and userspace disagree: {}", row.checks));
             }
             out.write(&row)?;
             ended.rows.push(row);
@@ -492,9 +365,73 @@ pub fn run(
         }
         round += 1;
     }
+    // Zero-copy receive, once per mode, traced: what this kernel maps (see README).
+    for config in grid.zero_copy_receive_probes() {
+        if tracing == Tracing::Never || ended.interrupted || interrupt::requested() {
+            break;
+        }
+        experiment += 1;
+        let planned = Row::planned(out.id(), experiment, 1, true, &config);
+        let Some(row) = run_one(
+            planned,
+            config,
+            &mut target,
+            tracer.as_deref_mut(),
+            &bar,
+            ended,
+        )?
+        else {
+            break;
+        };
+        out.write(&row)?;
+        ended.rows.push(row);
+    }
     bar.finish_and_clear();
     Ok(())
 }
 
+/// Runs one experiment of a sweep and returns its row (failed, if it failed); None when
+/// netcopy was interrupted, which `ended` then records.
+fn run_one(
+    planned: Row,
+    config: Config,
+    target: &mut Target<'_>,
+    tracer: Option<&mut Tracer>,
+    bar: &ProgressBar,
+    ended: &mut Ended,
+) -> Result<Option<Row>> {
+    let clock = Instant::now();
+    let result = match target {
+        Target::Local(network) => {
+            Prepared::bind_on(config, network).and_then(|p| experiment::run(p, tracer, 1))
+        }
+        Target::Remote(client) => client.run(&config, tracer),
+    };
+    let mut row = match result {
+        Ok(outcome) => planned.measured(&outcome),
+        Err(Error::Interrupted) => {
+            ended.interrupted = true;
+            return Ok(None);
+        }
+        // A tracer that stops working is not one experiment's problem.
+        Err(e @ Error::Map { .. }) => return Err(e),
+        Err(e) => planned.failed(&e.to_string()),
+    };
+    row.elapsed_s = Some(clock.elapsed().as_secs_f64());
+    if !row.is_ok() {
+        ended.failed += 1;
+        bar.suspend(|| eprintln!("netcopy: experiment failed: {}", row.error));
+    } else if row.checks != "ok" && row.checks != "not traced" {
+        ended.disagreed += 1;
+        bar.suspend(|| eprintln!("netcopy: kernel and userspace disagree: {}", row.checks));
+    }
+    Ok(Some(row))
+}
+
+mod schedule;
+mod soak;
 #[cfg(test)]
 mod tests;
+
+use schedule::{PointState, affordable_runs};
+pub use soak::{resident_kib, soak};

@@ -118,6 +118,9 @@ impl Point {
 pub struct Summary {
     pub points: Vec<Point>,
     pub failed: Vec<Row>,
+    /// The zero-copy receive experiments (traced, one per mode), apart from the grid: they
+    /// answer what the kernel maps, not how fast a point goes.
+    pub zero_copy_receive: Vec<Row>,
 }
 
 type Key = (String, String, u64, u32, String, String, bool);
@@ -126,9 +129,17 @@ impl Summary {
     pub fn from_rows(rows: &[Row]) -> Self {
         let mut groups: BTreeMap<Key, (Vec<Row>, Vec<Row>)> = BTreeMap::new();
         let mut failed = Vec::new();
+        let mut zero_copy_receive = Vec::new();
+        // A sweep's grid either receives with zero-copy throughout (`--zerocopy-receive`) or
+        // not at all; in the second case its zero-copy receive rows are the probes.
+        let probes = rows.iter().any(|r| !r.zerocopy_receive);
         for row in rows {
             if !row.is_ok() {
                 failed.push(row.clone());
+                continue;
+            }
+            if probes && row.zerocopy_receive {
+                zero_copy_receive.push(row.clone());
                 continue;
             }
             let key = (
@@ -177,7 +188,11 @@ impl Summary {
                 },
             )
             .collect();
-        Self { points, failed }
+        Self {
+            points,
+            failed,
+            zero_copy_receive,
+        }
     }
 
     pub fn rows(&self) -> impl Iterator<Item = &Row> {

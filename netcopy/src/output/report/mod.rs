@@ -362,6 +362,7 @@ pub fn observer(o: &mut String, s: &Summary) {
     }
 }
 
+mod beyond;
 mod questions;
 #[cfg(test)]
 mod tests;

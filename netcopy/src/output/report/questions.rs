@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::*;
+use super::{
+    beyond::{beyond_zero_copy, versus_a1},
+    *,
+};
 use crate::{
     output::summary::Summary,
     row::Row,
@@ -159,64 +162,6 @@ pub fn questions(o: &mut String, s: &Summary, machine: &Machine) {
         "\n### Beyond the six: does any path avoid the copy on one machine?\n"
     );
     beyond_zero_copy(o, s);
-}
-
-/// `mode`'s stream throughput as a multiple of a1's at one point, with the verdict.
-fn versus_a1(s: &Summary, mode: &str, size: u64, threads: u32) -> String {
-    match (s.gbps(mode, size, threads), s.gbps("a1", size, threads)) {
-        (Some(m), Some(a)) => format!(
-            "{}x a1's throughput ({})",
-            stats::ratio(&m, &a).map_or("–".into(), |r| r.show(2)),
-            verdict_words(stats::compare(&m, &a))
-        ),
-        _ => "throughput not comparable".to_owned(),
-    }
-}
-
-/// Verdict lines for a5 (sendfile) and for zero-copy receive, from the traced runs.
-pub(super) fn beyond_zero_copy(o: &mut String, s: &Summary) {
-    let (size_ref, threads) = (s.reference_size(), s.min_threads());
-    match s.point("stream", "a5", size_ref, threads) {
-        Some(p) if s.traced() => {
-            let ratio = versus_a1(s, "a5", size_ref, threads);
-            let _ = writeln!(
-                o,
-                "- a5 (sendfile) at {}: per byte sent, {} referenced (page-cache pages attached by reference), {} copied at send, {} pinned, {} copied at delivery, {} copied to the receiver: the receive copy is the only one. {ratio}. The data must already be in a file.",
-                size(size_ref),
-                fmt_opt(p.kernel_per_byte(|r| r.k_referenced_at_send_bytes), 2),
-                fmt_opt(p.kernel_per_byte(|r| r.k_copied_at_send_bytes), 2),
-                fmt_opt(p.kernel_per_byte(|r| r.k_pinned_bytes), 2),
-                fmt_opt(p.kernel_per_byte(|r| r.k_deferred_copy_bytes), 2),
-                fmt_opt(p.kernel_per_byte(|r| r.k_recv_copy_bytes), 2),
-            );
-        }
-        _ => {
-            let _ = writeln!(o, "- a5 (sendfile) was not traced in this run.");
-        }
-    }
-    let mut mapped_any = false;
-    for m in s.modes() {
-        let Some(p) = s.point("stream", &m, size_ref, threads) else {
-            continue;
-        };
-        let Some(mapped) = p.kernel_per_byte(|r| r.zc_mapped_bytes) else {
-            continue;
-        };
-        mapped_any = true;
-        let _ = writeln!(
-            o,
-            "- {m} with zero-copy receive at {}: {:.2} of every byte received was mapped, {} copied (both observers agree: `checks`).",
-            size(size_ref),
-            mapped,
-            fmt_opt(p.kernel_per_byte(|r| r.zc_copied_bytes), 2),
-        );
-    }
-    if !mapped_any {
-        let _ = writeln!(
-            o,
-            "- Zero-copy receive was not part of this sweep (`--zerocopy-receive` runs it). On Linux 6.18 the kernel maps only whole, non-compound pages that are not page cache: a1/a2 map nothing, a5 almost nothing, a3/a4 the pages their deferred copy allocated (README)."
-        );
-    }
 }
 
 /// A counter column of a row.
