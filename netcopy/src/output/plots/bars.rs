@@ -35,7 +35,7 @@ pub(super) fn draw_stacked<DB: DrawingBackend>(
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..n as f64, 0f64..(top * 1.25).max(1.0))
+        .build_cartesian_2d(0f64..n as f64, 0f64..(top * 1.5).max(1.0))
         .map_err(err)?;
     let names: Vec<String> = plot.groups.iter().map(|(g, _)| g.clone()).collect();
     chart
