@@ -22,6 +22,12 @@ const BAD: &[(&[&str], &str)] = &[
     (&["sweep", "--duration", "2h"], "2h"),
     (&["sweep", "--warmup", "soon"], "soon"),
     (&["sweep", "--modes", "a6"], "a6"),
+    (&["sweep", "--zerocopy-receive", "--workload", "rr"], "rr"),
+    (
+        &["bench-one", "--zerocopy-receive", "--workload", "rr"],
+        "stream",
+    ),
+    (&["bench-one", "--mode", "a5", "--path", "ifb-sink"], "a5"),
     (&["sweep", "--modes", "a1,zerocopy"], "zerocopy"),
     (&["sweep", "--workload", "bulk"], "bulk"),
     (&["sweep", "--path", "wifi"], "wifi"),

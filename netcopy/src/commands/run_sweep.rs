@@ -31,6 +31,12 @@ pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
         ))
         .into());
     }
+    if grid.zerocopy_receive && grid.workloads == [Workload::Rr] {
+        return Err(Usage(
+            "--zerocopy-receive maps a stream's pages: it cannot run rr alone".to_owned(),
+        )
+        .into());
+    }
     let mut tracer = if args.no_trace {
         None
     } else {
