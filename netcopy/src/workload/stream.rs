@@ -158,11 +158,13 @@ fn zc_receive_loop(
     let mut receiver = ZcReceiver::new(stream.as_fd())?;
     let mut bytes = 0u64;
     loop {
-        let n = receiver.receive(|chunk| {
-            verifier
-                .feed(chunk)
-                .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m.to_string()))
-        })?;
+        let n = receiver
+            .receive(|chunk| {
+                verifier
+                    .feed(chunk)
+                    .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m.to_string()))
+            })
+            .map_err(super::net::stuck)?;
         if n == 0 {
             break;
         }
