@@ -5,9 +5,9 @@
 //! bytes in an skb's linear part, or in a fragment that is not one whole page at offset 0)
 //! with an ordinary read.
 //!
-//! The kernel maps a fragment only if it is exactly one page at offset 0
-//! (`tcp_zerocopy_receive` in net/ipv4/tcp.c): whether anything maps depends on how the sender
-//! filled its skbs, which is the finding.
+//! The kernel maps a fragment only if it is exactly one page at offset 0, not part of a
+//! compound page and not a page-cache page (`can_map_frag` in net/ipv4/tcp.c): whether
+//! anything maps depends on how the sender filled its skbs, which is the finding.
 
 use std::{
     io,
