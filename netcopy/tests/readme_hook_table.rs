@@ -2,20 +2,15 @@
 //! code's own hook list (`HOOKS`), in both directions: a column added without a row, or a hook
 //! whose columns are not listed, fails here.
 
-use std::{collections::BTreeMap, path::Path};
+mod common;
+
+use std::collections::BTreeMap;
 
 use netcopy::{kernel::tracer::HOOKS, row::Row};
 
 /// The table between the `hooks:begin` and `hooks:end` markers: column -> (programs, hooks).
 fn readme_table() -> BTreeMap<String, (Vec<String>, String)> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .expect("README.md");
-    let start = readme
-        .find("<!-- hooks:begin -->")
-        .expect("hooks:begin marker");
-    let end = readme.find("<!-- hooks:end -->").expect("hooks:end marker");
-    readme[start..end]
+    common::readme_section("hooks:begin", "hooks:end")
         .lines()
         .filter(|l| l.starts_with("| `k_"))
         .map(|l| {

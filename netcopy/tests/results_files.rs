@@ -29,16 +29,7 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 fn readme_columns() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .expect("README.md");
-    let start = readme
-        .find("<!-- columns:start -->")
-        .expect("columns:start marker");
-    let end = readme
-        .find("<!-- columns:end -->")
-        .expect("columns:end marker");
-    readme[start..end]
+    common::readme_section("columns:start", "columns:end")
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split('`').next())

@@ -100,6 +100,17 @@ fn wait_listening(server: &mut Child) {
     assert!(line.contains("listening"), "serve said: {line}");
 }
 
+/// `netcopy serve --no-trace` on this machine's `port`, listening.
+fn untraced_serve(port: &str) -> Child {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .args(["serve", "--no-trace", "--port", port])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    wait_listening(&mut server);
+    server
+}
+
 fn stop(mut server: Child) {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
@@ -187,12 +198,7 @@ fn a_killed_server_fails_its_rows_and_the_sweep_goes_on() {
     // A port the kernel picks, not a fixed one another program may hold.
     let port = common::free_port().to_string();
     let port = port.as_str();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_netcopy"))
-        .args(["serve", "--no-trace", "--port", port])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    wait_listening(&mut server);
+    let mut server = untraced_serve(port);
     let dir = out_dir("killed");
     let mut sweep = Command::new(env!("CARGO_BIN_EXE_netcopy"))
         .args([
@@ -269,12 +275,7 @@ fn has_thread(pid: u32, prefix: &str) -> bool {
 fn a_stuck_peer_becomes_a_failed_row_after_10_s() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let port = common::free_port().to_string();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_netcopy"))
-        .args(["serve", "--no-trace", "--port", &port])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    wait_listening(&mut server);
+    let mut server = untraced_serve(&port);
     let dir = out_dir("stuck");
     let mut sweep = Command::new(env!("CARGO_BIN_EXE_netcopy"))
         .args([

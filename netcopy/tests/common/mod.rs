@@ -61,3 +61,16 @@ pub fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+/// The README's text between two marker comments (`<!-- begin -->` … `<!-- end -->`), where a
+/// test holds the README to the code.
+pub fn readme_section(begin: &str, end: &str) -> String {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .expect("README.md");
+    let marker = |name: &str| format!("<!-- {name} -->");
+    let start = readme.find(&marker(begin)).expect("begin marker");
+    let stop = readme.find(&marker(end)).expect("end marker");
+    readme[start..stop].to_owned()
+}
