@@ -37,8 +37,8 @@ pub(crate) enum Command {
     /// results.json, plots and report.md into a new folder under --out.
     Sweep(Box<Sweep>),
     /// Run one experiment and draw its data path, stage by stage, with the bytes measured at
-    /// each stage and a one-line verdict.
-    Explain(BenchOne),
+    /// each stage and a one-line verdict (and, with --svg, the same picture as an SVG file).
+    Explain(Explain),
     /// Redraw the plots and report.md of a finished run from its results.csv.
     Report(Report),
     /// Run the receiving ends of experiments for a `sweep --connect` from this or another
@@ -339,6 +339,15 @@ pub(crate) struct BenchOne {
     pub(crate) empty_programs: bool,
     #[command(flatten)]
     pub(crate) run: RunArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct Explain {
+    /// Also write the data path as an SVG picture to this file (report.html's drawing).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) svg: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) one: BenchOne,
 }
 
 #[derive(Args)]

@@ -78,6 +78,12 @@ pub enum Error {
     /// plotters' errors are generic over the drawing backend; their text is what is left.
     #[error("drawing plot {plot}: {what}")]
     Plot { plot: String, what: String },
+    /// A report template that would not render (a bug: the templates are compiled in).
+    #[error("rendering {template}: {what}")]
+    Template {
+        template: &'static str,
+        what: String,
+    },
     /// The other end of a control connection said no, or said something out of turn.
     #[error("the server {0}")]
     Peer(String),

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::{experiment::Outcome, workload::Mode};
 
 /// 1234567 -> "1 234 567": long byte counts stay readable.
-fn grouped(n: u64) -> String {
+pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -7,12 +7,7 @@
 //! the kernel picks, nothing shared but the tracer) and each row is written the moment it
 //! exists.
 
-use std::{
-    io::IsTerminal as _,
-    time::{Duration, Instant},
-};
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::time::{Duration, Instant};
 
 use crate::{
     error::{Error, Result},
@@ -243,18 +238,6 @@ pub struct Ended {
     pub interrupted: bool,
 }
 
-fn progress_bar(total: usize) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
-
 /// Where the experiments' servers run.
 pub enum Target<'a> {
     /// In this process, on a path it built.
@@ -297,7 +280,7 @@ pub fn run(
     } else {
         0
     };
-    let bar = progress_bar(accounting_runs + points.len() * c.min_reps as usize);
+    let bar = Progress::new(accounting_runs + points.len() * c.min_reps as usize);
     let mut state: Vec<PointState> = points.iter().map(|_| PointState::default()).collect();
     let mut experiment = 0u32;
     // The schedule: round 0 traces every point once, rounds 1.. time the points that still
@@ -361,7 +344,7 @@ pub fn run(
             }
             out.write(&row)?;
             ended.rows.push(row);
-            bar.inc(1);
+            bar.inc();
         }
         round += 1;
     }
@@ -386,7 +369,7 @@ pub fn run(
         out.write(&row)?;
         ended.rows.push(row);
     }
-    bar.finish_and_clear();
+    bar.finish();
     Ok(())
 }
 
@@ -397,7 +380,7 @@ fn run_one(
     config: Config,
     target: &mut Target<'_>,
     tracer: Option<&mut Tracer>,
-    bar: &ProgressBar,
+    bar: &Progress,
     ended: &mut Ended,
 ) -> Result<Option<Row>> {
     let clock = Instant::now();
@@ -428,10 +411,12 @@ fn run_one(
     Ok(Some(row))
 }
 
+mod progress;
 mod schedule;
 mod soak;
 #[cfg(test)]
 mod tests;
 
+use progress::Progress;
 use schedule::{PointState, affordable_runs};
 pub use soak::{resident_kib, soak};

@@ -7,11 +7,28 @@ use netcopy::{
     experiment,
     kernel::tracer,
     netpath::Network,
+    row::Row,
     units,
     workload::{self, Figures, Mode},
 };
 
-use crate::cli::*;
+use crate::{Usage, cli::*};
+
+/// Bad input before the experiment runs: the folder `--svg` names must exist.
+fn svg_destination(path: &std::path::Path) -> Result<()> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !folder.is_dir() || path.is_dir() {
+        return Err(Usage(format!(
+            "--svg {}: not a file in an existing folder",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
 
 /// The one experiment `bench-one` and `explain` run: its configuration from the arguments,
 /// checked, and bound on its network path (which must outlive it).
@@ -234,12 +251,21 @@ pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool
     }
 }
 
-/// Runs one traced experiment and draws what the kernel did with its bytes.
-pub(crate) fn explain(args: BenchOne) -> Result<ExitCode> {
-    let (_network, prepared) = one_experiment(&args)?;
+/// Runs one traced experiment and draws what the kernel did with its bytes; with `--svg`, also
+/// as the picture report.html draws for each mode.
+pub(crate) fn explain(args: Explain) -> Result<ExitCode> {
+    if let Some(svg) = &args.svg {
+        svg_destination(svg)?;
+    }
+    let (_network, prepared) = one_experiment(&args.one)?;
     let mut tracer = tracer::Tracer::load()?;
     let outcome = experiment::run(prepared, Some(&mut tracer), 1)?;
     print!("{}", netcopy::explain::draw(&outcome));
+    if let Some(svg) = &args.svg {
+        let row = Row::planned("explain", 1, 1, true, &outcome.config).measured(&outcome);
+        netcopy::output::datapath::write_svg(svg, &row)?;
+        println!("\ndata path drawn: {}", svg.display());
+    }
     if !outcome.disagreements.is_empty() {
         bail!("kernel and userspace disagree: {}", outcome.checks());
     }

@@ -123,7 +123,8 @@ pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Plots and report.md from the rows; the rows are already safe on disk whatever happens here.
+/// Plots, report.md and report.html from the rows; the rows are already safe on disk whatever
+/// happens here.
 pub(crate) fn finish_report(
     dir: &std::path::Path,
     run: &str,
@@ -132,11 +133,15 @@ pub(crate) fn finish_report(
 ) -> Result<()> {
     let summary = output::summary::Summary::from_rows(rows);
     output::write_points(&dir.join("points.csv"), &summary)?;
-    let plots = output::plots::write_all(&dir.join("plots"), &summary)?;
+    let plot_dir = dir.join("plots");
+    let plots = output::plots::write_all(&plot_dir, &summary)?;
     let machine = output::report::Machine::detect();
     let report = output::report::render(&summary, run, &machine, &plots, command);
     let path = dir.join("report.md");
     std::fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
+    let html = output::html::render(&summary, run, &machine, &plots, &plot_dir, command)?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

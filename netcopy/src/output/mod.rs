@@ -2,6 +2,8 @@
 //! (written and flushed one by one, so an interruption loses nothing finished), plots and a
 //! report. Writers only read rows.
 
+pub mod datapath;
+pub mod html;
 pub mod plots;
 pub mod report;
 pub mod summary;

@@ -1,7 +1,7 @@
 //! The plots, each as PNG and SVG, drawn from the run's summary: every point is the mean of the
 //! untraced timing runs with its 95 % confidence interval as an error bar; the kernel's bytes
-//! come from the traced runs. A plot whose figure this machine could not measure says so in
-//! place of drawing zeros.
+//! come from the traced runs. A plot whose figure this machine could not measure, or that has no
+//! point to draw, is left out (and the report says why in one sentence): never drawn empty.
 
 use std::{collections::BTreeMap, path::Path, sync::Once};
 
@@ -75,28 +75,6 @@ fn named<T>(plot: &str, result: Result<T>) -> Result<T> {
     })
 }
 
-fn draw_note<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    note: &str,
-) -> Result<()> {
-    root.fill(&WHITE).map_err(err)?;
-    let (_, h) = root.dim_in_pixel();
-    root.draw(&Text::new(
-        title.to_owned(),
-        (30, 30),
-        ("sans-serif", 24).into_font(),
-    ))
-    .map_err(err)?;
-    root.draw(&Text::new(
-        format!("not measured on this machine: {note}"),
-        (30, h as i32 / 2),
-        ("sans-serif", 18).into_font(),
-    ))
-    .map_err(err)?;
-    Ok(())
-}
-
 /// The top of a point's error bar (its mean when it has no interval).
 fn bar_top(e: &Estimate) -> f64 {
     if e.half_width.is_finite() {
@@ -107,10 +85,6 @@ fn bar_top(e: &Estimate) -> f64 {
 }
 
 fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &LinePlot) -> Result<()> {
-    if let Some(note) = &plot.not_measured {
-        draw_note(&root, &plot.title, note)?;
-        return root.present().map_err(err);
-    }
     root.fill(&WHITE).map_err(err)?;
     let points = plot.series.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0f64);
@@ -120,8 +94,7 @@ fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &LinePlot)
         y1 = y1.max(bar_top(e));
     }
     if x0 > x1 {
-        draw_note(&root, &plot.title, "no rows to draw")?;
-        return root.present().map_err(err);
+        return Err(err("no point to draw"));
     }
     let tx = |x: f64| if plot.log_x { x.log2() } else { x };
     let (lo, hi) = (tx(x0), tx(x1).max(tx(x0) + 1.0));
@@ -197,15 +170,63 @@ fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &LinePlot)
     root.present().map_err(err)
 }
 
-/// Renders every plot of `summary` into `dir`; returns the file stems written.
-pub fn write_all(dir: &Path, summary: &Summary) -> Result<Vec<String>> {
+/// A plot written as `plots/<file>.png` and `.svg`.
+pub struct Drawn {
+    pub file: &'static str,
+    pub title: String,
+}
+
+/// A plot left out, and why: a plot without data is never drawn empty.
+pub struct Omitted {
+    pub file: &'static str,
+    pub title: String,
+    pub why: String,
+}
+
+/// What [`write_all`] drew and what it left out.
+#[derive(Default)]
+pub struct PlotSet {
+    pub drawn: Vec<Drawn>,
+    pub omitted: Vec<Omitted>,
+}
+
+impl Omitted {
+    /// The one sentence report.md and report.html give in the plot's place.
+    pub fn sentence(&self) -> String {
+        format!("Not drawn: {}, because {}.", self.title, self.why)
+    }
+}
+
+/// Why a line plot has nothing to draw, if it has not.
+fn line_plot_empty(plot: &LinePlot) -> Option<String> {
+    plot.not_measured.clone().or_else(|| {
+        plot.series
+            .iter()
+            .all(|(_, pts)| pts.is_empty())
+            .then(|| "no finished row has this figure".to_owned())
+    })
+}
+
+/// Renders every plot of `summary` that has data into `dir`, and removes the files of any
+/// plot left out (a `report` run over an older folder must not leave an empty one behind).
+pub fn write_all(dir: &Path, summary: &Summary) -> Result<PlotSet> {
     fonts();
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let mut written = Vec::new();
+    let mut set = PlotSet::default();
+    let paths = |file: &str| {
+        (
+            dir.join(format!("{file}.svg")),
+            dir.join(format!("{file}.png")),
+        )
+    };
     for plot in line_plots(summary) {
-        let svg = dir.join(format!("{}.svg", plot.file));
-        let png = dir.join(format!("{}.png", plot.file));
+        let (svg, png) = paths(plot.file);
+        if let Some(why) = line_plot_empty(&plot) {
+            set.omitted
+                .push(omit(plot.file, plot.title, why, &[&svg, &png]));
+            continue;
+        }
         named(
             plot.file,
             draw_lines(SVGBackend::new(&svg, SIZE).into_drawing_area(), &plot),
@@ -214,11 +235,18 @@ pub fn write_all(dir: &Path, summary: &Summary) -> Result<Vec<String>> {
             plot.file,
             draw_lines(BitMapBackend::new(&png, SIZE).into_drawing_area(), &plot),
         )?;
-        written.push(plot.file.to_owned());
+        set.drawn.push(Drawn {
+            file: plot.file,
+            title: plot.title,
+        });
     }
     let bars = kernel_bytes(summary);
-    let svg = dir.join(format!("{}.svg", bars.file));
-    let png = dir.join(format!("{}.png", bars.file));
+    let (svg, png) = paths(bars.file);
+    if let Some(why) = bars.not_measured.clone() {
+        set.omitted
+            .push(omit(bars.file, bars.title, why, &[&svg, &png]));
+        return Ok(set);
+    }
     named(
         bars.file,
         draw_stacked(SVGBackend::new(&svg, SIZE).into_drawing_area(), &bars),
@@ -227,8 +255,18 @@ pub fn write_all(dir: &Path, summary: &Summary) -> Result<Vec<String>> {
         bars.file,
         draw_stacked(BitMapBackend::new(&png, SIZE).into_drawing_area(), &bars),
     )?;
-    written.push(bars.file.to_owned());
-    Ok(written)
+    set.drawn.push(Drawn {
+        file: bars.file,
+        title: bars.title,
+    });
+    Ok(set)
+}
+
+fn omit(file: &'static str, title: String, why: String, stale: &[&Path]) -> Omitted {
+    for path in stale {
+        let _ = std::fs::remove_file(path);
+    }
+    Omitted { file, title, why }
 }
 
 /// `value`'s estimate per (mode, x) over the points `keep` selects.
@@ -269,7 +307,9 @@ pub fn stream_by_size(s: &Summary, threads: u32, value: impl Fn(&Row) -> Option<
 fn line_plots(s: &Summary) -> Vec<LinePlot> {
     let threads = s.min_threads();
     let size = s.reference_size();
-    let hw_missing = s.hw_unavailable();
+    let hw_missing = s
+        .hw_unavailable()
+        .map(|w| format!("the hardware counters were not measured on this machine ({w})"));
     vec![
         LinePlot {
             file: "throughput_vs_size",
@@ -295,7 +335,8 @@ fn line_plots(s: &Summary) -> Vec<LinePlot> {
                 |p| p.threads as f64,
                 |p| p.speed(|r| r.rtt_p50_us),
             ),
-            not_measured: (!s.has_workload("rr")).then(|| "no request-response rows".to_owned()),
+            not_measured: (!s.has_workload("rr"))
+                .then(|| "the run has no request-response rows".to_owned()),
         },
         LinePlot {
             file: "cache_misses_vs_size",

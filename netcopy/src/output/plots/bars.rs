@@ -3,7 +3,7 @@
 
 use plotters::{coord::Shift, prelude::*};
 
-use super::{COLORS, draw_note, err};
+use super::{COLORS, err};
 use crate::{error::Result, output::summary::Summary, row::Row};
 
 /// Stacked bars: per group, (component, value).
@@ -19,10 +19,6 @@ pub(super) fn draw_stacked<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     plot: &StackedBars,
 ) -> Result<()> {
-    if let Some(note) = &plot.not_measured {
-        draw_note(&root, &plot.title, note)?;
-        return root.present().map_err(err);
-    }
     root.fill(&WHITE).map_err(err)?;
     let top = plot
         .groups
@@ -146,9 +142,9 @@ pub(super) fn kernel_bytes(s: &Summary) -> StackedBars {
             crate::units::format_size(size as usize)
         ),
         y_label: "bytes per byte sent (exact counts)",
-        not_measured: groups
-            .is_empty()
-            .then(|| "the run was not traced (--no-trace or no root)".to_owned()),
+        not_measured: groups.is_empty().then(|| {
+            "the run was not traced (--no-trace), so the kernel counted nothing".to_owned()
+        }),
         groups,
     }
 }

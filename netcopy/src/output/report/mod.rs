@@ -6,7 +6,10 @@
 
 use std::fmt::Write as _;
 
-use super::summary::{Point, Summary};
+use super::{
+    plots::PlotSet,
+    summary::{Point, Summary},
+};
 use crate::{
     row::Row,
     stats::{Estimate, Verdict},
@@ -124,14 +127,13 @@ pub fn header(o: &mut String, s: &Summary, run: &str, machine: &Machine, command
     }
 }
 
-/// How many points reached each interval width, and which did not converge.
-pub fn confidence(o: &mut String, s: &Summary) {
-    let _ = writeln!(o, "\n## Confidence\n");
+/// How many points reached each interval width; false when no timing run finished.
+pub fn confidence_shares(o: &mut String, s: &Summary) -> bool {
     let (loose, n) = s.converged_share(LOOSE_PCT);
     let (tight, _) = s.converged_share(TIGHT_PCT);
     if n == 0 {
         let _ = writeln!(o, "No timing runs finished: nothing to state.");
-        return;
+        return false;
     }
     let pct = |k: usize| k as f64 * 100.0 / n as f64;
     let target = s.points.iter().find_map(|p| p.target_pct);
@@ -142,6 +144,16 @@ pub fn confidence(o: &mut String, s: &Summary) {
         pct(tight),
         target.map_or(String::new(), |t| format!("; the sweep aimed for ±{t} %"))
     );
+    true
+}
+
+/// How many points reached each interval width, and which did not converge.
+pub fn confidence(o: &mut String, s: &Summary) {
+    let _ = writeln!(o, "\n## Confidence\n");
+    if !confidence_shares(o, s) {
+        return;
+    }
+    let target = s.points.iter().find_map(|p| p.target_pct);
     let mut short: Vec<(f64, &Point)> = s
         .points
         .iter()
@@ -369,12 +381,23 @@ mod tests;
 
 pub use questions::{crossover, lone_round_trip, questions};
 
+/// The plots drawn, as images, and one sentence for each plot left out.
+pub fn plots(o: &mut String, plots: &PlotSet) {
+    let _ = writeln!(o, "\n## Plots\n");
+    for p in &plots.drawn {
+        let _ = writeln!(o, "![{}](plots/{}.png)\n", p.title, p.file);
+    }
+    for p in &plots.omitted {
+        let _ = writeln!(o, "{}\n", p.sentence());
+    }
+}
+
 /// The whole report.
 pub fn render(
     s: &Summary,
     run: &str,
     machine: &Machine,
-    plots: &[String],
+    plot_set: &PlotSet,
     command: &str,
 ) -> String {
     let mut o = String::new();
@@ -385,9 +408,6 @@ pub fn render(
     kernel(&mut o, s);
     questions(&mut o, s, machine);
     observer(&mut o, s);
-    let _ = writeln!(o, "\n## Plots\n");
-    for p in plots {
-        let _ = writeln!(o, "![{p}](plots/{p}.png)\n");
-    }
+    plots(&mut o, plot_set);
     o
 }

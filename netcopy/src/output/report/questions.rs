@@ -86,8 +86,8 @@ pub(super) fn cpu_cost_words(s: &Summary, a: &str, b: &str, sz: u64) -> Option<S
     };
     let (ca, cb) = (cost(a)?, cost(b)?);
     let words = match stats::compare(&ca, &cb) {
-        Verdict::Higher => "more",
-        Verdict::Lower => "less",
+        Verdict::Higher => "more than",
+        Verdict::Lower => "less than",
         Verdict::Indistinguishable => "indistinguishable on this machine from",
     };
     Some(format!(
