@@ -3,6 +3,7 @@
 //! attached to the kernel and no process behind.
 
 mod common;
+mod report_html;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -73,18 +74,48 @@ const PLOTS: [&str; 6] = [
     "kernel_bytes_per_byte",
 ];
 
-/// Every plot is in `run/plots` as a non-empty PNG and SVG.
-fn assert_every_plot(run: &Path) {
+/// Every plot report.md shows is in `run/plots` as a non-empty PNG and SVG; every other one
+/// has no file and one sentence saying why it was left out. Returns the plots left out.
+fn assert_every_plot(run: &Path) -> Vec<&'static str> {
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report");
+    let mut omitted = Vec::new();
     for plot in PLOTS {
+        let shown = report.contains(&format!("](plots/{plot}.png)"));
         for ext in ["png", "svg"] {
             let f = run.join("plots").join(format!("{plot}.{ext}"));
-            assert!(
-                f.metadata().is_ok_and(|m| m.len() > 0),
-                "{} missing",
-                f.display()
-            );
+            if shown {
+                assert!(
+                    f.metadata().is_ok_and(|m| m.len() > 0),
+                    "{} missing",
+                    f.display()
+                );
+            } else {
+                assert!(!f.exists(), "{} drawn but not shown", f.display());
+            }
+        }
+        if !shown {
+            omitted.push(plot);
         }
     }
+    let sentences = report
+        .lines()
+        .filter(|l| l.starts_with("Not drawn: "))
+        .count();
+    assert_eq!(sentences, omitted.len(), "one sentence per plot left out");
+    omitted
+}
+
+/// No hardware PMU here (README): the two plots of hardware counters are left out, never
+/// drawn empty; with one, all six are drawn.
+fn assert_hardware_plots(run: &Path, rows: &[Row]) {
+    let omitted = assert_every_plot(run);
+    let pmu = rows.iter().any(|r| r.hw_counters == "measured");
+    let expected: &[&str] = if pmu {
+        &[]
+    } else {
+        &["cache_misses_vs_size", "cycles_per_byte_vs_size"]
+    };
+    assert_eq!(omitted, expected);
 }
 
 #[test]
@@ -112,10 +143,9 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
         .expect("running netcopy");
     assert!(status.success(), "{status}");
     let run = out.join("latest");
-    for file in ["results.csv", "results.json", "report.md"] {
+    for file in ["results.csv", "results.json", "report.md", "report.html"] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
-    assert_every_plot(&run);
     let header = std::fs::read_to_string(run.join("results.csv")).expect("csv");
     let header: Vec<String> = header
         .lines()
@@ -127,8 +157,10 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
     assert_eq!(header, readme_columns());
     assert!(run.join("points.csv").is_file());
     let rows = read_rows(&run.join("results.csv")).expect("rows parse");
+    assert_hardware_plots(&run, &rows);
     assert_same_rows(&run.join("results.json"), &rows);
     assert_timing_and_accounting_apart(&rows, &run);
+    report_html::check("quick_sweep_writes_every_file", &run, &rows);
     let report = std::fs::read_to_string(run.join("report.md")).expect("report");
     for q in 1..=6 {
         assert!(
@@ -257,7 +289,7 @@ fn assert_timing_and_accounting_apart(rows: &[Row], run: &Path) {
     }
     assert_eq!(lines, QUICK_POINTS);
     let svg = std::fs::read_to_string(run.join("plots/cpu_time_per_byte_vs_size.svg")).unwrap();
-    assert!(!svg.contains("not measured"), "the CPU time plot is drawn");
+    assert!(svg.contains("<svg"), "the CPU time plot is drawn");
 }
 
 /// Waits (a minute at most) until `csv` holds `n` finished rows.

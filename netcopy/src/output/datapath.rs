@@ -217,12 +217,17 @@ impl Diagram {
         Self {
             mode: row.mode.clone(),
             title: format!(
-                "{}: {} {} x {} on {}, traced run (experiment {})",
+                "{}: {} {} x {} on {}{}, traced run (experiment {})",
                 row.mode,
                 row.workload,
                 format_size(row.size as usize),
                 row.threads,
                 row.path,
+                if row.zerocopy_receive {
+                    " with zero-copy receive"
+                } else {
+                    ""
+                },
                 row.experiment
             ),
             note: "Boxes: exact bytes the traced run counted. Edges: bytes per byte sent."

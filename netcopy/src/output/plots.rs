@@ -309,7 +309,7 @@ fn line_plots(s: &Summary) -> Vec<LinePlot> {
     let size = s.reference_size();
     let hw_missing = s
         .hw_unavailable()
-        .map(|w| format!("the hardware counters were not measured on this machine ({w})"));
+        .map(|w| format!("the hardware counters were not measured on this machine: {w}"));
     vec![
         LinePlot {
             file: "throughput_vs_size",
