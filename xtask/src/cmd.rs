@@ -50,6 +50,9 @@ pub fn build() -> Result<()> {
     build_release(&env).map(|_| ())
 }
 
+/// Where the quick sweep test leaves its screenshot of report.html (netcopy/tests/report_html).
+const SCREENSHOT: &str = "target/tmp/report-html/report.png";
+
 pub fn test(args: &[String]) -> Result<()> {
     let env = setup::run()?;
     let mut cmd = cargo(&env);
@@ -57,7 +60,17 @@ pub fn test(args: &[String]) -> Result<()> {
     if !args.is_empty() {
         cmd.arg("--").args(args);
     }
-    run_status(cmd)
+    let started = std::time::SystemTime::now();
+    let result = run_status(cmd);
+    // Only a screenshot this run took: an older one would show another build's page.
+    let shot = workspace_root().join(SCREENSHOT);
+    if std::fs::metadata(&shot)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= started)
+    {
+        eprintln!("report.html screenshot: {}", shot.display());
+    }
+    result
 }
 
 pub fn run(args: &[String]) -> Result<()> {

@@ -251,9 +251,13 @@ fn ensure_tracefs() -> Result<()> {
 }
 
 /// Programs the tests and the benchmark run beside netcopy, and the Debian package of each:
-/// iperf3 (a program netcopy did not write, traced and compared against) and iproute2's `ip`
-/// (the control paths' namespaces and devices).
-const DEBIAN_TOOLS: &[(&str, &str)] = &[("iperf3", "iperf3"), ("ip", "iproute2")];
+/// iperf3 (a program netcopy did not write, traced and compared against), iproute2's `ip`
+/// (the control paths' namespaces and devices) and chromium (report.html, loaded headless).
+const DEBIAN_TOOLS: &[(&str, &str)] = &[
+    ("iperf3", "iperf3"),
+    ("ip", "iproute2"),
+    ("chromium", "chromium"),
+];
 
 fn on_path(program: &str) -> bool {
     env::var_os("PATH")
@@ -267,7 +271,7 @@ fn ensure_debian_tools() -> Result<()> {
         .map(|(_, package)| *package)
         .collect();
     if missing.is_empty() {
-        report("tools", "iperf3 and ip already installed");
+        report("tools", "iperf3, ip and chromium already installed");
         return Ok(());
     }
     if !is_root() || !on_path("apt-get") {

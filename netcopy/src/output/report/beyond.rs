@@ -10,7 +10,7 @@ use crate::{output::summary::Summary, stats};
 pub(super) fn versus_a1(s: &Summary, mode: &str, size: u64, threads: u32) -> String {
     match (s.gbps(mode, size, threads), s.gbps("a1", size, threads)) {
         (Some(m), Some(a)) => format!(
-            "{}x a1's throughput ({})",
+            "{} times a1's throughput ({})",
             stats::ratio(&m, &a).map_or("–".into(), |r| r.show(2)),
             verdict_words(stats::compare(&m, &a))
         ),

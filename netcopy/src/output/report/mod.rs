@@ -183,7 +183,9 @@ pub fn measured(o: &mut String, s: &Summary) {
     let _ = writeln!(
         o,
         "- Kernel copy accounting (eBPF): {}",
-        if s.traced() {
+        if s.speed_traced() {
+            "measured in every run (`--trace-all`)"
+        } else if s.traced() {
             "measured in one traced run per point"
         } else {
             "not measured (the run was not traced)"
@@ -198,11 +200,14 @@ pub fn measured(o: &mut String, s: &Summary) {
     {
         let _ = writeln!(o, "- Kernel figures left empty, and why: {note}");
     }
+    let hardware = match s.hw_unavailable() {
+        _ if s.rows().next().is_none() => "not measured (no experiment finished)".to_owned(),
+        Some(why) => format!("not measured: {why}"),
+        None => "measured".to_owned(),
+    };
     let _ = writeln!(
         o,
-        "- Hardware counters (cycles, instructions, cache misses): {}",
-        s.hw_unavailable()
-            .map_or("measured".to_owned(), |w| format!("not measured: {w}"))
+        "- Hardware counters (cycles, instructions, cache misses): {hardware}"
     );
     let software = if s.rows().any(|r| r.client_task_clock_ms.is_some()) {
         "measured per side"
@@ -300,6 +305,13 @@ pub fn kernel(o: &mut String, s: &Summary) {
         "\n## Where the kernel copied ({} stream, {threads} connection(s), bytes per byte sent, traced runs)\n",
         size(size_ref)
     );
+    if !s.traced() {
+        let _ = writeln!(
+            o,
+            "Not measured: the run was not traced, so the kernel counted nothing."
+        );
+        return;
+    }
     let _ = writeln!(
         o,
         "| mode | user copy | copied at send | pinned | referenced (page cache) | deferred copy | copied to user | fallback % | checks |"
@@ -376,6 +388,8 @@ pub fn observer(o: &mut String, s: &Summary) {
 
 mod beyond;
 mod questions;
+#[cfg(test)]
+mod sentences;
 #[cfg(test)]
 mod tests;
 

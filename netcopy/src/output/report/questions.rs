@@ -98,20 +98,17 @@ pub(super) fn cpu_cost_words(s: &Summary, a: &str, b: &str, sz: u64) -> Option<S
     ))
 }
 
-/// The six questions.
-pub fn questions(o: &mut String, s: &Summary, machine: &Machine) {
-    let size_ref = s.reference_size();
-    let threads = s.min_threads();
-    let _ = writeln!(o, "\n## The six questions\n");
-    let _ = writeln!(
-        o,
-        "### 1. Why doesn't zero-copy always provide the best throughput?\n"
-    );
-    for zc in ["a3", "a4"] {
-        let Some(p) = s.point("stream", zc, size_ref, threads) else {
-            continue;
-        };
-        let ratio = versus_a1(s, zc, size_ref, threads);
+/// Question 1 for one zero-copy mode: its throughput against a1's, what the kernel did with
+/// its pinned bytes (when traced) and its CPU cost per byte.
+fn zero_copy_fallback(o: &mut String, s: &Summary, zc: &str) {
+    let (size_ref, threads) = (s.reference_size(), s.min_threads());
+    let Some(p) = s.point("stream", zc, size_ref, threads) else {
+        return;
+    };
+    let ratio = versus_a1(s, zc, size_ref, threads);
+    if p.traced.is_empty() {
+        let _ = writeln!(o, "- {zc} at {}: {ratio}.", size(size_ref));
+    } else {
         let _ = writeln!(
             o,
             "- {zc} at {}: {ratio}. The kernel pinned {} of every byte and then copied {} % of the pinned bytes at delivery (`skb_copy_ubufs`, {} fresh pages in the traced run), and the sender read {} completion notifications (a3: error queue, a4: io_uring CQEs). On this path zero-copy is a copy postponed, plus pinning, page allocation and completion handling.",
@@ -121,9 +118,22 @@ pub fn questions(o: &mut String, s: &Summary, machine: &Machine) {
             fmt_opt(p.kernel(|r| Some(r.k_deferred_copy_pages? as f64)), 0),
             fmt_opt(p.kernel(|r| r.zc_notifications.map(|n| n as f64)), 0),
         );
-        if let Some(words) = cpu_cost_words(s, zc, "a1", size_ref) {
-            let _ = writeln!(o, "  {words}.");
-        }
+    }
+    if let Some(words) = cpu_cost_words(s, zc, "a1", size_ref) {
+        let _ = writeln!(o, "  {words}.");
+    }
+}
+
+/// The six questions.
+pub fn questions(o: &mut String, s: &Summary, machine: &Machine) {
+    let size_ref = s.reference_size();
+    let _ = writeln!(o, "\n## The six questions\n");
+    let _ = writeln!(
+        o,
+        "### 1. Why doesn't zero-copy always provide the best throughput?\n"
+    );
+    for zc in ["a3", "a4"] {
+        zero_copy_fallback(o, s, zc);
     }
     if !s.traced() {
         let _ = writeln!(
@@ -189,6 +199,12 @@ pub(super) fn cache_levels(o: &mut String, s: &Summary) {
             Some(r.client_llc_load_misses? + r.server_llc_load_misses.unwrap_or(0))
         }),
     ];
+    if per_msg("a1", levels[0].1).is_none() || per_msg("a2", levels[0].1).is_none() {
+        let _ = writeln!(
+            o,
+            "Not measured: the run has no stream timing runs with cache counters for both a1 and a2."
+        );
+    }
     for (level, f) in levels {
         if let (Some(a1), Some(a2)) = (per_msg("a1", f), per_msg("a2", f)) {
             let _ = writeln!(
@@ -212,13 +228,11 @@ pub(super) fn multithreading(o: &mut String, s: &Summary, machine: &Machine) {
     if lo_t == hi_t {
         let _ = writeln!(o, "Only one thread count was measured.");
     }
-    for m in s.modes() {
-        if let (Some(lo), Some(hi)) = (s.gbps(&m, size_ref, lo_t), s.gbps(&m, size_ref, hi_t))
-            && lo_t != hi_t
-        {
-            let _ = writeln!(
-                o,
-                "- {m}: {} Gbit/s with {lo_t} → {} Gbit/s with {hi_t} connections at {} ({}).",
+    for m in s.modes().iter().filter(|_| lo_t != hi_t) {
+        let mut parts = Vec::new();
+        if let (Some(lo), Some(hi)) = (s.gbps(m, size_ref, lo_t), s.gbps(m, size_ref, hi_t)) {
+            parts.push(format!(
+                "{} Gbit/s with {lo_t} → {} Gbit/s with {hi_t} connections at {} ({})",
                 lo.show(2),
                 hi.show(2),
                 size(size_ref),
@@ -227,13 +241,23 @@ pub(super) fn multithreading(o: &mut String, s: &Summary, machine: &Machine) {
                     Verdict::Lower => "less with more connections",
                     Verdict::Indistinguishable => "indistinguishable on this machine",
                 }
-            );
+            ));
         }
-        let rtt = |t| s.point("rr", &m, size_ref, t)?.speed(|r| r.rtt_p50_us);
-        if let (Some(lo), Some(hi)) = (rtt(lo_t), rtt(hi_t))
-            && lo_t != hi_t
-        {
-            let _ = writeln!(o, "  round trip {} µs → {} µs.", lo.show(1), hi.show(1));
+        let rtt = |t| s.point("rr", m, size_ref, t)?.speed(|r| r.rtt_p50_us);
+        if let (Some(lo), Some(hi)) = (rtt(lo_t), rtt(hi_t)) {
+            parts.push(format!(
+                "round trip {} µs with {lo_t} → {} µs with {hi_t} connections ({})",
+                lo.show(1),
+                hi.show(1),
+                match stats::compare(&hi, &lo) {
+                    Verdict::Higher => "longer with more connections",
+                    Verdict::Lower => "shorter with more connections",
+                    Verdict::Indistinguishable => "indistinguishable on this machine",
+                }
+            ));
+        }
+        if !parts.is_empty() {
+            let _ = writeln!(o, "- {m}: {}.", parts.join("; "));
         }
     }
     let _ = writeln!(
@@ -315,21 +339,21 @@ pub(super) fn unexpected(o: &mut String, s: &Summary) {
         surprises += 1;
         let _ = writeln!(
             o,
-            "- {} experiments where the kernel and userspace disagreed; first: {}",
+            "- {} experiments where the kernel and userspace disagreed; first: {}.",
             disagreements.len(),
-            disagreements[0].checks
+            disagreements[0].checks.trim_end_matches('.')
         );
     }
     for f in &s.failed {
         surprises += 1;
         let _ = writeln!(
             o,
-            "- Failed: {} {} {} x {}: {}",
+            "- Failed: {} {} {} x {}: {}.",
             f.mode,
             f.workload,
             size(f.size),
             f.threads,
-            f.error
+            f.error.trim_end_matches('.')
         );
     }
     for m in s.modes() {
@@ -356,7 +380,7 @@ pub(super) fn unexpected(o: &mut String, s: &Summary) {
         surprises += 1;
         let _ = writeln!(
             o,
-            "- At {} a3 still pinned every byte (there is no size threshold) and ran at {}x a1's throughput ({}).",
+            "- At {} a3 still pinned every byte (there is no size threshold) and ran at {} times a1's throughput ({}).",
             size(sm),
             r.show(2),
             verdict_words(stats::compare(&a3, &a1))
