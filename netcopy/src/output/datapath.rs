@@ -59,16 +59,122 @@ pub struct Diagram {
     edges: Vec<Edge>,
 }
 
-fn stage(col: usize, y: f64, title: &str, figure: String, value: Option<u64>) -> Stage {
+fn stage(col: usize, y: f64, title: &str, value: Option<u64>, detail: &str) -> Stage {
     Stage {
         x: 10.0 + col as f64 * COLUMN,
         y,
         w: BOX_W,
         h: BOX_H,
         title: title.to_owned(),
-        figure,
-        detail: String::new(),
+        figure: bytes(value),
+        detail: detail.to_owned(),
         used: value.is_some_and(|v| v > 0),
+    }
+}
+
+/// Every stage of a row's data path, before the ones its path skips are left out.
+struct Stages {
+    source: Stage,
+    buffer: Stage,
+    send: [Stage; 3],
+    skb: Stage,
+    delivery: Stage,
+    recv: Stage,
+    mapped: Stage,
+}
+
+impl Stages {
+    fn of(row: &Row) -> Self {
+        let source = if row.mode == "a5" {
+            stage(
+                0,
+                MID,
+                "page cache",
+                row.bytes_sent,
+                "sent, a memfd of messages",
+            )
+        } else {
+            stage(
+                0,
+                MID,
+                "user's fields",
+                row.bytes_sent,
+                "sent, 8 fields a message",
+            )
+        };
+        let buffer = stage(
+            1,
+            MID,
+            "a1's user buffer",
+            row.user_copy_bytes,
+            "the fields copied in",
+        );
+        let send = [
+            (
+                TOP,
+                "copied at send",
+                row.k_copied_at_send_bytes,
+                "into the skb's own pages",
+            ),
+            (
+                MID,
+                "pinned user pages",
+                row.k_pinned_bytes,
+                "the user's, not copied",
+            ),
+            (
+                BOTTOM,
+                "referenced pages",
+                row.k_referenced_at_send_bytes,
+                "the page cache's",
+            ),
+        ]
+        .map(|(y, title, v, detail)| stage(2, y, title, v, detail));
+        let skb = stage(
+            3,
+            MID,
+            "skb",
+            row.k_send_bytes,
+            "accepted by the send calls",
+        );
+        let delivery = if row.path == "ifb-sink" {
+            let mut s = stage(4, MID, "ifb sink frees it", None, "");
+            s.figure = "no delivery, no copy".to_owned();
+            s
+        } else {
+            let pages = row
+                .k_deferred_copy_pages
+                .map_or("at delivery, pages not measured".to_owned(), |p| {
+                    format!("at delivery, {} pages", grouped(p))
+                });
+            stage(4, MID, "deferred copy", row.k_deferred_copy_bytes, &pages)
+        };
+        let recv = stage(
+            5,
+            TOP + 45.0,
+            "receiver's copy",
+            row.k_recv_copy_bytes,
+            "copied into its buffer",
+        );
+        let mut mapped = stage(
+            5,
+            BOTTOM - 45.0,
+            "zero-copy receive",
+            row.zc_mapped_bytes,
+            "pages mapped, not copied",
+        );
+        if !row.zerocopy_receive {
+            mapped.figure = "not used".to_owned();
+        }
+        Self {
+            source,
+            buffer,
+            send,
+            skb,
+            delivery,
+            recv,
+            mapped,
+        }
     }
 }
 
@@ -103,103 +209,54 @@ impl Diagram {
     /// The data path of `row`, a traced run's row (the kernel columns filled).
     pub fn of(row: &Row) -> Self {
         let sent = row.bytes_sent.unwrap_or(0);
-        let a1 = row.mode == "a1";
-        let (source_title, source_detail) = if row.mode == "a5" {
-            ("page cache", "a memfd of messages")
-        } else {
-            ("user's fields", "8 fields a message")
-        };
-        let mut source = stage(0, MID, source_title, bytes(row.bytes_sent), row.bytes_sent);
-        source.detail = format!("sent, {source_detail}");
-        let mut buffer = stage(
-            1,
-            MID,
-            "a1's user buffer",
-            bytes(row.user_copy_bytes),
-            row.user_copy_bytes,
-        );
-        buffer.detail = "the fields copied in".to_owned();
-        let send = [
-            (TOP, "copied at send", row.k_copied_at_send_bytes),
-            (MID, "pinned user pages", row.k_pinned_bytes),
-            (BOTTOM, "referenced pages", row.k_referenced_at_send_bytes),
-        ]
-        .map(|(y, title, v)| stage(2, y, title, bytes(v), v));
-        let mut skb = stage(3, MID, "skb", bytes(row.k_send_bytes), row.k_send_bytes);
-        skb.detail = "accepted by the send calls".to_owned();
-        let sink = row.path == "ifb-sink";
-        let delivery = if sink {
-            stage(
-                4,
-                MID,
-                "ifb sink frees it",
-                "no delivery, no copy".to_owned(),
-                None,
-            )
-        } else {
-            let mut s = stage(
-                4,
-                MID,
-                "deferred copy",
-                bytes(row.k_deferred_copy_bytes),
-                row.k_deferred_copy_bytes,
-            );
-            s.detail = row
-                .k_deferred_copy_pages
-                .map_or("at delivery, pages not measured".to_owned(), |p| {
-                    format!("at delivery, {} pages", grouped(p))
-                });
-            s
-        };
-        let mut recv = stage(
-            5,
-            TOP + 45.0,
-            "receiver's copy",
-            bytes(row.k_recv_copy_bytes),
-            row.k_recv_copy_bytes,
-        );
-        let mapped_figure = if row.zerocopy_receive {
-            bytes(row.zc_mapped_bytes)
-        } else {
-            "not used".to_owned()
-        };
-        recv.detail = "copied into its buffer".to_owned();
-        let mut mapped = stage(
-            5,
-            BOTTOM - 45.0,
-            "zero-copy receive",
-            mapped_figure,
-            row.zc_mapped_bytes,
-        );
-        mapped.detail = "pages mapped, not copied".to_owned();
+        let (a1, sink) = (row.mode == "a1", row.path == "ifb-sink");
+        let st = Stages::of(row);
         let mut edges = Vec::new();
         let from = if a1 {
-            edges.push(edge(&source, &buffer, row.user_copy_bytes, sent, true));
-            &buffer
+            edges.push(edge(
+                &st.source,
+                &st.buffer,
+                row.user_copy_bytes,
+                sent,
+                true,
+            ));
+            &st.buffer
         } else {
-            &source
+            &st.source
         };
-        for s in &send {
+        for s in &st.send {
             let v = Self::figure_of(row, &s.title);
             edges.push(edge(from, s, v, sent, true));
-            edges.push(edge(s, &skb, v, sent, false));
+            edges.push(edge(s, &st.skb, v, sent, false));
         }
         if !sink {
             // Every byte the send calls accepted reaches delivery; what it copies there is
             // the deferred copy stage's own figure.
-            edges.push(edge(&skb, &delivery, row.k_send_bytes, sent, true));
-            edges.push(edge(&delivery, &recv, row.k_recv_copy_bytes, sent, true));
+            edges.push(edge(&st.skb, &st.delivery, row.k_send_bytes, sent, true));
+            edges.push(edge(
+                &st.delivery,
+                &st.recv,
+                row.k_recv_copy_bytes,
+                sent,
+                true,
+            ));
             let zc = row.zerocopy_receive;
-            edges.push(edge(&delivery, &mapped, row.zc_mapped_bytes, sent, zc));
+            edges.push(edge(
+                &st.delivery,
+                &st.mapped,
+                row.zc_mapped_bytes,
+                sent,
+                zc,
+            ));
         }
-        let mut stages = vec![source];
+        let mut stages = vec![st.source];
         if a1 {
-            stages.push(buffer);
+            stages.push(st.buffer);
         }
-        stages.extend(send);
-        stages.extend([skb, delivery]);
+        stages.extend(st.send);
+        stages.extend([st.skb, st.delivery]);
         if !sink {
-            stages.extend([recv, mapped]);
+            stages.extend([st.recv, st.mapped]);
         }
         Self::finish(row, stages, edges)
     }
@@ -262,4 +319,53 @@ pub fn svg(diagram: &Diagram) -> Result<String> {
 pub fn write_svg(path: &std::path::Path, row: &Row) -> Result<()> {
     std::fs::write(path, svg(&Diagram::of(row))?)
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zero-copy row whose text fields carry markup: the figures drawn exactly, the text
+    /// escaped.
+    #[test]
+    fn a_rows_figures_are_drawn_and_its_text_escaped() {
+        let row = Row {
+            mode: "a3<script>".into(),
+            path: "loopback".into(),
+            workload: "stream\"".into(),
+            size: 16384,
+            threads: 1,
+            experiment: 7,
+            bytes_sent: Some(1_000_000),
+            k_send_bytes: Some(1_000_000),
+            k_copied_at_send_bytes: Some(0),
+            k_pinned_bytes: Some(1_000_000),
+            k_referenced_at_send_bytes: Some(0),
+            k_deferred_copy_bytes: Some(1_000_000),
+            k_deferred_copy_pages: Some(245),
+            k_recv_copy_bytes: Some(500_000),
+            ..Row::default()
+        };
+        let svg = svg(&Diagram::of(&row)).unwrap();
+        assert!(
+            !svg.contains("<script>") && !svg.contains("stream\""),
+            "{svg}"
+        );
+        assert!(svg.contains(
+            "a3&lt;script&gt;: stream&quot; 16KiB x 1 on loopback, traced run (experiment 7)"
+        ));
+        for text in [
+            ">1 000 000 B<",
+            ">500 000 B<",
+            ">at delivery, 245 pages<",
+            ">1.00 per byte<",
+            ">0.50 per byte<",
+            ">0.00 per byte<",
+            ">not used<",
+        ] {
+            assert!(svg.contains(text), "{text}");
+        }
+        // No a1 buffer for a3: six stages, then the two receivers.
+        assert_eq!(svg.matches("<g class=\"stage\">").count(), 8);
+    }
 }

@@ -1,25 +1,40 @@
-//! The sweep's progress: one state, two views. On a terminal, an indicatif bar; on any other
-//! stderr (a log file, a pipe), a plain line like cargo's and pip's, with runs done, total,
-//! elapsed time and ETA, at most every [`PLAIN_EVERY`]. Both are updated between experiments
-//! only, never inside a measured window, so a line comes at least every 10 s as long as each
-//! experiment is shorter than 5 s (every preset's are well under 2 s).
+//! The sweep's progress: one state, two views. On a terminal, an indicatif bar, drawn between
+//! experiments only; on any other stderr (a log file, a pipe), a plain line like cargo's and
+//! pip's, with runs done, total, elapsed time and ETA: after a run when [`PLAIN_EVERY`] has
+//! passed, and from a waiting thread when an experiment holds the sweep for [`PLAIN_AT_LEAST`]
+//! (that thread wakes only then, at most once per interval).
 
 use std::{
-    cell::Cell,
     io::IsTerminal as _,
+    sync::{Arc, Condvar, Mutex},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// The shortest time between two plain lines.
+/// The shortest time between two plain lines printed after runs.
 pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
+/// The longest time without a plain line, whatever an experiment takes.
+pub const PLAIN_AT_LEAST: Duration = Duration::from_secs(9);
+
+/// When the last plain line went out, and whether the sweep is over.
+struct Lines {
+    last: Instant,
+    done: bool,
+}
+
+/// The plain view: the shared clock of its lines and the thread that keeps them coming.
+struct Plain {
+    lines: Arc<(Mutex<Lines>, Condvar)>,
+    waiter: Option<JoinHandle<()>>,
+}
 
 pub struct Progress {
     /// The state of both views (position, length, message, rate); drawn only on a terminal.
     bar: ProgressBar,
-    /// When the last plain line was printed; None on a terminal (no plain lines).
-    last_line: Option<Cell<Instant>>,
+    /// None on a terminal.
+    plain: Option<Plain>,
 }
 
 /// `1:05`, or `1:02:03` past an hour.
@@ -50,6 +65,38 @@ pub fn plain_line(
     line
 }
 
+/// The plain line for `bar`'s state.
+fn line_of(bar: &ProgressBar) -> String {
+    let done = bar.position();
+    let eta = (done > 0).then(|| bar.eta());
+    plain_line(
+        done,
+        bar.length().unwrap_or(done),
+        bar.elapsed(),
+        eta,
+        &bar.message(),
+    )
+}
+
+/// Prints a line whenever PLAIN_AT_LEAST passes without one, until the sweep is over.
+fn keep_lines_coming(bar: ProgressBar, lines: Arc<(Mutex<Lines>, Condvar)>) {
+    let (state, wake) = &*lines;
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    while !st.done {
+        let due = st.last + PLAIN_AT_LEAST;
+        let now = Instant::now();
+        if now >= due {
+            st.last = now;
+            eprintln!("{}", line_of(&bar));
+            continue;
+        }
+        st = wake
+            .wait_timeout(st, due - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
 impl Progress {
     /// Progress over `total` runs (more may be added), drawn as a bar when stderr is a
     /// terminal and as plain lines otherwise.
@@ -63,38 +110,41 @@ impl Progress {
             ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} (eta {eta})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let last_line = if terminal {
-            None
-        } else {
+        let plain = (!terminal).then(|| {
             bar.set_draw_target(ProgressDrawTarget::hidden());
-            Some(Cell::new(Instant::now()))
-        };
-        let progress = Self { bar, last_line };
+            let lines = Arc::new((
+                Mutex::new(Lines {
+                    last: Instant::now(),
+                    done: false,
+                }),
+                Condvar::new(),
+            ));
+            let (bar, shared) = (bar.clone(), Arc::clone(&lines));
+            let waiter = std::thread::Builder::new()
+                .name("progress".into())
+                .spawn(move || keep_lines_coming(bar, shared))
+                .ok();
+            Plain { lines, waiter }
+        });
+        let progress = Self { bar, plain };
         progress.print_line(true);
         progress
     }
 
     /// The plain line for the current state.
     pub fn line(&self) -> String {
-        let done = self.bar.position();
-        let eta = (done > 0).then(|| self.bar.eta());
-        plain_line(
-            done,
-            self.bar.length().unwrap_or(done),
-            self.bar.elapsed(),
-            eta,
-            &self.bar.message(),
-        )
+        line_of(&self.bar)
     }
 
     /// Prints the plain line when stderr is not a terminal and PLAIN_EVERY has passed (or
     /// `now`).
     fn print_line(&self, now: bool) {
-        let Some(last) = &self.last_line else {
+        let Some(plain) = &self.plain else {
             return;
         };
-        if now || last.get().elapsed() >= PLAIN_EVERY {
-            last.set(Instant::now());
+        let mut st = plain.lines.0.lock().unwrap_or_else(|e| e.into_inner());
+        if now || st.last.elapsed() >= PLAIN_EVERY {
+            st.last = Instant::now();
             eprintln!("{}", self.line());
         }
     }
@@ -124,6 +174,20 @@ impl Progress {
     pub fn finish(&self) {
         self.print_line(true);
         self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Progress {
+    /// Stops the waiting thread on every way out of the sweep.
+    fn drop(&mut self) {
+        if let Some(plain) = &mut self.plain {
+            let (state, wake) = &*plain.lines;
+            state.lock().unwrap_or_else(|e| e.into_inner()).done = true;
+            wake.notify_all();
+            if let Some(waiter) = plain.waiter.take() {
+                let _ = waiter.join();
+            }
+        }
     }
 }
 

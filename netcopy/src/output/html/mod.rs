@@ -209,3 +209,67 @@ pub fn render(
             what: e.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything a row brings is escaped, in the report's sentences, tables and drawings.
+    #[test]
+    fn a_rows_markup_is_escaped_everywhere() {
+        let mut traced = Row {
+            mode: "a1<img src=x>".into(),
+            workload: "stream".into(),
+            path: "loopback".into(),
+            size: 16384,
+            threads: 1,
+            traced: true,
+            status: crate::row::OK.into(),
+            checks: "</td><script>alert(1)</script>".into(),
+            bytes_sent: Some(1000),
+            k_send_bytes: Some(1000),
+            ..Row::default()
+        };
+        traced.send_gbps = Some(1.0);
+        let mut failed = traced.clone().failed("<b>refused</b>");
+        failed.traced = false;
+        let s = Summary::from_rows(&[traced, failed]);
+        let machine = Machine {
+            kernel: "6.18".into(),
+            cpu: "<i>cpu</i>".into(),
+            cores: 2,
+            memory: "1 GiB".into(),
+        };
+        let page = render(
+            &s,
+            "run&1",
+            &machine,
+            &PlotSet::default(),
+            Path::new("/nonexistent"),
+            "netcopy sweep --out '<x>'",
+        )
+        .unwrap();
+        for raw in [
+            "<img",
+            "<script>alert",
+            "<b>refused",
+            "<i>cpu",
+            "'<x>'",
+            "run&1",
+        ] {
+            assert!(!page.contains(raw), "{raw} reached the page unescaped");
+        }
+        for escaped in [
+            "a1&lt;img src=x&gt;",
+            "&lt;b&gt;refused&lt;",
+            "&lt;i&gt;cpu&lt;",
+        ] {
+            assert!(page.contains(escaped), "{escaped}");
+        }
+        assert_eq!(
+            page.matches("<script>").count(),
+            1,
+            "the page's own script only"
+        );
+    }
+}
