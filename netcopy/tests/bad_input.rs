@@ -66,6 +66,10 @@ const BAD: &[(&[&str], &str)] = &[
         "65536",
     ),
     (&["explain", "--size", "0"], "'0'"),
+    (
+        &["explain", "--svg", "/nonexistent-dir/path.svg"],
+        "/nonexistent-dir/path.svg",
+    ),
     (&["compare", "--threads", "-1"], "-1"),
     (&["compare", "--workload", ""], "''"),
     (&["trace"], "nothing to trace"),
