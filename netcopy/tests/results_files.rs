@@ -158,9 +158,9 @@ fn quick_sweep_writes_every_file_and_every_check_is_ok() {
     assert!(run.join("points.csv").is_file());
     let rows = read_rows(&run.join("results.csv")).expect("rows parse");
     assert_hardware_plots(&run, &rows);
+    report_html::check("quick_sweep_writes_every_file", &run, &rows);
     assert_same_rows(&run.join("results.json"), &rows);
     assert_timing_and_accounting_apart(&rows, &run);
-    report_html::check("quick_sweep_writes_every_file", &run, &rows);
     let report = std::fs::read_to_string(run.join("report.md")).expect("report");
     for q in 1..=6 {
         assert!(
