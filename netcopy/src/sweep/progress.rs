@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// The shortest time between two plain lines printed after runs.
 pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -46,18 +46,23 @@ fn clock(d: Duration) -> String {
     }
 }
 
-/// The plain line: `sweep: 12/164 runs, 0:35 elapsed, eta 7:40 (a3 stream 16KiB x1 rep 2)`.
-pub fn plain_line(
-    done: u64,
-    total: u64,
-    elapsed: Duration,
-    eta: Option<Duration>,
-    what: &str,
-) -> String {
-    let eta = eta.map_or("unknown".to_owned(), clock);
+/// The time left at the average pace so far: steadier than a recent rate when one
+/// experiment holds the sweep. None before the first run ends.
+pub fn eta(done: u64, total: u64, elapsed: Duration) -> Option<Duration> {
+    (done > 0).then(|| elapsed.mul_f64(total.saturating_sub(done) as f64 / done as f64))
+}
+
+/// `eta`, as both views show it.
+fn show_eta(done: u64, total: u64, elapsed: Duration) -> String {
+    eta(done, total, elapsed).map_or("unknown".to_owned(), clock)
+}
+
+/// The plain line: `sweep: 12/164 runs, 0:36 elapsed, eta 7:36 (a3 stream 16KiB x1 rep 2)`.
+pub fn plain_line(done: u64, total: u64, elapsed: Duration, what: &str) -> String {
     let mut line = format!(
-        "sweep: {done}/{total} runs, {} elapsed, eta {eta}",
-        clock(elapsed)
+        "sweep: {done}/{total} runs, {} elapsed, eta {}",
+        clock(elapsed),
+        show_eta(done, total, elapsed)
     );
     if !what.is_empty() {
         line.push_str(&format!(" ({what})"));
@@ -68,12 +73,10 @@ pub fn plain_line(
 /// The plain line for `bar`'s state.
 fn line_of(bar: &ProgressBar) -> String {
     let done = bar.position();
-    let eta = (done > 0).then(|| bar.eta());
     plain_line(
         done,
         bar.length().unwrap_or(done),
         bar.elapsed(),
-        eta,
         &bar.message(),
     )
 }
@@ -107,8 +110,15 @@ impl Progress {
     fn to(total: usize, terminal: bool) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} (eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} (eta {average_eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key(
+                    "average_eta",
+                    |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let total = s.len().unwrap_or(s.pos());
+                        let _ = w.write_str(&show_eta(s.pos(), total, s.elapsed()));
+                    },
+                ),
         );
         let plain = (!terminal).then(|| {
             bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -198,17 +208,11 @@ mod tests {
     #[test]
     fn the_plain_line_states_done_total_elapsed_and_eta() {
         assert_eq!(
-            plain_line(
-                12,
-                164,
-                Duration::from_secs(35),
-                Some(Duration::from_secs(460)),
-                "a3 stream 16KiB x1 rep 2"
-            ),
-            "sweep: 12/164 runs, 0:35 elapsed, eta 7:40 (a3 stream 16KiB x1 rep 2)"
+            plain_line(12, 164, Duration::from_secs(36), "a3 stream 16KiB x1 rep 2"),
+            "sweep: 12/164 runs, 0:36 elapsed, eta 7:36 (a3 stream 16KiB x1 rep 2)"
         );
         assert_eq!(
-            plain_line(0, 3, Duration::from_secs(3725), None, ""),
+            plain_line(0, 3, Duration::from_secs(3725), ""),
             "sweep: 0/3 runs, 1:02:05 elapsed, eta unknown"
         );
     }
