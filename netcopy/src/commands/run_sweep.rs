@@ -52,7 +52,7 @@ pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
         Some(tracer)
     };
     let network = Network::create(args.path)?;
-    let token = args.token.clone().or_else(token_from_env);
+    let token = token_or_env(args.token.clone())?;
     let mut remote = args
         .connect
         .map(|addr| netcopy::remote::Client::new(addr, token));
@@ -155,8 +155,13 @@ pub(crate) fn report(args: Report) -> Result<ExitCode> {
 }
 
 /// The shared secret from NETCOPY_TOKEN, when set and not empty.
-pub(crate) fn token_from_env() -> Option<String> {
-    std::env::var("NETCOPY_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
+/// `--token`, else NETCOPY_TOKEN; an empty one is refused, as `--token ""` is.
+pub(crate) fn token_or_env(token: Option<String>) -> Result<Option<String>, Usage> {
+    match token.or_else(|| std::env::var("NETCOPY_TOKEN").ok()) {
+        Some(t) if t.is_empty() => Err(Usage(
+            "NETCOPY_TOKEN is empty: an empty token protects nothing (give a secret, or unset it)"
+                .to_owned(),
+        )),
+        t => Ok(t),
+    }
 }
