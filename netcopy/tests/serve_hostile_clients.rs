@@ -45,7 +45,10 @@ fn start_serve(token: Option<&str>) -> (Serve, u16) {
         cmd.args(["--token", t]);
     }
     let lines = Arc::new(Mutex::new(Vec::new()));
-    let mut child = Serve(Some(cmd.spawn().expect("netcopy serve")), Arc::clone(&lines));
+    let mut child = Serve(
+        Some(cmd.spawn().expect("netcopy serve")),
+        Arc::clone(&lines),
+    );
     // Ready when it says so (a port that merely accepts could be another test's); its later
     // lines are kept, and drained so a full pipe never stalls it.
     let stderr = child.0.as_mut().unwrap().stderr.take().unwrap();
@@ -263,7 +266,8 @@ fn ready(port: u16, request: &str) -> (BufReader<TcpStream>, u16) {
     let mut reader = BufReader::new(control);
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
-    let reply: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let reply: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     let port = reply["Ready"]["port"]
         .as_u64()
         .unwrap_or_else(|| panic!("not Ready: {line}"));
@@ -347,7 +351,10 @@ fn data_connections_come_from_the_control_peer_only_and_no_more_than_asked() {
     let two = format!("{GOOD}}}\n").replace("\"threads\":1", "\"threads\":2");
     let (mut control, data) = ready(port, &two);
     let stranger = connect_from([127, 0, 0, 2], data).expect("the handshake itself completes");
-    assert!(closed_by_server(stranger), "a connection from 127.0.0.2 was kept");
+    assert!(
+        closed_by_server(stranger),
+        "a connection from 127.0.0.2 was kept"
+    );
     let ours: Vec<TcpStream> = (0..2)
         .map(|_| connect_from([127, 0, 0, 1], data).unwrap())
         .collect();
@@ -412,7 +419,12 @@ fn an_empty_token_is_refused_in_one_line() {
         let mut child = cmd.spawn().unwrap();
         let status = common::wait_bounded(&mut child, Duration::from_secs(10), "serve");
         let mut stderr = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         assert_eq!(status.code(), Some(2), "{args:?} {env:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?} {env:?}: {stderr}");
         assert!(stderr.contains("empty"), "{args:?} {env:?}: {stderr}");

@@ -62,7 +62,11 @@ mod tests {
                 .iter()
                 .flat_map(|m| m.fields().iter().map(|f| f.len()))
                 .sum();
-            assert_eq!(Ring::footprint(size, len), allocated as u64, "{size} x {len}");
+            assert_eq!(
+                Ring::footprint(size, len),
+                allocated as u64,
+                "{size} x {len}"
+            );
         }
     }
 }
