@@ -158,7 +158,7 @@ fn mem_available() -> Option<u64> {
 fn format_bytes(bytes: u64) -> String {
     const GIB: u64 = 1 << 30;
     if bytes >= GIB {
-        if bytes % GIB == 0 {
+        if bytes.is_multiple_of(GIB) {
             return format!("{} GiB ({bytes} bytes)", bytes / GIB);
         }
         return format!("{:.1} GiB ({bytes} bytes)", bytes as f64 / GIB as f64);
