@@ -106,24 +106,9 @@ impl Client {
         config.net_path = NetPath::Remote;
         let host = self.addr.ip();
         let timeout = control_timeout(&config);
-        let token = self.token.clone();
+        let request = protocol::Request::of(&config, self.token.clone());
         let (reader, writer) = self.control()?;
-        wire::send(
-            writer,
-            &protocol::Request {
-                mode: config.mode.name().to_owned(),
-                workload: config.workload.name().to_owned(),
-                size: config.size,
-                threads: config.threads,
-                warmup_ms: config.warmup.as_millis() as u64,
-                duration_ms: config.duration.as_millis() as u64,
-                placement: config.placement.policy.name().to_owned(),
-                server_cpus: config.placement.server_list().to_vec(),
-                token,
-                zerocopy_receive: config.zerocopy_receive,
-            },
-            Instant::now() + timeout,
-        )?;
+        wire::send(writer, &request, Instant::now() + timeout)?;
         let (port, server_boot) = match receive(reader, timeout)? {
             Reply::Ready { port, boot_id } => (port, boot_id),
             Reply::Failed(why) => return Err(Error::Peer(format!("refused: {why}"))),

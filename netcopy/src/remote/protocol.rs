@@ -147,6 +147,22 @@ pub fn token_matches(expected: &str, given: &str) -> bool {
 }
 
 impl Request {
+    /// What a client asks for to run `config` on the server's side.
+    pub fn of(config: &Config, token: String) -> Self {
+        Self {
+            mode: config.mode.name().to_owned(),
+            workload: config.workload.name().to_owned(),
+            size: config.size,
+            threads: config.threads,
+            warmup_ms: config.warmup.as_millis() as u64,
+            duration_ms: config.duration.as_millis() as u64,
+            placement: config.placement.policy.name().to_owned(),
+            server_cpus: config.placement.server_list().to_vec(),
+            token,
+            zerocopy_receive: config.zerocopy_receive,
+        }
+    }
+
     /// The experiment this request asks for, every field within its bounds; or why not.
     pub fn config(&self, bind: IpAddr) -> Result<Config, String> {
         let mode: Mode = self.mode.parse()?;
