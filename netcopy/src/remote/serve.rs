@@ -201,12 +201,17 @@ fn run_served(
         port,
         boot_id: boot_id(),
     };
+    // The first few refusals are named; a flood of them is not copied line by line to stderr.
+    let mut refused = 0u64;
     let result = wire::send(writer, &ready, idle)
         .and_then(|()| {
             wire::accept_from(&listener, peer, config.threads, idle, |from| {
-                say(format_args!(
-                    "refused a data connection from {from}: only {peer} may connect"
-                ))
+                refused += 1;
+                if refused <= 3 {
+                    say(format_args!(
+                        "refused a data connection from {from}: only {peer} may connect"
+                    ));
+                }
             })
         })
         .and_then(|servers| {
@@ -224,6 +229,9 @@ fn run_served(
         ))
     })?;
     drop(turn);
+    if refused > 3 {
+        say(format_args!("refused {refused} data connections in all"));
+    }
     let f = result?;
     Ok(Reply::Report(Box::new(ServerReport {
         window_bytes_received: f.window_bytes_received,

@@ -59,9 +59,12 @@ pub(super) fn send<T: Serialize>(
     Ok(())
 }
 
+/// Connections taken (or refused) between two looks at the deadline.
+const MAX_ACCEPTS_PER_TICK: usize = 256;
+
 /// Accepts `count` data connections on `listener`, all by one `deadline`, from `peer` only:
-/// a connection from any other address is closed at once and handed to `refused`. Once `count` are in, the caller drops the listener, so any further one is refused by the
-/// kernel.
+/// a connection from any other address is closed at once and handed to `refused`. Once
+/// `count` are in, the caller drops the listener, so any further one is refused by the kernel.
 pub(super) fn accept_from(
     listener: &TcpListener,
     peer: IpAddr,
@@ -74,7 +77,12 @@ pub(super) fn accept_from(
     let mut streams = Vec::with_capacity(count);
     let mut failure = None;
     let waited = wait_until(deadline, "data connections", || {
-        while streams.len() < count {
+        // At most a tick's worth of accepts between deadline checks, so a flood of
+        // connections cannot keep this loop from its deadline.
+        for _ in 0..MAX_ACCEPTS_PER_TICK {
+            if streams.len() == count {
+                return true;
+            }
             match listener.accept() {
                 Ok((stream, from)) if from.ip().to_canonical() == peer.to_canonical() => {
                     let prepared = stream
@@ -95,7 +103,7 @@ pub(super) fn accept_from(
                 return true;
             }
         }
-        true
+        streams.len() == count
     });
     if let Some(e) = failure {
         return Err(e);
@@ -107,5 +115,54 @@ pub(super) fn accept_from(
             streams.len()
         ))),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_peer_that_does_not_read_gets_no_more_than_the_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        // Far more than both sockets' buffers hold. Without the deadline the write blocks for
+        // as long as the peer does not read: here, for good, so the answer must come first.
+        let (done, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let line = "x".repeat(16 << 20);
+            let _ = done.send(send(
+                &mut server,
+                &line,
+                Instant::now() + Duration::from_millis(300),
+            ));
+        });
+        let result = answer
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the write gave up by its deadline");
+        assert!(
+            matches!(&result, Err(Error::Peer(why)) if why.contains("deadline")),
+            "{result:?}"
+        );
+        drop(silent);
+    }
+
+    #[test]
+    fn data_connections_from_another_address_are_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _ours = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut refused = Vec::new();
+        let peer = IpAddr::from([127, 0, 0, 3]);
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let result = accept_from(&listener, peer, 1, deadline, |from| refused.push(from.ip()));
+        assert!(
+            matches!(&result, Err(Error::Peer(why)) if why.contains("0 of 1")),
+            "{result:?}"
+        );
+        assert_eq!(refused, [IpAddr::from([127, 0, 0, 1])]);
     }
 }
