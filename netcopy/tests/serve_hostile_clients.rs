@@ -390,8 +390,10 @@ fn a_client_that_stops_mid_request_is_answered_by_its_deadline() {
         line.contains("Failed") && line.contains("1 of 4 data connections"),
         "{line}"
     );
+    // Before the shared deadline, the second accept alone waited 10 s; the bound leaves room
+    // for a loaded machine and none for that.
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "answered after {took:?}, deadline 1 s"
     );
     let out = good_client(port, None);
