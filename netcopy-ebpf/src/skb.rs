@@ -1,5 +1,6 @@
 //! Reading an `sk_buff`: its shared info (page fragments, zero-copy flag) and the IP and
-//! transport headers it carries. Only headers are read, never payload.
+//! transport headers it carries. Only header bytes are read, never payload (see
+//! [`ip_packet`]).
 
 use netcopy_common::{Addr, MAX_FRAGS, v4_mapped};
 
@@ -9,6 +10,9 @@ use crate::{
 };
 
 pub use crate::sock::{IPPROTO_TCP, IPPROTO_UDP};
+
+/// A UDP header's length: all a UDP datagram's bytes past it are payload.
+const UDP_HEADER: usize = 8;
 
 /// The parts of an IP packet the probes use.
 pub struct Packet {
@@ -91,15 +95,22 @@ pub fn fragment_bytes(skb: *const u8, shinfo: *const u8) -> Option<u64> {
 
 /// The IP packet in the skb, from its network header. None for anything but IPv4/IPv6.
 ///
-/// Two reads in all (the IP header's first 40 bytes, then the transport header's first 16),
-/// not one per field: each read is a helper call. Reading past a short header stays inside
-/// the skb's head buffer, which holds the headers, their tailroom and the shared info.
+/// Only header bytes are read, never a payload byte: the IP header's fixed part (20 bytes of
+/// IPv4, or IPv6's 40 in two reads of 20), then for TCP the first 16 bytes of its 20-byte
+/// header and for UDP its 8-byte header, and nothing after the IP header of a later IPv4
+/// fragment or of any other protocol. Each read is one helper call.
 #[inline(always)]
 pub fn ip_packet(skb: *const u8) -> Option<Packet> {
     let head: u64 = field(skb, offset!(skb_head))?;
     let network: u16 = field(skb, offset!(skb_network_header))?;
     let ip = (head + u64::from(network)) as *const u8;
-    let h: [u8; 40] = read(ip, 0)?;
+    let mut h = [0u8; 40];
+    let first: [u8; 20] = read(ip, 0)?;
+    h[..20].copy_from_slice(&first);
+    if h[0] >> 4 == 6 {
+        let rest: [u8; 20] = read(ip, 20)?;
+        h[20..].copy_from_slice(&rest);
+    }
     let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
     let word = |at: usize| u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
     let words = |at: usize| [word(at), word(at + 4), word(at + 8), word(at + 12)];
@@ -128,11 +139,13 @@ pub fn ip_packet(skb: *const u8) -> Option<Packet> {
         _ => return None,
     };
     let (more_fragments, later_fragment) = fragment;
-    let t: [u8; 16] = if later_fragment {
-        [0; 16]
-    } else {
-        read(ip, header)?
-    };
+    let mut t = [0u8; 16];
+    if !later_fragment && protocol == IPPROTO_TCP {
+        t = read(ip, header)?;
+    } else if !later_fragment && protocol == IPPROTO_UDP {
+        let udp: [u8; UDP_HEADER] = read(ip, header)?;
+        t[..UDP_HEADER].copy_from_slice(&udp);
+    }
     Some(Packet {
         protocol,
         source: u16::from_be_bytes([t[0], t[1]]),

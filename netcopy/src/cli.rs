@@ -62,11 +62,16 @@ pub(crate) struct Serve {
     pub(crate) no_trace: bool,
     /// A shared secret every request must carry (or set NETCOPY_TOKEN). Use it whenever the
     /// port is reachable from hosts you do not control.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_token)]
     pub(crate) token: Option<String>,
-    /// How long a client may stay silent before it is told so and dropped.
+    /// How long a client may stay silent (not sending, not reading, not connecting) before
+    /// it is told so and dropped.
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub(crate) idle_timeout: Duration,
+    /// The most buffer memory one request may make serve allocate, e.g. 4G (default: half
+    /// of MemAvailable when the request arrives).
+    #[arg(long, value_parser = parse_max_memory)]
+    pub(crate) max_memory: Option<u64>,
 }
 
 #[derive(Args)]
@@ -153,7 +158,7 @@ pub(crate) struct Sweep {
     #[arg(long, value_parser = parse_server, conflicts_with = "path")]
     pub(crate) connect: Option<std::net::SocketAddr>,
     /// The `serve`'s shared secret, if it requires one (or set NETCOPY_TOKEN).
-    #[arg(long, requires = "connect")]
+    #[arg(long, requires = "connect", value_parser = parse_token)]
     pub(crate) token: Option<String>,
     /// Folder that receives <timestamp>/ and the `latest` link.
     #[arg(long, default_value = "results")]

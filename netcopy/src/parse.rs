@@ -115,6 +115,22 @@ pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A shared secret: anything but empty, which would protect nothing.
+pub(crate) fn parse_token(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("an empty token protects nothing: give a secret, or no --token".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// `serve --max-memory`: a size above zero.
+pub(crate) fn parse_max_memory(s: &str) -> Result<u64, String> {
+    match units::parse_size(s)? {
+        0 => Err(format!("--max-memory '{s}' must be above zero")),
+        n => Ok(n as u64),
+    }
+}
+
 /// The values in first-seen order, each once.
 pub(crate) fn dedup<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
     let mut out = Vec::with_capacity(values.len());

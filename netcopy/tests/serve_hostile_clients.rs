@@ -1,19 +1,24 @@
 //! `netcopy serve` runs as root and may listen beyond loopback, so nothing a client sends may
 //! crash it or hold it up: malformed, oversized, truncated, out-of-bounds and silent clients,
 //! one after another and all at once, each get one error line (or a timeout line) and are
-//! dropped, and a good client is served afterwards.
+//! dropped, and a good client is served afterwards. Its bounds hold against real sockets: a
+//! request over the memory cap, a data connection from another address, a client that stops
+//! mid-request, an empty token.
+
+mod common;
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{Shutdown, TcpListener, TcpStream},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     thread,
     time::{Duration, Instant},
 };
 
 /// The serve under test, killed if the test fails before stopping it: no process outlives a
 /// test.
-struct Serve(Option<Child>);
+struct Serve(Option<Child>, Arc<Mutex<Vec<String>>>);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -39,9 +44,13 @@ fn start_serve(token: Option<&str>) -> (Serve, u16) {
     if let Some(t) = token {
         cmd.args(["--token", t]);
     }
-    let mut child = Serve(Some(cmd.spawn().expect("netcopy serve")));
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let mut child = Serve(
+        Some(cmd.spawn().expect("netcopy serve")),
+        Arc::clone(&lines),
+    );
     // Ready when it says so (a port that merely accepts could be another test's); its later
-    // lines are drained so a full pipe never stalls it.
+    // lines are kept, and drained so a full pipe never stalls it.
     let stderr = child.0.as_mut().unwrap().stderr.take().unwrap();
     let (ready_tx, ready) = std::sync::mpsc::channel();
     thread::spawn(move || {
@@ -49,6 +58,7 @@ fn start_serve(token: Option<&str>) -> (Serve, u16) {
             if line.contains("listening on") {
                 let _ = ready_tx.send(());
             }
+            lines.lock().unwrap().push(line);
         }
     });
     ready
@@ -244,4 +254,181 @@ fn a_token_is_required_when_set() {
         String::from_utf8_lossy(&out.stderr)
     );
     stop(serve);
+}
+
+/// A control connection that has sent `request` and read its `Ready`: (control, data port).
+fn ready(port: u16, request: &str) -> (BufReader<TcpStream>, u16) {
+    let mut control = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    control
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    control.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(control);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let reply: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let port = reply["Ready"]["port"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("not Ready: {line}"));
+    (reader, port as u16)
+}
+
+/// Whether the server closed `stream` (end of stream or a reset) within 5 s.
+fn closed_by_server(mut stream: TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    match stream.read(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// A TCP connection to 127.0.0.1:`port` from the local address `from`.
+fn connect_from(from: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd as _;
+    let addr = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a fresh socket, owned at once; the addresses are live sockaddr_in values.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = addr(from, 0);
+        if libc::bind(fd, (&raw const local).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = addr([127, 0, 0, 1], port);
+        if libc::connect(fd, (&raw const remote).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+#[test]
+fn a_request_over_the_memory_cap_is_refused_and_serve_stays_up() {
+    let (serve, port) = start_serve(None);
+    // rr, 1024 connections of 64 MiB: 192 GiB of buffers for a1, 1088 GiB for a3.
+    for mode in ["a1", "a3"] {
+        let huge = format!("{GOOD}}}\n")
+            .replace("\"a1\"", &format!("\"{mode}\""))
+            .replace("\"stream\"", "\"rr\"")
+            .replace("\"size\":1024", "\"size\":67108864")
+            .replace("\"threads\":1", "\"threads\":1024");
+        let lines = exchange(port, huge.as_bytes(), false);
+        assert_refused(mode, &lines, "memory");
+        assert!(lines[0].contains("MemAvailable"), "{mode}: {}", lines[0]);
+        let gib = if mode == "a1" { "192 GiB" } else { "1088 GiB" };
+        assert!(lines[0].contains(gib), "{mode}: {}", lines[0]);
+    }
+    let out = good_client(port, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop(serve);
+}
+
+#[test]
+fn data_connections_come_from_the_control_peer_only_and_no_more_than_asked() {
+    let (serve, port) = start_serve(None);
+    let two = format!("{GOOD}}}\n").replace("\"threads\":1", "\"threads\":2");
+    let (mut control, data) = ready(port, &two);
+    let stranger = connect_from([127, 0, 0, 2], data).expect("the handshake itself completes");
+    assert!(
+        closed_by_server(stranger),
+        "a connection from 127.0.0.2 was kept"
+    );
+    let ours: Vec<TcpStream> = (0..2)
+        .map(|_| connect_from([127, 0, 0, 1], data).unwrap())
+        .collect();
+    // A third from the right address is one more than asked for.
+    if let Ok(third) = connect_from([127, 0, 0, 1], data) {
+        assert!(closed_by_server(third), "a third data connection was kept");
+    }
+    drop(ours);
+    let mut line = String::new();
+    control.read_line(&mut line).unwrap();
+    assert!(line.contains("Report") || line.contains("Failed"), "{line}");
+    let said = serve.1.lock().unwrap().join("\n");
+    assert!(
+        said.contains("refused a data connection from 127.0.0.2"),
+        "{said}"
+    );
+    stop(serve);
+}
+
+#[test]
+fn a_client_that_stops_mid_request_is_answered_by_its_deadline() {
+    let (serve, port) = start_serve(None);
+    // Four data connections asked for, one opened: the accepts share one deadline, the idle
+    // timeout (1 s), not 10 s each.
+    let four = format!("{GOOD}}}\n").replace("\"threads\":1", "\"threads\":4");
+    let (mut control, data) = ready(port, &four);
+    let started = Instant::now();
+    let _one = connect_from([127, 0, 0, 1], data).unwrap();
+    let mut line = String::new();
+    control.read_line(&mut line).unwrap();
+    let took = started.elapsed();
+    assert!(
+        line.contains("Failed") && line.contains("1 of 4 data connections"),
+        "{line}"
+    );
+    // Before the shared deadline, the second accept alone waited 10 s; the bound leaves room
+    // for a loaded machine and none for that.
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "answered after {took:?}, deadline 1 s"
+    );
+    let out = good_client(port, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop(serve);
+}
+
+#[test]
+fn an_empty_token_is_refused_in_one_line() {
+    for (args, env) in [(&["--token", ""][..], None), (&[][..], Some(""))] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_netcopy"));
+        cmd.args(["serve", "--no-trace", "--port"])
+            .arg(common::free_port().to_string())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match env {
+            Some(value) => cmd.env("NETCOPY_TOKEN", value),
+            None => cmd.env_remove("NETCOPY_TOKEN"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        let status = common::wait_bounded(&mut child, Duration::from_secs(10), "serve");
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains("empty"), "{args:?} {env:?}: {stderr}");
+    }
 }

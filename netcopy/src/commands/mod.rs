@@ -6,7 +6,7 @@ pub(crate) mod run_sweep;
 mod trace;
 
 pub(crate) use one::{bench_one, compare, explain};
-pub(crate) use run_sweep::{report, sweep, token_from_env};
+pub(crate) use run_sweep::{report, sweep, token_or_env};
 pub(crate) use trace::trace;
 
 use std::process::ExitCode;
@@ -58,14 +58,19 @@ pub(crate) fn check() -> Result<ExitCode> {
 }
 
 pub(crate) fn serve(args: Serve) -> Result<ExitCode> {
+    let options = netcopy::remote::ServeOptions {
+        token: token_or_env(args.token)?,
+        idle: args.idle_timeout,
+        max_memory: args
+            .max_memory
+            .map_or(netcopy::remote::MemoryCap::HalfOfAvailable, |bytes| {
+                netcopy::remote::MemoryCap::Fixed(bytes)
+            }),
+    };
     let tracer = if args.no_trace {
         None
     } else {
         Some(tracer::Tracer::load()?)
-    };
-    let options = netcopy::remote::ServeOptions {
-        token: args.token.or_else(token_from_env),
-        idle: args.idle_timeout,
     };
     netcopy::remote::serve(args.bind, args.port, tracer, options)?;
     Ok(ExitCode::SUCCESS)

@@ -52,10 +52,7 @@ pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
         Some(tracer)
     };
     let network = Network::create(args.path)?;
-    let token = args.token.clone().or_else(token_from_env);
-    let mut remote = args
-        .connect
-        .map(|addr| netcopy::remote::Client::new(addr, token));
+    let mut remote = remote_client(&args)?;
     let mut out = output::ResultsDir::create(&args.out)?;
     let started = std::time::Instant::now();
     for note in grid.notes() {
@@ -160,8 +157,25 @@ pub(crate) fn report(args: Report) -> Result<ExitCode> {
 }
 
 /// The shared secret from NETCOPY_TOKEN, when set and not empty.
-pub(crate) fn token_from_env() -> Option<String> {
-    std::env::var("NETCOPY_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
+/// The client of `--connect`'s serve, if any. The token matters only to a serve: a local
+/// sweep ignores NETCOPY_TOKEN.
+fn remote_client(args: &Sweep) -> Result<Option<netcopy::remote::Client>, Usage> {
+    let Some(addr) = args.connect else {
+        return Ok(None);
+    };
+    Ok(Some(netcopy::remote::Client::new(
+        addr,
+        token_or_env(args.token.clone())?,
+    )))
+}
+
+/// `--token`, else NETCOPY_TOKEN; an empty one is refused, as `--token ""` is.
+pub(crate) fn token_or_env(token: Option<String>) -> Result<Option<String>, Usage> {
+    match token.or_else(|| std::env::var("NETCOPY_TOKEN").ok()) {
+        Some(t) if t.is_empty() => Err(Usage(
+            "NETCOPY_TOKEN is empty: an empty token protects nothing (give a secret, or unset it)"
+                .to_owned(),
+        )),
+        t => Ok(t),
+    }
 }

@@ -9,27 +9,30 @@
 //! `boot_id`), both tracers saw the same deliveries and the client's count is kept; across
 //! hosts, each side's deliveries are its own and both are added.
 
+mod guard;
 mod protocol;
+mod serve;
+mod wire;
 
 use std::{
-    io::{BufReader, Write as _},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
-    sync::{Arc, Mutex},
-    thread::JoinHandle,
-    time::Duration,
+    io::BufReader,
+    net::{SocketAddr, TcpStream},
+    time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use guard::MemoryCap;
+pub use serve::{ServeOptions, serve};
 
 use crate::{
     error::{Error, Result},
     experiment::{self, KernelFigures, Outcome},
-    interrupt,
     kernel::tracer::Tracer,
     netpath::NetPath,
     workload::{self, Config, Figures},
 };
-use protocol::{KernelSide, LineError, Reply, ServerReport};
+use protocol::{KernelSide, Reply, ServerReport};
 
 /// The control port `serve` listens on unless told otherwise.
 pub const DEFAULT_CONTROL_PORT: u16 = 7070;
@@ -47,17 +50,6 @@ fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-fn send<T: Serialize>(stream: &mut TcpStream, value: &T) -> Result<()> {
-    let mut line = serde_json::to_vec(value).map_err(|source| Error::Json {
-        what: "encoding a control message",
-        source,
-    })?;
-    line.push(b'\n');
-    stream
-        .write_all(&line)
-        .map_err(|e| Error::io("writing to the control connection", e))
-}
-
 /// A control message from the server, as the client's error.
 fn receive<T: for<'de> Deserialize<'de>>(
     reader: &mut BufReader<TcpStream>,
@@ -65,184 +57,6 @@ fn receive<T: for<'de> Deserialize<'de>>(
 ) -> Result<T> {
     protocol::receive(reader, "answer from the server", limit)
         .map_err(|e| Error::Peer(format!("control connection: {e}")))
-}
-
-/// How `serve` treats its clients.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// The shared secret a request must carry, when set.
-    pub token: Option<String>,
-    /// How long a client may stay silent before it is told so and dropped.
-    pub idle: Duration,
-}
-
-/// Control connections handled at once; one more is told the server is busy.
-const MAX_CLIENTS: usize = 8;
-
-/// Serves experiments on `bind`:`control_port` until Ctrl-C, SIGTERM or SIGHUP. Each control
-/// connection has a thread of its own, so a silent or slow client holds up no other;
-/// experiments run one at a time (they share the tracer, and would disturb each other's
-/// figures). Nothing a client sends can stop `serve`: a bad request gets one error line and
-/// the connection is closed.
-pub fn serve(
-    bind: IpAddr,
-    control_port: u16,
-    tracer: Option<Tracer>,
-    options: ServeOptions,
-) -> Result<()> {
-    let control = TcpListener::bind((bind, control_port)).map_err(|source| Error::Port {
-        addr: format!("{bind}:{control_port}"),
-        source,
-    })?;
-    control
-        .set_nonblocking(true)
-        .map_err(|e| Error::io("configuring the control listener", e))?;
-    say(format_args!("listening on {bind}:{control_port}"));
-    if !bind.is_loopback() && options.token.is_none() {
-        say(format_args!(
-            "warning: no --token, so anyone who can reach {bind}:{control_port} can make this host (as root) run experiments"
-        ));
-    }
-    let tracer = Arc::new(Mutex::new(tracer));
-    let mut clients: Vec<JoinHandle<()>> = Vec::new();
-    while !interrupt::requested() {
-        clients.retain(|c| !c.is_finished());
-        match control.accept() {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nonblocking(false);
-                if clients.len() >= MAX_CLIENTS {
-                    let mut writer = stream;
-                    let _ = send(&mut writer, &Reply::Failed("busy: too many clients".into()));
-                    continue;
-                }
-                let (tracer, options) = (Arc::clone(&tracer), options.clone());
-                let spawned = std::thread::Builder::new()
-                    .name(format!("control-{peer}"))
-                    .spawn(move || {
-                        if let Err(e) = serve_client(stream, bind, &tracer, &options) {
-                            say(format_args!("client {peer}: {e}"));
-                        }
-                    });
-                match spawned {
-                    Ok(handle) => clients.push(handle),
-                    Err(e) => say(format_args!("client {peer}: no thread for it: {e}")),
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                interrupt::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(Error::io("accepting a control connection", e)),
-        }
-    }
-    // Every client thread wakes within a tick of the signal and ends its wait.
-    for client in clients {
-        let _ = client.join();
-    }
-    Ok(())
-}
-
-/// One line on stderr. A closed stderr (a terminal gone, a reader that stopped) must not stop
-/// `serve`, so a failed write is ignored rather than a panic as in `eprintln!`.
-fn say(what: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr(), "netcopy serve: {what}");
-}
-
-/// Tells the client why its connection ends, and ends it.
-fn refuse(writer: &mut TcpStream, why: String) -> Result<()> {
-    let _ = send(writer, &Reply::Failed(why.clone()));
-    Err(Error::Unsupported(format!("refused: {why}")))
-}
-
-fn serve_client(
-    stream: TcpStream,
-    bind: IpAddr,
-    tracer: &Mutex<Option<Tracer>>,
-    options: &ServeOptions,
-) -> Result<()> {
-    let mut writer = stream
-        .try_clone()
-        .map_err(|e| Error::io("duplicating the control connection", e))?;
-    let mut reader = BufReader::new(stream);
-    loop {
-        let request: protocol::Request =
-            match protocol::receive(&mut reader, "request", options.idle) {
-                Ok(r) => r,
-                // The client is done.
-                Err(LineError::Closed) | Err(LineError::Interrupted) => return Ok(()),
-                Err(e) => return refuse(&mut writer, e.to_string()),
-            };
-        if let Some(token) = &options.token
-            && !protocol::token_matches(token, &request.token)
-        {
-            return refuse(&mut writer, "wrong or missing token".into());
-        }
-        let config = match request.config(bind) {
-            Ok(config) => config,
-            Err(why) => return refuse(&mut writer, format!("bad request: {why}")),
-        };
-        // One experiment at a time; a poisoned lock only means another client's thread
-        // panicked, and the tracer is still whole.
-        let mut tracer = tracer.lock().unwrap_or_else(|e| e.into_inner());
-        let reply = run_served(&config, bind, tracer.as_mut(), &mut writer)?;
-        drop(tracer);
-        send(&mut writer, &reply)?;
-    }
-}
-
-/// Runs one experiment's server side, telling the client its data port once ready.
-fn run_served(
-    config: &Config,
-    bind: IpAddr,
-    mut tracer: Option<&mut Tracer>,
-    writer: &mut TcpStream,
-) -> Result<Reply> {
-    let listener = TcpListener::bind((bind, 0)).map_err(|source| Error::Port {
-        addr: format!("{bind}:0"),
-        source,
-    })?;
-    let endpoint = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the listener's address", e))?;
-    let port = endpoint.port();
-    if let Some(t) = tracer.as_deref_mut() {
-        t.clear()?;
-        t.watch_endpoint(endpoint, 1)?;
-    }
-    send(
-        writer,
-        &Reply::Ready {
-            port,
-            boot_id: boot_id(),
-        },
-    )?;
-    let result = workload::run_server(config, listener);
-    let kernel = match tracer {
-        Some(t) => {
-            t.unwatch_port(port)?;
-            let flows = t.flows(1)?;
-            Some(KernelSide::split(
-                &flows,
-                |k| k.local_port == port,
-                t.unseen(config.net_path.is_sink()),
-                t.skipped()?,
-            ))
-        }
-        None => None,
-    };
-    Ok(match result {
-        Ok(f) => Reply::Report(Box::new(ServerReport {
-            window_bytes_received: f.window_bytes_received,
-            bytes_sent: f.bytes_sent,
-            bytes_received: f.bytes_received,
-            recv_calls: f.recv_calls,
-            verified_messages: f.verified_messages,
-            send_counts: f.send_counts,
-            perf: f.perf,
-            kernel,
-            zc_receive: f.zc_receive,
-        })),
-        Err(e) => Reply::Failed(e.to_string()),
-    })
 }
 
 /// The client's end of the control connection.
@@ -292,23 +106,9 @@ impl Client {
         config.net_path = NetPath::Remote;
         let host = self.addr.ip();
         let timeout = control_timeout(&config);
-        let token = self.token.clone();
+        let request = protocol::Request::of(&config, self.token.clone());
         let (reader, writer) = self.control()?;
-        send(
-            writer,
-            &protocol::Request {
-                mode: config.mode.name().to_owned(),
-                workload: config.workload.name().to_owned(),
-                size: config.size,
-                threads: config.threads,
-                warmup_ms: config.warmup.as_millis() as u64,
-                duration_ms: config.duration.as_millis() as u64,
-                placement: config.placement.policy.name().to_owned(),
-                server_cpus: config.placement.server_list().to_vec(),
-                token,
-                zerocopy_receive: config.zerocopy_receive,
-            },
-        )?;
+        wire::send(writer, &request, Instant::now() + timeout)?;
         let (port, server_boot) = match receive(reader, timeout)? {
             Reply::Ready { port, boot_id } => (port, boot_id),
             Reply::Failed(why) => return Err(Error::Peer(format!("refused: {why}"))),

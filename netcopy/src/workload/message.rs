@@ -73,6 +73,11 @@ impl Message {
         }
     }
 
+    /// The bytes [`Message::new`] allocates for a `size`-byte message: its fields' lengths.
+    pub fn footprint(size: usize) -> u64 {
+        (0..FIELDS).map(|f| field_len(size, f) as u64).sum()
+    }
+
     pub fn size(&self) -> usize {
         self.size
     }

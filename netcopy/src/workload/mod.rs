@@ -324,13 +324,22 @@ pub fn run_client(config: &Config, server: SocketAddr) -> Result<Figures> {
     Ok(figures)
 }
 
-/// The server half: accepts `config.threads` connections on `listener` and serves them.
-pub fn run_server(config: &Config, listener: TcpListener) -> Result<Figures> {
-    let servers = (0..config.threads)
-        .map(|_| net::accept(&listener))
-        .collect::<Result<Vec<_>>>()?;
-    drop(listener);
+/// The server half: serves `servers`, the `config.threads` connections its caller accepted
+/// (and prepared with [`net::prepare`]).
+pub fn run_server(config: &Config, servers: Vec<TcpStream>) -> Result<Figures> {
     run_ends(config, Vec::new(), servers, None)
+}
+
+/// The buffer bytes the server half of `config` allocates, from the functions the allocating
+/// code sizes its buffers with: per connection, a stream receiver's read buffer, or an rr
+/// answerer's ring, request buffer and send path's own. `serve` refuses a request over its
+/// memory cap with this figure before allocating any of it.
+pub fn server_footprint(config: &Config) -> u64 {
+    let per_connection = match config.workload {
+        Workload::Stream => stream::receiver_footprint(config),
+        Workload::Rr => rr::server_footprint(config),
+    };
+    per_connection.saturating_mul(config.threads as u64)
 }
 
 /// Runs one whole experiment on loopback: bind, run, figures.
@@ -364,4 +373,26 @@ fn join_all<T>(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request issue 26 found unbounded: rr, 1024 connections of 64 MiB messages.
+    #[test]
+    fn the_largest_rr_request_needs_its_rings_and_request_buffers() {
+        let mib64 = message::MAX_SIZE as u64;
+        let footprint = |mode| server_footprint(&Config::new(mode, Workload::Rr, 64 << 20, 1024));
+        // a3/a4: 16 messages in the ring and one request buffer per connection.
+        assert_eq!(footprint(Mode::A3), 1024 * 17 * mib64);
+        assert_eq!(footprint(Mode::A4), 1024 * 17 * mib64);
+        // a1: one message, one request buffer, the two-copy buffer.
+        assert_eq!(footprint(Mode::A1), 1024 * 3 * mib64);
+        assert_eq!(footprint(Mode::A2), 1024 * 2 * mib64);
+        // a5: one message, one request buffer, the one-message file and its content.
+        assert_eq!(footprint(Mode::A5), 1024 * 5 * mib64);
+        let stream = Config::new(Mode::A3, Workload::Stream, 64 << 20, 1024);
+        assert_eq!(server_footprint(&stream), 1024 * (128 << 10));
+    }
 }

@@ -50,7 +50,8 @@ pub fn accept(listener: &TcpListener) -> Result<TcpStream> {
     Ok(server)
 }
 
-fn prepare(stream: &TcpStream) -> Result<()> {
+/// Gives an accepted or connected stream the read timeout every workload relies on.
+pub fn prepare(stream: &TcpStream) -> Result<()> {
     stream
         .set_read_timeout(Some(STUCK_PEER))
         .map_err(|e| Error::io("setting a read timeout", e))

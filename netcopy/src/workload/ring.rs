@@ -4,6 +4,11 @@ use std::time::Instant;
 
 use super::{message, send};
 
+/// Messages in a ring asked for `len`: never none.
+fn slots(len: usize) -> usize {
+    len.max(1)
+}
+
 /// A ring of messages and, per slot, the ticket of its last send: a slot is restamped only
 /// once the kernel has released it.
 pub(super) struct Ring {
@@ -14,11 +19,16 @@ pub(super) struct Ring {
 impl Ring {
     pub(super) fn new(size: usize, len: usize) -> Self {
         Self {
-            messages: (0..len.max(1))
+            messages: (0..slots(len))
                 .map(|_| message::Message::new(size))
                 .collect(),
-            tickets: vec![None; len.max(1)],
+            tickets: vec![None; slots(len)],
         }
+    }
+
+    /// The message bytes [`Ring::new`] allocates for `len` messages of `size` bytes.
+    pub(super) fn footprint(size: usize, len: usize) -> u64 {
+        slots(len) as u64 * message::Message::footprint(size)
     }
 
     /// Sends message `seq` through `sender`, reusing its slot only after release. Returns the
@@ -36,5 +46,27 @@ impl Ring {
         let start = Instant::now();
         self.tickets[slot] = sender.send(msg)?;
         Ok(start.elapsed().as_nanos() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_footprint_is_what_new_allocates() {
+        for (size, len) in [(8, 0), (1000, 1), (64 << 10, 16), (12_345, 3)] {
+            let ring = Ring::new(size, len);
+            let allocated: usize = ring
+                .messages
+                .iter()
+                .flat_map(|m| m.fields().iter().map(|f| f.len()))
+                .sum();
+            assert_eq!(
+                Ring::footprint(size, len),
+                allocated as u64,
+                "{size} x {len}"
+            );
+        }
     }
 }

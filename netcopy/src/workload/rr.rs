@@ -42,7 +42,7 @@ fn client_loop(
     clock: PhaseClock,
 ) -> io::Result<SideOut> {
     let mut ring = Ring::new(config.size, config.ring_len());
-    let mut reply = vec![0u8; config.size];
+    let mut reply = vec![0u8; request_len(&config)];
     let wait = net::Wait::new(config.busy_poll);
     let mut verifier = Verifier::new(config.size, config.sample_every, config.stamp_period());
     let mut round_trip = latency_histogram();
@@ -85,6 +85,19 @@ fn client_loop(
     })
 }
 
+/// The buffer bytes one answering connection allocates: its ring of replies, the request it
+/// reads into, and what its send path holds (see [`server_loop`] and [`run`]).
+pub(super) fn server_footprint(config: &Config) -> u64 {
+    Ring::footprint(config.size, config.ring_len())
+        + request_len(config) as u64
+        + config.mode.footprint(config.size)
+}
+
+/// The buffer a request (or a reply) is read into: one whole message.
+fn request_len(config: &Config) -> usize {
+    config.size
+}
+
 fn server_loop(
     mut stream: TcpStream,
     mut sender: Box<dyn SendPath>,
@@ -92,7 +105,7 @@ fn server_loop(
     progress: Arc<AtomicU64>,
 ) -> io::Result<SideOut> {
     let mut ring = Ring::new(config.size, config.ring_len());
-    let mut request = vec![0u8; config.size];
+    let mut request = vec![0u8; request_len(&config)];
     let mut verifier = Verifier::new(config.size, config.sample_every, config.stamp_period());
     let (mut seq, mut calls) = (0u64, 0u64);
     let wait = net::Wait::new(config.busy_poll);

@@ -114,6 +114,15 @@ pub(super) fn collect_senders(
     joined
 }
 
+/// The buffer bytes one receiver allocates: its read buffer, or the zero-copy receiver's.
+pub(super) fn receiver_footprint(config: &Config) -> u64 {
+    if config.zerocopy_receive {
+        ZcReceiver::FOOTPRINT
+    } else {
+        RECV_BUF as u64
+    }
+}
+
 fn receive_loop(
     stream: TcpStream,
     config: &Config,
@@ -124,7 +133,7 @@ fn receive_loop(
         return zc_receive_loop(stream, verifier, progress);
     }
     let mut stream = stream;
-    let mut buf = vec![0u8; RECV_BUF];
+    let mut buf = vec![0u8; receiver_footprint(config) as usize];
     let (mut bytes, mut calls) = (0u64, 0u64);
     loop {
         let n = match stream.read(&mut buf) {

@@ -80,6 +80,10 @@ pub struct ZcReceiver<'a> {
 }
 
 impl<'a> ZcReceiver<'a> {
+    /// The buffer bytes [`ZcReceiver::new`] allocates: its copy buffer. Its mapping only
+    /// reserves address space for pages the socket already holds.
+    pub const FOOTPRINT: u64 = COPY_LEN as u64;
+
     /// Reserves the mapping region on `socket` (which must outlive the receiver).
     pub fn new(socket: BorrowedFd<'a>) -> io::Result<Self> {
         let fd = socket.as_raw_fd();

@@ -17,10 +17,15 @@ pub struct TwoCopy {
 }
 
 impl TwoCopy {
+    /// The one buffer it allocates: a whole message.
+    pub fn footprint(size: usize) -> u64 {
+        size as u64
+    }
+
     pub fn new(socket: OwnedFd, size: usize) -> Self {
         Self {
             socket,
-            buf: vec![0; size].into_boxed_slice(),
+            buf: vec![0; Self::footprint(size) as usize].into_boxed_slice(),
             counters: SendCounts::default(),
         }
     }

@@ -31,6 +31,11 @@ pub fn file_ring_len(size: usize) -> u64 {
     (64usize << 20).div_euclid(size).clamp(1, 16) as u64
 }
 
+/// Bytes of the message file for `size`-byte messages.
+fn file_len(size: usize) -> usize {
+    size * file_ring_len(size) as usize
+}
+
 pub struct Sendfile {
     socket: OwnedFd,
     file: OwnedFd,
@@ -48,7 +53,7 @@ impl Sendfile {
             )
         })?;
         let ring_len = file_ring_len(size);
-        let mut content = Vec::with_capacity(size * ring_len as usize);
+        let mut content = Vec::with_capacity(file_len(size));
         let mut msg = Message::new(size);
         for seq in 0..ring_len {
             msg.stamp(seq);
@@ -66,6 +71,14 @@ impl Sendfile {
             ring_len,
             counters: SendCounts::default(),
         })
+    }
+}
+
+impl Sendfile {
+    /// What [`Sendfile::new`] holds at its peak: the file's pages (shmem, kept), the content
+    /// it writes them from and the message it stamps (both freed once written).
+    pub fn footprint(size: usize) -> u64 {
+        2 * file_len(size) as u64 + Message::footprint(size)
     }
 }
 

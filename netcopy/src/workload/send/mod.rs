@@ -67,6 +67,16 @@ impl Mode {
         8080 + self as u16
     }
 
+    /// The buffer bytes [`Mode::open`] allocates beyond the messages it is given: a1's
+    /// contiguous buffer, a5's message file; a2, a3 and a4 send from the messages themselves.
+    pub fn footprint(self, size: usize) -> u64 {
+        match self {
+            Mode::A1 => a1_two_copy::TwoCopy::footprint(size),
+            Mode::A5 => a5_sendfile::Sendfile::footprint(size),
+            Mode::A2 | Mode::A3 | Mode::A4 => 0,
+        }
+    }
+
     /// Opens this send path on a connected socket, TCP or UDP (the path keeps its own
     /// handle to it).
     pub fn open(self, socket: BorrowedFd<'_>, size: usize) -> Result<Box<dyn SendPath>> {
