@@ -50,14 +50,19 @@ pub fn build() -> Result<()> {
     build_release(&env).map(|_| ())
 }
 
-pub fn test(args: &[String]) -> Result<()> {
+/// The host suite, then (`guest`) the accounting tests inside the 6.1 guest.
+pub fn test(args: &[String], guest: bool) -> Result<()> {
     let env = setup::run()?;
     let mut cmd = cargo(&env);
     cmd.args(["test", "--workspace", "--exclude", "netcopy-ebpf"]);
     if !args.is_empty() {
         cmd.arg("--").args(args);
     }
-    run_status(cmd)
+    run_status(cmd)?;
+    if guest {
+        crate::vm::ci_suite(&env)?;
+    }
+    Ok(())
 }
 
 pub fn run(args: &[String]) -> Result<()> {
