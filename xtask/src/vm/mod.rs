@@ -93,7 +93,10 @@ fn boot(args: &Args, job: &Job, accel: Option<&str>) -> Result<Outcome> {
     let run_dir = new_run_dir(&cache)?;
     let results = workspace.join("results");
     fs::create_dir_all(&results)?;
-    fs::write(run_dir.join("guest.sh"), script(&run_dir, &job.body))?;
+    fs::write(
+        run_dir.join("guest.sh"),
+        script(&run_dir, &job.body, args.nic_pair),
+    )?;
     let qemu_opts = args.nic_pair.then(nic_pair_opts).transpose()?;
     eprintln!(
         "vm: kernel {}, running: {}",
@@ -115,6 +118,10 @@ fn boot(args: &Args, job: &Job, accel: Option<&str>) -> Result<Outcome> {
     let marker = cache.join("kvm-failed");
     let outcome = boot.run(&accels(accel, &marker)?, &marker)?;
     tests::summary(&run_dir);
+    if args.nic_pair {
+        let nics = fs::read_to_string(run_dir.join("nics")).unwrap_or_default();
+        eprintln!("vm: the guest's e1000 pair: {}", nics.trim());
+    }
     eprintln!(
         "vm: guest kernel {}, {}; up in {:.1} s, {:.1} s in all; {} exited {}",
         outcome.release,
@@ -178,17 +185,31 @@ fn new_run_dir(cache: &Path) -> Result<PathBuf> {
 
 /// The guest's script: marks the boot, records the release, runs the body with its output in
 /// `output.log`, and leaves the body's exit status in `status`.
-fn script(run_dir: &Path, body: &str) -> String {
+fn script(run_dir: &Path, body: &str, nic_pair: bool) -> String {
     let dir = quote(&run_dir.display().to_string());
+    let nics = if nic_pair { NIC_PAIR_SETUP } else { "" };
     format!(
         "R={dir}\n\
          echo up > \"$R/booted\"\n\
          uname -r > \"$R/release\"\n\
          mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing\n\
+         {nics}\
          {{\n{body}\n}} > \"$R/output.log\" 2>&1 < /dev/null\n\
          echo $? > \"$R/status\"\n"
     )
 }
+
+/// With `--nic-pair`: loads the driver (no udev in the guest to do it), and hands the guest
+/// command the pair's interface names in `NETCOPY_VM_NICS`, also left in `$R/nics`. Their
+/// addresses are the command's to give, from 192.0.2.0/24 only.
+const NIC_PAIR_SETUP: &str = "modprobe e1000\n\
+    NETCOPY_VM_NICS=\n\
+    for d in /sys/class/net/*; do\n\
+    [ \"$(basename \"$(readlink \"$d/device/driver\")\")\" = e1000 ] && \
+    NETCOPY_VM_NICS=\"$NETCOPY_VM_NICS${NETCOPY_VM_NICS:+ }$(basename \"$d\")\"\n\
+    done\n\
+    export NETCOPY_VM_NICS\n\
+    echo \"$NETCOPY_VM_NICS\" > \"$R/nics\"\n";
 
 /// The QEMU options of two e1000 NICs joined back to back over 127.0.0.1.
 fn nic_pair_opts() -> Result<String> {
