@@ -37,6 +37,13 @@ pub enum Accel {
 }
 
 impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Accel::Kvm => "KVM",
@@ -66,7 +73,11 @@ pub struct Boot<'a> {
 /// What came back from the guest.
 pub struct Outcome {
     pub accel: Accel,
+    /// From the boot to the command's exit status.
     pub boot: Duration,
+    /// The command's run, as the host saw its exit status appear.
+    pub command: Duration,
+    /// From starting vng to its exit (the guest's shutdown included).
     pub total: Duration,
     /// The guest command's own exit status.
     pub status: i32,
@@ -180,7 +191,7 @@ impl Boot<'_> {
         }
         let boot = start.elapsed();
         eprintln!("vm: guest up after {:.1} s", boot.as_secs_f64());
-        self.follow_until_exit(&mut child, start)?;
+        let finished = self.follow_until_exit(&mut child, start)?;
         let total = start.elapsed();
         let read = |name: &str| fs::read_to_string(self.run_dir.join(name)).unwrap_or_default();
         let status = read("status").trim().parse::<i32>().with_context(|| {
@@ -192,6 +203,7 @@ impl Boot<'_> {
         Ok(Some(Outcome {
             accel,
             boot,
+            command: finished.unwrap_or(total).saturating_sub(boot),
             total,
             status,
             release: read("release").trim().to_owned(),
@@ -199,16 +211,22 @@ impl Boot<'_> {
     }
 
     /// Prints the guest's output as it is written, until vng exits or the timeout.
-    fn follow_until_exit(&self, child: &mut Child, start: Instant) -> Result<()> {
+    /// Returns when the command's exit status appeared, from `start`.
+    fn follow_until_exit(&self, child: &mut Child, start: Instant) -> Result<Option<Duration>> {
         let done = Arc::new(AtomicBool::new(false));
         let follower = {
             let done = Arc::clone(&done);
             let path = self.run_dir.join("output.log");
             thread::spawn(move || follow(&path, &done))
         };
+        let status = self.run_dir.join("status");
+        let mut finished = None;
         let result = loop {
+            if finished.is_none() && status.exists() {
+                finished = Some(start.elapsed());
+            }
             if child.try_wait()?.is_some() {
-                break Ok(());
+                break Ok(finished);
             }
             if start.elapsed() > self.timeout {
                 stop(child);

@@ -72,7 +72,8 @@ fn fetch(cache: &Path, package: &str) -> Result<Kernel> {
     eprintln!("vm: kernel {package}: apt-get download");
     tools::status(
         Command::new("apt-get")
-            .args(["download", "-q", package])
+            // As root, apt downloads as its user _apt, who cannot write into the cache folder.
+            .args(["download", "-q", "-o", "APT::Sandbox::User=root", package])
             .current_dir(&debs),
     )
     .with_context(|| format!("cannot download {package}"))?;

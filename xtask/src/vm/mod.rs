@@ -116,17 +116,20 @@ fn boot(args: &Args, job: &Job, accel: Option<&str>) -> Result<Outcome> {
         timed_out: Default::default(),
     };
     let marker = cache.join("kvm-failed");
+    let before = result_dirs(&boot.rw_dirs[0]);
     let outcome = boot.run(&accels(accel, &marker)?, &marker)?;
+    label_results(&boot.rw_dirs[0], &before, &outcome)?;
     tests::summary(&run_dir);
     if args.nic_pair {
         let nics = fs::read_to_string(run_dir.join("nics")).unwrap_or_default();
         eprintln!("vm: the guest's e1000 pair: {}", nics.trim());
     }
     eprintln!(
-        "vm: guest kernel {}, {}; up in {:.1} s, {:.1} s in all; {} exited {}",
+        "vm: guest kernel {} under {}: up in {:.1} s, command {:.1} s, {:.1} s in all; {} exited {}",
         outcome.release,
-        outcome.accel.describe(),
+        outcome.accel.name(),
         outcome.boot.as_secs_f64(),
+        outcome.command.as_secs_f64(),
         outcome.total.as_secs_f64(),
         job.label,
         outcome.status
@@ -160,6 +163,33 @@ fn accels(choice: Option<&str>, kvm_failed: &Path) -> Result<Vec<Accel>> {
             }
         }
     })
+}
+
+fn result_dirs(results: &Path) -> Vec<PathBuf> {
+    fs::read_dir(results)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir() && !p.is_symlink())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Leaves `vm.txt` in every results folder the guest made: which kernel, under which
+/// accelerator, so that no one reads an emulated CPU's speed as the host's.
+fn label_results(results: &Path, before: &[PathBuf], outcome: &Outcome) -> Result<()> {
+    for dir in result_dirs(results).iter().filter(|d| !before.contains(d)) {
+        let text = format!(
+            "made inside a QEMU guest by cargo xtask vm\nkernel: {}\naccelerator: {}\n",
+            outcome.release,
+            outcome.accel.describe()
+        );
+        fs::write(dir.join("vm.txt"), text)
+            .with_context(|| format!("cannot write {}", dir.join("vm.txt").display()))?;
+        eprintln!("vm: results in {}", dir.display());
+    }
+    Ok(())
 }
 
 pub fn host_release() -> String {

@@ -165,12 +165,13 @@ pub fn ci_suite(env: &setup::Env) -> Result<()> {
     let outcome = super::boot(&args, &job, None)?;
     let passed = outcome.status == 0;
     eprintln!(
-        "xtask test: guest suite on {} ({}): {} in {:.0} s ({:.0} s in the guest)",
+        "xtask test: guest suite on {} under {}: {} in {:.0} s (boot {:.0} s, tests {:.0} s)",
         outcome.release,
-        outcome.accel.describe(),
+        outcome.accel.name(),
         if passed { "passed" } else { "FAILED" },
         start.elapsed().as_secs_f64(),
-        outcome.total.as_secs_f64()
+        outcome.boot.as_secs_f64(),
+        outcome.command.as_secs_f64()
     );
     if !passed {
         bail!("the guest suite failed on {}", outcome.release);
