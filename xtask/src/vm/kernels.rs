@@ -40,15 +40,20 @@ pub fn names() -> String {
 
 /// `--kernel`: a pinned name, or the path of a kernel image of the user's own.
 pub fn resolve(cache: &Path, choice: &str) -> Result<Kernel> {
+    validate(choice)?;
     if let Some((_, package)) = KERNELS.iter().find(|(name, _)| *name == choice) {
         return fetch(cache, package);
     }
-    let path = Path::new(choice);
-    if path.is_file() {
-        return Ok(Kernel {
-            image: path.canonicalize()?,
-            release: None,
-        });
+    Ok(Kernel {
+        image: Path::new(choice).canonicalize()?,
+        release: None,
+    })
+}
+
+/// Refuses a `--kernel` that is neither pinned nor a file, before anything is built.
+pub fn validate(choice: &str) -> Result<()> {
+    if KERNELS.iter().any(|(name, _)| *name == choice) || Path::new(choice).is_file() {
+        return Ok(());
     }
     bail!(
         "--kernel {choice}: neither a known kernel ({}) nor a kernel image file",

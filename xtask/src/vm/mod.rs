@@ -67,6 +67,7 @@ pub fn main(args: Args) -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<Outcome> {
+    kernels::validate(&args.kernel)?;
     let env = setup::run()?;
     let job = if args.args.first().map(String::as_str) == Some("test") {
         tests::job(&env, &args.args[1..], &[])?

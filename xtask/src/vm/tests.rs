@@ -88,6 +88,13 @@ pub fn job(env: &setup::Env, words: &[String], default: &[&str]) -> Result<Job> 
     let (names, filters): (Vec<&String>, Vec<&String>) = words
         .iter()
         .partition(|w| built.iter().any(|b| &b.name == *w));
+    if !filters.is_empty() {
+        let words: Vec<&str> = filters.iter().map(|f| f.as_str()).collect();
+        eprintln!(
+            "vm: no test binary is named {}: given to each binary as libtest arguments",
+            words.join(" ")
+        );
+    }
     let wanted: Vec<&str> = if !names.is_empty() {
         names.iter().map(|n| n.as_str()).collect()
     } else if !default.is_empty() {
