@@ -265,3 +265,64 @@ pub fn shell_words(words: impl IntoIterator<Item = String>) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    /// Each pinned package is the generic flavour: `-cloud` has no 9p, `-rt` is another kernel.
+    #[test]
+    fn pinned_kernels_are_generic_flavour() {
+        for (name, package) in kernels::KERNELS {
+            assert!(package.starts_with("linux-image-"), "{name}: {package}");
+            assert!(package.ends_with("-amd64"), "{name}: {package}");
+            assert!(
+                !package.contains("-cloud") && !package.contains("-rt-"),
+                "{name}: {package}"
+            );
+        }
+    }
+
+    /// The quoted words reach a real shell unchanged, whatever they hold.
+    #[test]
+    fn quoted_words_reach_the_shell_unchanged() {
+        let words = [
+            "plain",
+            "two words",
+            "it's",
+            "$HOME",
+            "`id`",
+            "a\"b",
+            "",
+            "-- x",
+        ];
+        let script = format!(
+            "printf '%s\\n' {}",
+            shell_words(words.iter().map(|w| w.to_string()))
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        let printed = String::from_utf8(out.stdout).expect("utf-8");
+        assert_eq!(printed.lines().collect::<Vec<_>>(), words);
+    }
+
+    /// The guest script records the body's own exit status, not the script's.
+    #[test]
+    fn the_script_records_the_commands_exit_status() {
+        let dir = std::env::temp_dir().join(format!("xtask-vm-unit-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let text = script(&dir, "echo out; echo err >&2; (exit 7)", false);
+        let status = std::process::Command::new("bash")
+            .args(["-c", &text])
+            .status()
+            .expect("bash runs");
+        assert!(status.success());
+        let read = |name: &str| fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read("status"), "7\n");
+        assert_eq!(read("output.log"), "out\nerr\n");
+        assert_eq!(read("booted"), "up\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
