@@ -77,6 +77,8 @@ pub struct Outcome {
     pub boot: Duration,
     /// The command's run, as the host saw its exit status appear.
     pub command: Duration,
+    /// When each line of the guest's `tests` file appeared (one per test binary).
+    pub test_marks: Vec<Duration>,
     /// From starting vng to its exit (the guest's shutdown included).
     pub total: Duration,
     /// The guest command's own exit status.
@@ -118,20 +120,28 @@ impl Boot<'_> {
     }
 
     /// Boots with each accelerator in turn until one starts the command, and waits for it.
+    /// A KVM failure is remembered only once another accelerator booted, so that a broken vng
+    /// is not blamed on KVM.
     pub fn run(&self, accels: &[Accel], kvm_failed_marker: &Path) -> Result<Outcome> {
+        watch_signals();
         let mut why = String::new();
+        let mut kvm_failed = false;
         for &accel in accels {
             eprintln!("vm: booting with {}", accel.describe());
             if let Some(outcome) = self.attempt(accel)? {
+                if kvm_failed {
+                    fs::write(kvm_failed_marker, super::host_release())?;
+                    eprintln!(
+                        "vm: KVM's failure is remembered in {}; delete it to try KVM again",
+                        kvm_failed_marker.display()
+                    );
+                }
                 return Ok(outcome);
             }
             why = self.why_no_boot(accel);
             if accel == Accel::Kvm {
-                eprintln!(
-                    "vm: KVM: {why} (remembered in {}; delete it to try KVM again)",
-                    kvm_failed_marker.display()
-                );
-                fs::write(kvm_failed_marker, super::host_release())?;
+                kvm_failed = true;
+                eprintln!("vm: KVM: {why}");
             }
         }
         bail!("{why}")
@@ -140,28 +150,28 @@ impl Boot<'_> {
     /// Why the guest never started its command: QEMU's last words, or the time it was given.
     fn why_no_boot(&self, accel: Accel) -> String {
         let log = self.run_dir.join("vng.log");
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        let last = text.lines().rev().find(|l| !l.trim().is_empty());
-        let limit = match accel {
-            Accel::Kvm => KVM_BOOT_LIMIT,
-            Accel::Tcg => TCG_BOOT_LIMIT,
-        };
-        match last {
-            _ if !self.timed_out.get() => format!(
-                "the guest did not start: {}",
-                last.map_or("vng exited without a message", str::trim)
-            ),
-            _ => format!(
+        if self.timed_out.get() {
+            let limit = match accel {
+                Accel::Kvm => KVM_BOOT_LIMIT,
+                Accel::Tcg => TCG_BOOT_LIMIT,
+            };
+            return format!(
                 "the guest started nothing within {} s (vng's messages: {})",
                 limit.as_secs(),
                 log.display()
-            ),
+            );
         }
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let last = text.lines().rev().find(|l| !l.trim().is_empty());
+        format!(
+            "the guest did not start: {}",
+            last.map_or("vng exited without a message", str::trim)
+        )
     }
 
     /// One boot: `None` when the guest never started the command.
     fn attempt(&self, accel: Accel) -> Result<Option<Outcome>> {
-        for stale in ["booted", "status", "output.log", "release"] {
+        for stale in ["booted", "status", "output.log", "release", "tests", "nics"] {
             let _ = fs::remove_file(self.run_dir.join(stale));
         }
         let log = fs::File::create(self.run_dir.join("vng.log"))?;
@@ -181,6 +191,10 @@ impl Boot<'_> {
         };
         let booted = self.run_dir.join("booted");
         while !booted.exists() {
+            if interrupted() {
+                stop(&mut child);
+                bail!("interrupted: the guest was stopped");
+            }
             let exited = child.try_wait()?.is_some();
             if start.elapsed() > limit || exited {
                 self.timed_out.set(!exited);
@@ -191,7 +205,7 @@ impl Boot<'_> {
         }
         let boot = start.elapsed();
         eprintln!("vm: guest up after {:.1} s", boot.as_secs_f64());
-        let finished = self.follow_until_exit(&mut child, start)?;
+        let (finished, test_marks) = self.follow_until_exit(&mut child, start)?;
         let total = start.elapsed();
         let read = |name: &str| fs::read_to_string(self.run_dir.join(name)).unwrap_or_default();
         let status = read("status").trim().parse::<i32>().with_context(|| {
@@ -204,6 +218,7 @@ impl Boot<'_> {
             accel,
             boot,
             command: finished.unwrap_or(total).saturating_sub(boot),
+            test_marks,
             total,
             status,
             release: read("release").trim().to_owned(),
@@ -211,8 +226,13 @@ impl Boot<'_> {
     }
 
     /// Prints the guest's output as it is written, until vng exits or the timeout.
-    /// Returns when the command's exit status appeared, from `start`.
-    fn follow_until_exit(&self, child: &mut Child, start: Instant) -> Result<Option<Duration>> {
+    /// Returns when the command's exit status appeared, from `start`, and when each line of
+    /// `tests` did: the host's clock, as a TCG guest's clock falls behind.
+    fn follow_until_exit(
+        &self,
+        child: &mut Child,
+        start: Instant,
+    ) -> Result<(Option<Duration>, Vec<Duration>)> {
         let done = Arc::new(AtomicBool::new(false));
         let follower = {
             let done = Arc::clone(&done);
@@ -220,13 +240,21 @@ impl Boot<'_> {
             thread::spawn(move || follow(&path, &done))
         };
         let status = self.run_dir.join("status");
+        let tests = self.run_dir.join("tests");
         let mut finished = None;
+        let mut marks = Vec::new();
         let result = loop {
+            let lines = fs::read_to_string(&tests).map_or(0, |t| t.lines().count());
+            marks.resize(lines.max(marks.len()), start.elapsed());
             if finished.is_none() && status.exists() {
                 finished = Some(start.elapsed());
             }
             if child.try_wait()?.is_some() {
-                break Ok(finished);
+                break Ok((finished, marks));
+            }
+            if interrupted() {
+                stop(child);
+                break Err(anyhow::anyhow!("interrupted: the guest was stopped"));
             }
             if start.elapsed() > self.timeout {
                 stop(child);
@@ -263,6 +291,27 @@ fn follow(path: &Path, done: &AtomicBool) {
         }
         thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Set by Ctrl-C or SIGTERM: vng and QEMU run in a process group of their own, which the
+/// terminal's signal does not reach, so the wait loops stop them.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+fn watch_signals() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
 }
 
 /// Stops vng and its QEMU: the process group this xtask started for them.

@@ -120,7 +120,7 @@ fn boot(args: &Args, job: &Job, accel: Option<&str>) -> Result<Outcome> {
     let before = result_dirs(&boot.rw_dirs[0]);
     let outcome = boot.run(&accels(accel, &marker)?, &marker)?;
     label_results(&boot.rw_dirs[0], &before, &outcome)?;
-    tests::summary(&run_dir);
+    tests::summary(&run_dir, &outcome);
     if args.nic_pair {
         let nics = fs::read_to_string(run_dir.join("nics")).unwrap_or_default();
         eprintln!("vm: the guest's e1000 pair: {}", nics.trim());

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Args, Job, quote};
+use super::{Args, Job, guest::Outcome, quote};
 use crate::{cmd, setup};
 
 /// The test binaries `test` runs when none is named: the ones that load, attach or measure
@@ -137,23 +137,19 @@ pub fn job(env: &setup::Env, words: &[String], default: &[&str]) -> Result<Job> 
     })
 }
 
-/// Prints one line per test binary from the guest's `tests` file; true when all passed.
-pub(super) fn summary(run_dir: &std::path::Path) -> bool {
+/// Prints one line per test binary from the guest's `tests` file, timed by the host's clock
+/// (the time since the previous binary ended, its start-up over 9p included).
+pub(super) fn summary(run_dir: &std::path::Path, outcome: &Outcome) {
     let text = fs::read_to_string(run_dir.join("tests")).unwrap_or_default();
-    let mut all = true;
-    for line in text.lines() {
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        if let [name, rc, ms] = parts[..] {
-            let ok = rc == "0";
-            all &= ok;
-            let secs = ms.parse::<f64>().unwrap_or(f64::NAN) / 1e3;
-            eprintln!(
-                "vm: {name:<20} {} in {secs:.1} s",
-                if ok { "passed" } else { "FAILED" }
-            );
+    let mut previous = outcome.boot;
+    for (line, mark) in text.lines().zip(&outcome.test_marks) {
+        if let [name, rc, _guest_ms] = line.split_whitespace().collect::<Vec<_>>()[..] {
+            let verdict = if rc == "0" { "passed" } else { "FAILED" };
+            let secs = mark.saturating_sub(previous).as_secs_f64();
+            eprintln!("vm: {name:<20} {verdict} in {secs:.1} s");
         }
+        previous = *mark;
     }
-    all
 }
 
 /// `cargo xtask test`'s guest suite: [`CI_GUEST_TESTS`] in the 6.1 guest, timed.
