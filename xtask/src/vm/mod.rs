@@ -80,11 +80,11 @@ fn run(args: &Args) -> Result<Outcome> {
             label: format!("netcopy {}", args.args.join(" ")),
         }
     };
-    boot(args, &job, args.accel.as_deref())
+    boot(args, &job)
 }
 
 /// Boots `args.kernel` and runs `job` in it; prints what came back.
-fn boot(args: &Args, job: &Job, accel: Option<&str>) -> Result<Outcome> {
+fn boot(args: &Args, job: &Job) -> Result<Outcome> {
     let workspace = cmd::workspace_root();
     let cache = workspace.join("target/vm");
     fs::create_dir_all(&cache).with_context(|| format!("cannot create {}", cache.display()))?;
@@ -118,7 +118,7 @@ fn boot(args: &Args, job: &Job, accel: Option<&str>) -> Result<Outcome> {
     };
     let marker = cache.join("kvm-failed");
     let before = result_dirs(&boot.rw_dirs[0]);
-    let outcome = boot.run(&accels(accel, &marker)?, &marker)?;
+    let outcome = boot.run(&accels(args.accel.as_deref(), &marker)?, &marker)?;
     label_results(&boot.rw_dirs[0], &before, &outcome)?;
     tests::summary(&run_dir, &outcome);
     if args.nic_pair {

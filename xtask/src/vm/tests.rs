@@ -165,7 +165,7 @@ pub fn ci_suite(env: &setup::Env) -> Result<()> {
         args: Vec::new(),
     };
     let job = job(env, &[], CI_GUEST_TESTS)?;
-    let outcome = super::boot(&args, &job, None)?;
+    let outcome = super::boot(&args, &job)?;
     let passed = outcome.status == 0;
     eprintln!(
         "xtask test: guest suite on {} under {}: {} in {:.0} s (boot {:.0} s, tests {:.0} s)",
