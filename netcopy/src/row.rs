@@ -23,6 +23,10 @@ pub struct Row {
     pub rep: u32,
     pub traced: bool,
     pub started_utc: String,
+    /// The release of the kernel the experiment ran on (`uname -r`). Defaulted when reading a
+    /// results.csv written before the column existed.
+    #[serde(default)]
+    pub kernel: String,
     pub elapsed_s: Option<f64>,
     pub mode: String,
     pub path: String,
@@ -139,6 +143,10 @@ impl Row {
             rep,
             traced,
             started_utc: crate::timestamp::utc_now(true),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             mode: config.mode.name().to_owned(),
             path: config.net_path.name().to_owned(),
             workload: config.workload.name().to_owned(),

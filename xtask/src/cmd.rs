@@ -53,7 +53,8 @@ pub fn build() -> Result<()> {
 /// Where the quick sweep test leaves its screenshot of report.html (netcopy/tests/report_html).
 const SCREENSHOT: &str = "target/tmp/report-html/report.png";
 
-pub fn test(args: &[String]) -> Result<()> {
+/// The host suite, then (`guest`) the accounting tests inside the 6.1 guest.
+pub fn test(args: &[String], guest: bool) -> Result<()> {
     let env = setup::run()?;
     let mut cmd = cargo(&env);
     cmd.args(["test", "--workspace", "--exclude", "netcopy-ebpf"]);
@@ -70,7 +71,11 @@ pub fn test(args: &[String]) -> Result<()> {
     {
         eprintln!("report.html screenshot: {}", shot.display());
     }
-    result
+    result?;
+    if guest {
+        crate::vm::ci_suite(&env)?;
+    }
+    Ok(())
 }
 
 pub fn run(args: &[String]) -> Result<()> {

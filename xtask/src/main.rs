@@ -3,6 +3,7 @@
 mod bench;
 mod cmd;
 mod setup;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,10 @@ enum Command {
     Build,
     /// Set up, then run every test in the workspace. Arguments after `--` go to the test binaries.
     Test {
+        /// Also run the accounting tests inside a Debian 6.1 guest (`cargo xtask vm`), as
+        /// when `GUEST_SUITE_IN_CI` is on.
+        #[arg(long)]
+        guest: bool,
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -45,6 +50,9 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         minutes: u64,
     },
+    /// Run netcopy, or its kernel-facing tests (`-- test [NAME...] [FILTER...]`), inside a QEMU
+    /// guest booted from a Debian kernel package; exits with the guest command's status.
+    Vm(vm::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,10 +60,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup => setup::run().map(|_| ()),
         Command::Build => cmd::build(),
-        Command::Test { args } => cmd::test(&args),
+        Command::Test { guest, args } => cmd::test(&args, guest || vm::GUEST_SUITE_IN_CI),
         Command::Run { args } => cmd::run(&args),
         Command::Bench { skip_default_sweep } => bench::run(skip_default_sweep),
         Command::Soak { minutes } => bench::soak(minutes),
+        Command::Vm(args) => return vm::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
