@@ -16,7 +16,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
     error::{Error, Result},
-    experiment, interrupt,
+    experiment::Observer,
+    interrupt,
     kernel::tracer::Tracer,
     netpath::{MAX_DATAGRAM, NetPath, Network},
     output::ResultsDir,
@@ -350,8 +351,8 @@ pub fn run(
             ));
             let mut planned = Row::planned(out.id(), experiment, rep, traced, &config);
             planned.ci_target_pct = Some(c.target_pct);
-            let tracer = if traced { tracer.as_deref_mut() } else { None };
-            let Some(row) = run_one(planned, config, &mut target, tracer, &bar, ended)? else {
+            let observer = Observer::new(tracer.as_deref_mut(), traced);
+            let Some(row) = run_one(planned, config, &mut target, observer, &bar, ended)? else {
                 break 'rounds;
             };
             if round > 0
@@ -376,7 +377,7 @@ pub fn run(
             planned,
             config,
             &mut target,
-            tracer.as_deref_mut(),
+            Observer::new(tracer.as_deref_mut(), true),
             &bar,
             ended,
         )?
@@ -396,16 +397,14 @@ fn run_one(
     planned: Row,
     config: Config,
     target: &mut Target<'_>,
-    tracer: Option<&mut Tracer>,
+    observer: Observer<'_>,
     bar: &ProgressBar,
     ended: &mut Ended,
 ) -> Result<Option<Row>> {
     let clock = Instant::now();
     let result = match target {
-        Target::Local(network) => {
-            Prepared::bind_on(config, network).and_then(|p| experiment::run(p, tracer, 1))
-        }
-        Target::Remote(client) => client.run(&config, tracer),
+        Target::Local(network) => Prepared::bind_on(config, network).and_then(|p| observer.run(p)),
+        Target::Remote(client) => client.run(&config, observer),
     };
     let mut row = match result {
         Ok(outcome) => planned.measured(&outcome),
@@ -415,6 +414,11 @@ fn run_one(
         }
         // A tracer that stops working is not one experiment's problem.
         Err(e @ Error::Map { .. }) => return Err(e),
+        Err(e @ Error::StillAttached { programs }) => {
+            let mut row = planned.failed(&e.to_string());
+            row.attached_programs = Some(programs);
+            row
+        }
         Err(e) => planned.failed(&e.to_string()),
     };
     row.elapsed_s = Some(clock.elapsed().as_secs_f64());

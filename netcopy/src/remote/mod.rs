@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{Error, Result},
-    experiment::{self, KernelFigures, Outcome},
+    experiment::{self, KernelFigures, Observer, Outcome},
     interrupt,
     kernel::tracer::Tracer,
     netpath::NetPath,
@@ -183,7 +183,8 @@ fn serve_client(
         // One experiment at a time; a poisoned lock only means another client's thread
         // panicked, and the tracer is still whole.
         let mut tracer = tracer.lock().unwrap_or_else(|e| e.into_inner());
-        let reply = run_served(&config, bind, tracer.as_mut(), &mut writer)?;
+        let observer = Observer::new(tracer.as_mut(), !request.detach);
+        let reply = run_served(&config, bind, observer, &mut writer)?;
         drop(tracer);
         send(&mut writer, &reply)?;
     }
@@ -193,9 +194,10 @@ fn serve_client(
 fn run_served(
     config: &Config,
     bind: IpAddr,
-    mut tracer: Option<&mut Tracer>,
+    observer: Observer<'_>,
     writer: &mut TcpStream,
 ) -> Result<Reply> {
+    let (mut tracer, mut detached) = observer.split()?;
     let listener = TcpListener::bind((bind, 0)).map_err(|source| Error::Port {
         addr: format!("{bind}:0"),
         source,
@@ -208,6 +210,7 @@ fn run_served(
         t.clear()?;
         t.watch_endpoint(endpoint, 1)?;
     }
+    let mut attached = attached_now(&tracer, &detached)?;
     send(
         writer,
         &Reply::Ready {
@@ -216,6 +219,9 @@ fn run_served(
         },
     )?;
     let result = workload::run_server(config, listener);
+    if let Some(t) = detached.as_deref_mut() {
+        attached = attached.max(Some(t.attached_in_kernel()?));
+    }
     let kernel = match tracer {
         Some(t) => {
             t.unwatch_port(port)?;
@@ -240,6 +246,7 @@ fn run_served(
             perf: f.perf,
             kernel,
             zc_receive: f.zc_receive,
+            attached_programs: attached,
         })),
         Err(e) => Reply::Failed(e.to_string()),
     })
@@ -279,15 +286,17 @@ impl Client {
 
     /// Runs one experiment with the server; a failure drops the control connection, so the
     /// next experiment starts clean.
-    pub fn run(&mut self, config: &Config, tracer: Option<&mut Tracer>) -> Result<Outcome> {
-        let result = self.try_run(config, tracer);
+    pub fn run(&mut self, config: &Config, observer: Observer<'_>) -> Result<Outcome> {
+        let result = self.try_run(config, observer);
         if result.is_err() {
             self.control = None;
         }
         result
     }
 
-    fn try_run(&mut self, config: &Config, mut tracer: Option<&mut Tracer>) -> Result<Outcome> {
+    fn try_run(&mut self, config: &Config, observer: Observer<'_>) -> Result<Outcome> {
+        let detach = !matches!(observer, Observer::Traced(_));
+        let (mut tracer, mut detached) = observer.split()?;
         let mut config = config.clone();
         config.net_path = NetPath::Remote;
         let host = self.addr.ip();
@@ -307,6 +316,7 @@ impl Client {
                 server_cpus: config.placement.server_list().to_vec(),
                 token,
                 zerocopy_receive: config.zerocopy_receive,
+                detach,
             },
         )?;
         let (port, server_boot) = match receive(reader, timeout)? {
@@ -319,7 +329,11 @@ impl Client {
             t.clear()?;
             t.watch_endpoint(server, 1)?;
         }
+        let mut attached = attached_now(&tracer, &detached)?;
         let result = workload::run_client(&config, server);
+        if let Some(t) = detached.as_deref_mut() {
+            attached = attached.max(Some(t.attached_in_kernel()?));
+        }
         let client_kernel = match tracer {
             Some(t) => {
                 t.unwatch_port(port)?;
@@ -340,6 +354,14 @@ impl Client {
             Reply::Ready { .. } => return Err(Error::Peer("answered out of turn".to_owned())),
         };
         merge(&mut figures, &report);
+        // Both kernels' counts: either side's programs would have slowed the run.
+        let attached = match (attached, report.attached_programs) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        if detach && let Some(programs) = attached.filter(|n| *n > 0) {
+            return Err(Error::StillAttached { programs });
+        }
         let kernel = match (client_kernel, &report.kernel) {
             (Some(c), Some(s)) => {
                 let mut counters = c.sockets;
@@ -365,8 +387,21 @@ impl Client {
             figures,
             kernel,
             disagreements,
+            attached_programs: attached,
         })
     }
+}
+
+/// How many of this side's programs the kernel has attached now, when it loaded any.
+fn attached_now(
+    tracer: &Option<&mut Tracer>,
+    detached: &Option<&mut Tracer>,
+) -> Result<Option<u32>> {
+    tracer
+        .as_deref()
+        .or(detached.as_deref())
+        .map(Tracer::attached_in_kernel)
+        .transpose()
 }
 
 /// Folds the server's side into the client's figures.

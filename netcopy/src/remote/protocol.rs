@@ -51,6 +51,10 @@ pub struct Request {
     /// The server's receivers use zero-copy receive.
     #[serde(default)]
     pub zerocopy_receive: bool,
+    /// An untraced run: the server detaches its programs for it and says how many the
+    /// kernel still had attached.
+    #[serde(default)]
+    pub detach: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -368,6 +372,10 @@ pub(super) struct ServerReport {
     /// With zero-copy receive: what the server's receivers mapped and copied.
     #[serde(default)]
     pub(super) zc_receive: Option<ZcReceiveCounters>,
+    /// How many of the server's programs the kernel had attached at the window's edges;
+    /// None when it loaded none.
+    #[serde(default)]
+    pub(super) attached_programs: Option<u32>,
 }
 
 /// One side's kernel counters, split as the module comment explains.
