@@ -197,7 +197,7 @@ fn run_served(
     observer: Observer<'_>,
     writer: &mut TcpStream,
 ) -> Result<Reply> {
-    let (mut tracer, mut detached) = observer.split()?;
+    let (mut tracer, detached) = observer.split()?;
     let listener = TcpListener::bind((bind, 0)).map_err(|source| Error::Port {
         addr: format!("{bind}:0"),
         source,
@@ -219,7 +219,7 @@ fn run_served(
         },
     )?;
     let result = workload::run_server(config, listener);
-    if let Some(t) = detached.as_deref_mut() {
+    if let Some(t) = detached {
         attached = attached.max(Some(t.attached_in_kernel()?));
     }
     let kernel = match tracer {
@@ -296,7 +296,7 @@ impl Client {
 
     fn try_run(&mut self, config: &Config, observer: Observer<'_>) -> Result<Outcome> {
         let detach = !matches!(observer, Observer::Traced(_));
-        let (mut tracer, mut detached) = observer.split()?;
+        let (mut tracer, detached) = observer.split()?;
         let mut config = config.clone();
         config.net_path = NetPath::Remote;
         let host = self.addr.ip();
@@ -331,7 +331,7 @@ impl Client {
         }
         let mut attached = attached_now(&tracer, &detached)?;
         let result = workload::run_client(&config, server);
-        if let Some(t) = detached.as_deref_mut() {
+        if let Some(t) = detached {
             attached = attached.max(Some(t.attached_in_kernel()?));
         }
         let client_kernel = match tracer {

@@ -303,6 +303,7 @@ mod tests {
                             server_cpus: cpus,
                             token: String::new(),
                             zerocopy_receive: false,
+                            detach: false,
                         }
                     },
                 )
