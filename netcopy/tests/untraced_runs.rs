@@ -3,7 +3,11 @@
 
 mod common;
 
-use std::{process::Command, time::Instant};
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use netcopy::{kernel::tracer::HOOKS, stats::Estimate};
 
@@ -103,5 +107,53 @@ fn untraced_runs_of_a_traced_sweep_run_with_nothing_attached() {
         a.half_width,
         b.mean,
         b.half_width
+    );
+}
+
+#[test]
+fn serve_detaches_its_programs_for_the_untraced_runs_of_a_connect_sweep() {
+    let Some(tracer) = common::tracer_or_skip("serve detaches") else {
+        return;
+    };
+    drop(tracer);
+    let port = common::free_port().to_string();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .args(["serve", "--port", &port])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    BufReader::new(server.stderr.take().expect("piped stderr"))
+        .read_line(&mut line)
+        .expect("serve's first line");
+    assert!(line.contains("listening"), "serve said: {line}");
+    let dir = std::env::temp_dir().join(format!("netcopy-connect-detach-{}", std::process::id()));
+    let done = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .args(["sweep", "--connect", &format!("127.0.0.1:{port}")])
+        .args(["--modes", "a1", "--sizes", "16K", "--threads", "1"])
+        .args(["--workload", "stream", "--reps", "2", "--duration", "200ms"])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .expect("sweep --connect");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    common::wait_bounded(&mut server, Duration::from_secs(60), "serve after SIGTERM");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let rows = netcopy::output::read_rows(&dir.join("latest/results.csv")).expect("rows");
+    let _ = std::fs::remove_dir_all(&dir);
+    let attached: Vec<(bool, Option<u32>)> = rows
+        .iter()
+        .map(|r| (r.traced, r.attached_programs))
+        .collect();
+    // Both processes' programs: the client's and serve's, each counted by its own ids.
+    let both = Some(2 * always_attached());
+    assert_eq!(
+        attached,
+        vec![(true, both), (false, Some(0)), (false, Some(0))]
     );
 }
