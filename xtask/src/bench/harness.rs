@@ -13,7 +13,6 @@ use super::{
 /// Part 1: netcopy a2 stream against iperf3, interleaved, both placements.
 pub fn harness(md: &mut String, netcopy: &Path, scratch: &Path) -> Result<()> {
     // 1. Harness efficiency.
-    eprintln!("bench: 1/4 harness vs iperf3");
     let _ = writeln!(
         md,
         "## 1. Harness efficiency: netcopy a2 stream vs iperf3 (loopback, untraced, same placement for both)\n"
@@ -62,10 +61,9 @@ pub type Copies = BTreeMap<(String, String), (f64, f64)>;
 /// Part 3: one core's memcpy against loopback throughput.
 pub fn copy_limit(md: &mut String, copies: &Copies) {
     // 3. The copy limit.
-    eprintln!("bench: 3/4 copy limit");
     let _ = writeln!(
         md,
-        "## 3. The copy limit: one core's memcpy against loopback throughput\n"
+        "## 4. The copy limit: one core's memcpy against loopback throughput\n"
     );
     let _ = writeln!(
         md,

@@ -45,22 +45,22 @@ pub fn run(skip_default_sweep: bool, observer_only: bool) -> Result<()> {
         String::from_utf8_lossy(&date.stdout).trim(),
         util::machine()
     );
-    eprintln!("bench: 1/5 harness vs iperf3");
-    harness::harness(&mut md, &netcopy, &scratch)?;
+    if !observer_only {
+        eprintln!("bench: 1/5 harness vs iperf3");
+        harness::harness(&mut md, &netcopy, &scratch)?;
+    }
     eprintln!("bench: 2/5 tracing overhead");
     let copies = observer::tracing_overhead(&mut md, &netcopy, &scratch)?;
     observer::program_costs(&mut md, &netcopy)?;
     eprintln!("bench: 3/5 untraced rows of a traced sweep against a --no-trace sweep");
     untraced::untraced_rows(&mut md, &netcopy, &scratch)?;
-    eprintln!("bench: 4/5 copy limit");
-    harness::copy_limit(&mut md, &copies);
-    eprintln!("bench: 5/5 sweep cost");
-    sweep_cost(
-        &mut md,
-        &netcopy,
-        &scratch,
-        (!skip_default_sweep).then_some(&root),
-    )?;
+    if !observer_only {
+        eprintln!("bench: 4/5 copy limit");
+        harness::copy_limit(&mut md, &copies);
+        eprintln!("bench: 5/5 sweep cost");
+        let root = (!skip_default_sweep).then_some(root.as_path());
+        sweep_cost(&mut md, &netcopy, &scratch, root)?;
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     let dir = root.join("bench");
     std::fs::create_dir_all(&dir)?;

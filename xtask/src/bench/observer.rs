@@ -16,7 +16,6 @@ use super::{
 /// One CPU and split: traced / untraced and floor / untraced per mode at 256 B and 16 KiB.
 pub fn tracing_overhead(md: &mut String, netcopy: &Path, scratch: &Path) -> Result<Copies> {
     // 2. Tracing overhead.
-    eprintln!("bench: 2/4 tracing overhead");
     let _ = writeln!(
         md,
         "## 2. Tracing overhead: the same experiment untraced, with empty programs, and traced (stream, 1 connection)\n"
