@@ -303,22 +303,7 @@ impl Client {
         let timeout = control_timeout(&config);
         let token = self.token.clone();
         let (reader, writer) = self.control()?;
-        send(
-            writer,
-            &protocol::Request {
-                mode: config.mode.name().to_owned(),
-                workload: config.workload.name().to_owned(),
-                size: config.size,
-                threads: config.threads,
-                warmup_ms: config.warmup.as_millis() as u64,
-                duration_ms: config.duration.as_millis() as u64,
-                placement: config.placement.policy.name().to_owned(),
-                server_cpus: config.placement.server_list().to_vec(),
-                token,
-                zerocopy_receive: config.zerocopy_receive,
-                detach,
-            },
-        )?;
+        send(writer, &request(&config, token, detach))?;
         let (port, server_boot) = match receive(reader, timeout)? {
             Reply::Ready { port, boot_id } => (port, boot_id),
             Reply::Failed(why) => return Err(Error::Peer(format!("refused: {why}"))),
@@ -363,19 +348,7 @@ impl Client {
             return Err(Error::StillAttached { programs });
         }
         let kernel = match (client_kernel, &report.kernel) {
-            (Some(c), Some(s)) => {
-                let mut counters = c.sockets;
-                counters.accumulate(&s.sockets);
-                counters.accumulate(&c.deliveries);
-                if server_boot != boot_id() {
-                    counters.accumulate(&s.deliveries);
-                }
-                Some(KernelFigures {
-                    counters,
-                    unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
-                    skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
-                })
-            }
+            (Some(c), Some(s)) => Some(both_kernels(c, s, server_boot == boot_id())),
             _ => None,
         };
         let disagreements = kernel
@@ -389,6 +362,40 @@ impl Client {
             disagreements,
             attached_programs: attached,
         })
+    }
+}
+
+/// The request for one experiment; `detach` asks the server to run it with its programs
+/// detached.
+fn request(config: &Config, token: String, detach: bool) -> protocol::Request {
+    protocol::Request {
+        mode: config.mode.name().to_owned(),
+        workload: config.workload.name().to_owned(),
+        size: config.size,
+        threads: config.threads,
+        warmup_ms: config.warmup.as_millis() as u64,
+        duration_ms: config.duration.as_millis() as u64,
+        placement: config.placement.policy.name().to_owned(),
+        server_cpus: config.placement.server_list().to_vec(),
+        token,
+        zerocopy_receive: config.zerocopy_receive,
+        detach,
+    }
+}
+
+/// Both sides' kernel figures in one: each side's own sockets, and the deliveries once when
+/// both tracers ran in one kernel (`same_kernel`), else both sides' deliveries.
+fn both_kernels(c: KernelSide, s: &KernelSide, same_kernel: bool) -> KernelFigures {
+    let mut counters = c.sockets;
+    counters.accumulate(&s.sockets);
+    counters.accumulate(&c.deliveries);
+    if !same_kernel {
+        counters.accumulate(&s.deliveries);
+    }
+    KernelFigures {
+        counters,
+        unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
+        skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
     }
 }
 
