@@ -87,6 +87,12 @@ pub enum Error {
     /// The other end of a control connection said no, or said something out of turn.
     #[error("the server {0}")]
     Peer(String),
+    /// An untraced run found some of netcopy's programs attached: its speed figures carry the
+    /// observer, so they are not written.
+    #[error(
+        "{programs} of netcopy's eBPF programs were attached during an untraced run (read from the kernel's link list): its speed figures are withheld"
+    )]
+    StillAttached { programs: u32 },
     #[error("eBPF map {map}: {source}")]
     Map {
         map: &'static str,

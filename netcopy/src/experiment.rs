@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use netcopy_common::{FlowCounters, Skipped};
 
 use crate::{
-    error::Result,
+    error::{Error, Result},
     kernel::tracer::Tracer,
     workload::{Config, Figures, Mode, Prepared},
 };
@@ -107,6 +107,9 @@ pub struct Outcome {
     pub kernel: Option<KernelFigures>,
     /// Every disagreement between kernel and userspace; empty means all checks passed.
     pub disagreements: Vec<String>,
+    /// How many of netcopy's programs the kernel had attached at the window's edges (the
+    /// larger count); None when no programs were loaded.
+    pub attached_programs: Option<u32>,
 }
 
 impl Outcome {
@@ -253,8 +256,11 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
             figures,
             kernel: None,
             disagreements: Vec::new(),
+            attached_programs: None,
         });
     };
+    tracer.attach()?;
+    let attached = tracer.attached_in_kernel()?;
     tracer.clear()?;
     tracer.classify_udp(config.net_path.is_sink())?;
     tracer.watch_endpoint(endpoint, slot)?;
@@ -276,5 +282,65 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         figures,
         kernel: Some(kernel),
         disagreements,
+        attached_programs: Some(attached),
     })
+}
+
+/// Runs `prepared` untraced, with every one of `tracer`'s programs detached: the kernel's link
+/// list is read before and after, and any program found attached fails the run
+/// ([`Error::StillAttached`]) so an observed speed is never written as an untraced one.
+pub fn run_detached(prepared: Prepared, tracer: &mut Tracer) -> Result<Outcome> {
+    tracer.detach()?;
+    let before = tracer.attached_in_kernel()?;
+    let mut outcome = run(prepared, None, 0)?;
+    let programs = before.max(tracer.attached_in_kernel()?);
+    if programs > 0 {
+        return Err(Error::StillAttached { programs });
+    }
+    outcome.attached_programs = Some(programs);
+    Ok(outcome)
+}
+
+/// How one experiment is observed: by the tracer, or with the tracer's programs detached (the
+/// kernel's link list then says how many were attached), or with no programs loaded at all.
+pub enum Observer<'a> {
+    Traced(&'a mut Tracer),
+    Detached(&'a mut Tracer),
+    Unloaded,
+}
+
+impl<'a> Observer<'a> {
+    /// `tracer` counting when `traced`, detached otherwise.
+    pub fn new(tracer: Option<&'a mut Tracer>, traced: bool) -> Self {
+        match tracer {
+            Some(t) if traced => Observer::Traced(t),
+            Some(t) => Observer::Detached(t),
+            None => Observer::Unloaded,
+        }
+    }
+
+    /// The tracer to count with (attached) or the one to keep detached (detached), at most
+    /// one of them: for callers that run the experiment themselves (`serve`, `--connect`).
+    pub fn split(self) -> Result<(Option<&'a mut Tracer>, Option<&'a mut Tracer>)> {
+        Ok(match self {
+            Observer::Traced(t) => {
+                t.attach()?;
+                (Some(t), None)
+            }
+            Observer::Detached(t) => {
+                t.detach()?;
+                (None, Some(t))
+            }
+            Observer::Unloaded => (None, None),
+        })
+    }
+
+    /// Runs `prepared` so observed.
+    pub fn run(self, prepared: Prepared) -> Result<Outcome> {
+        match self {
+            Observer::Traced(t) => run(prepared, Some(t), 1),
+            Observer::Detached(t) => run_detached(prepared, t),
+            Observer::Unloaded => run(prepared, None, 1),
+        }
+    }
 }

@@ -202,6 +202,7 @@ mod tests {
                 ..KernelFigures::default()
             }),
             disagreements: Vec::new(),
+            attached_programs: None,
         }
     }
 

@@ -112,6 +112,7 @@ pub struct Row {
     pub cpu_note: String,
     pub observer_ms: Option<f64>,
     pub observer_pct: Option<f64>,
+    pub attached_programs: Option<u32>,
     pub hw_counters: String,
     pub hw_running_pct: Option<f64>,
     pub ipc: Option<f64>,
@@ -254,6 +255,7 @@ impl Row {
         }
         self.perf(&f.perf, f.window_bytes_sent);
         self.cpu(&f.cpu, f.window_bytes_sent);
+        self.attached_programs = outcome.attached_programs;
         self.observer_ms = f.observer_time.map(ms);
         self.observer_pct = match (f.observer_time, f.cpu.busy) {
             (Some(o), Some(busy)) if !busy.is_zero() => {

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::{
     error::{Error, Result},
-    experiment, interrupt,
+    experiment::Observer,
+    interrupt,
     kernel::tracer::Tracer,
     netpath::{MAX_DATAGRAM, NetPath, Network},
     output::ResultsDir,
@@ -333,8 +334,8 @@ pub fn run(
             ));
             let mut planned = Row::planned(out.id(), experiment, rep, traced, &config);
             planned.ci_target_pct = Some(c.target_pct);
-            let tracer = if traced { tracer.as_deref_mut() } else { None };
-            let Some(row) = run_one(planned, config, &mut target, tracer, &bar, ended)? else {
+            let observer = Observer::new(tracer.as_deref_mut(), traced);
+            let Some(row) = run_one(planned, config, &mut target, observer, &bar, ended)? else {
                 break 'rounds;
             };
             if round > 0
@@ -359,7 +360,7 @@ pub fn run(
             planned,
             config,
             &mut target,
-            tracer.as_deref_mut(),
+            Observer::new(tracer.as_deref_mut(), true),
             &bar,
             ended,
         )?
@@ -379,16 +380,14 @@ fn run_one(
     planned: Row,
     config: Config,
     target: &mut Target<'_>,
-    tracer: Option<&mut Tracer>,
+    observer: Observer<'_>,
     bar: &Progress,
     ended: &mut Ended,
 ) -> Result<Option<Row>> {
     let clock = Instant::now();
     let result = match target {
-        Target::Local(network) => {
-            Prepared::bind_on(config, network).and_then(|p| experiment::run(p, tracer, 1))
-        }
-        Target::Remote(client) => client.run(&config, tracer),
+        Target::Local(network) => Prepared::bind_on(config, network).and_then(|p| observer.run(p)),
+        Target::Remote(client) => client.run(&config, observer),
     };
     let mut row = match result {
         Ok(outcome) => planned.measured(&outcome),
@@ -398,6 +397,11 @@ fn run_one(
         }
         // A tracer that stops working is not one experiment's problem.
         Err(e @ Error::Map { .. }) => return Err(e),
+        Err(e @ Error::StillAttached { programs }) => {
+            let mut row = planned.failed(&e.to_string());
+            row.attached_programs = Some(programs);
+            row
+        }
         Err(e) => planned.failed(&e.to_string()),
     };
     row.elapsed_s = Some(clock.elapsed().as_secs_f64());

@@ -247,11 +247,14 @@ fn assert_timing_and_accounting_apart(rows: &[Row], run: &Path) {
         if row.traced {
             assert_eq!(row.checks, "ok", "{key:?}");
             assert!(row.k_send_bytes.is_some() && row.observer_ms.is_some());
+            assert!(row.attached_programs.is_some_and(|n| n > 0), "{key:?}");
             traced.entry(key).or_default().push(row);
         } else {
             assert_eq!(row.checks, "not traced", "{key:?}");
             assert_eq!((row.k_send_bytes, row.k_pinned_bytes), (None, None));
             assert_eq!(row.observer_ms, None);
+            // Read from the kernel's link list: nothing of netcopy's ran during the window.
+            assert_eq!(row.attached_programs, Some(0), "{key:?}");
             timing.entry(key).or_default().push(row);
         }
     }

@@ -42,6 +42,10 @@ enum Command {
         /// Leave out the 8-minute default sweep from part 4.
         #[arg(long)]
         skip_default_sweep: bool,
+        /// Only the observer's parts (2 and 3): one CPU traced / untraced, and a traced
+        /// sweep's untraced rows against a --no-trace sweep's.
+        #[arg(long)]
+        observer_only: bool,
     },
     /// Set up, build, then run the quick sweep in a loop in one process and record its
     /// resident memory per pass into bench/soak.md. Root.
@@ -62,7 +66,10 @@ fn main() -> ExitCode {
         Command::Build => cmd::build(),
         Command::Test { guest, args } => cmd::test(&args, guest || vm::GUEST_SUITE_IN_CI),
         Command::Run { args } => cmd::run(&args),
-        Command::Bench { skip_default_sweep } => bench::run(skip_default_sweep),
+        Command::Bench {
+            skip_default_sweep,
+            observer_only,
+        } => bench::run(skip_default_sweep, observer_only),
         Command::Soak { minutes } => bench::soak(minutes),
         Command::Vm(args) => return vm::main(args),
     };

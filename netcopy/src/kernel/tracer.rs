@@ -32,9 +32,13 @@ pub struct Tracer {
     missing: Vec<(&'static Hook, String)>,
     /// The UDP classification hook's link, while attached.
     udp_link: Option<BtfTracePointLinkId>,
+    /// The other hooks' links, while attached (see [`Tracer::detach`]).
+    links: Vec<(&'static Hook, BtfTracePointLinkId)>,
     /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
     run_stats: Option<std::os::fd::OwnedFd>,
 }
+
+mod links;
 
 /// Removes every key of `map`; a key another reader removed first is fine.
 fn remove_all<K>(
@@ -61,8 +65,13 @@ fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> 
     }
 }
 
-/// Loads `hook`'s program and attaches it (an on-demand hook is detached again at once).
-fn attach_hook(ebpf: &mut Ebpf, hook: &'static Hook, btf: &aya::Btf) -> Result<()> {
+/// Loads `hook`'s program and attaches it; its link, or None for an on-demand hook, which is
+/// detached again at once.
+fn attach_hook(
+    ebpf: &mut Ebpf,
+    hook: &'static Hook,
+    btf: &aya::Btf,
+) -> Result<Option<BtfTracePointLinkId>> {
     let program: &mut BtfTracePoint = ebpf
         .program_mut(hook.program)
         .and_then(|p| p.try_into().ok())
@@ -80,8 +89,9 @@ fn attach_hook(ebpf: &mut Ebpf, hook: &'static Hook, btf: &aya::Btf) -> Result<(
     let link = program.attach().map_err(attach_error(hook))?;
     if hook.on_demand {
         program.detach(link).map_err(attach_error(hook))?;
+        return Ok(None);
     }
-    Ok(())
+    Ok(Some(link))
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
@@ -138,15 +148,19 @@ impl Tracer {
 
         let withheld = std::env::var(WITHHOLD_ENV).unwrap_or_default();
         let mut missing = Vec::new();
+        let mut links = Vec::new();
         let mut first_error = None;
         for hook in HOOKS {
             if withheld.split(',').any(|w| w.trim() == hook.program) {
                 missing.push((hook, format!("withheld by {WITHHOLD_ENV}")));
                 continue;
             }
-            if let Err(err) = attach_hook(&mut ebpf, hook, &aya_btf) {
-                missing.push((hook, err.to_string()));
-                first_error.get_or_insert(err);
+            match attach_hook(&mut ebpf, hook, &aya_btf) {
+                Ok(link) => links.extend(link.map(|l| (hook, l))),
+                Err(err) => {
+                    missing.push((hook, err.to_string()));
+                    first_error.get_or_insert(err);
+                }
             }
         }
         if missing.len() == HOOKS.len()
@@ -160,6 +174,7 @@ impl Tracer {
             pages_unavailable,
             missing,
             udp_link: None,
+            links,
             run_stats: None,
         })
     }

@@ -102,6 +102,38 @@ impl Point {
         (untraced > 0.0).then(|| traced / untraced)
     }
 
+    /// The same ratio with its 95 % interval. With several traced runs, both means' intervals
+    /// combine; a point's one traced run is taken as one more draw with the untraced runs'
+    /// spread, so its interval is the untraced half-width times sqrt(n + 1) (a prediction
+    /// interval for one run against the mean of n).
+    pub fn observer_estimate(&self) -> Option<Estimate> {
+        let ratio = self.observer_ratio()?;
+        let untraced = self.speed(|r| r.send_gbps)?;
+        let traced: Vec<f64> = self.traced.iter().filter_map(|r| r.send_gbps).collect();
+        if traced.len() > 1 {
+            let traced = Estimate::of(&traced)?;
+            return crate::stats::ratio(&traced, &untraced);
+        }
+        let relative = untraced.half_width * ((untraced.n + 1) as f64).sqrt() / untraced.mean;
+        Some(Estimate {
+            n: untraced.n,
+            mean: ratio,
+            half_width: ratio * relative,
+        })
+    }
+
+    /// The untraced runs that the kernel showed ran with no program attached, and all the
+    /// untraced runs (a run without the count, from an older results.csv, is not counted
+    /// as unobserved).
+    pub fn unobserved_runs(&self) -> (usize, usize) {
+        let untraced = self.timing.iter().filter(|r| !r.traced);
+        let total = untraced.clone().count();
+        (
+            untraced.filter(|r| r.attached_programs == Some(0)).count(),
+            total,
+        )
+    }
+
     /// `a3 stream 16KiB x 1`.
     pub fn label(&self) -> String {
         format!(

@@ -27,7 +27,7 @@ pub use serve::{ServeOptions, serve};
 
 use crate::{
     error::{Error, Result},
-    experiment::{self, KernelFigures, Outcome},
+    experiment::{self, KernelFigures, Observer, Outcome},
     kernel::tracer::Tracer,
     netpath::NetPath,
     workload::{self, Config, Figures},
@@ -93,20 +93,22 @@ impl Client {
 
     /// Runs one experiment with the server; a failure drops the control connection, so the
     /// next experiment starts clean.
-    pub fn run(&mut self, config: &Config, tracer: Option<&mut Tracer>) -> Result<Outcome> {
-        let result = self.try_run(config, tracer);
+    pub fn run(&mut self, config: &Config, observer: Observer<'_>) -> Result<Outcome> {
+        let result = self.try_run(config, observer);
         if result.is_err() {
             self.control = None;
         }
         result
     }
 
-    fn try_run(&mut self, config: &Config, mut tracer: Option<&mut Tracer>) -> Result<Outcome> {
+    fn try_run(&mut self, config: &Config, observer: Observer<'_>) -> Result<Outcome> {
+        let detach = !matches!(observer, Observer::Traced(_));
+        let (mut tracer, detached) = observer.split()?;
         let mut config = config.clone();
         config.net_path = NetPath::Remote;
         let host = self.addr.ip();
         let timeout = control_timeout(&config);
-        let request = protocol::Request::of(&config, self.token.clone());
+        let request = protocol::Request::of(&config, self.token.clone(), detach);
         let (reader, writer) = self.control()?;
         wire::send(writer, &request, Instant::now() + timeout)?;
         let (port, server_boot) = match receive(reader, timeout)? {
@@ -119,7 +121,11 @@ impl Client {
             t.clear()?;
             t.watch_endpoint(server, 1)?;
         }
+        let mut attached = attached_now(&tracer, &detached)?;
         let result = workload::run_client(&config, server);
+        if let Some(t) = detached {
+            attached = attached.max(Some(t.attached_in_kernel()?));
+        }
         let client_kernel = match tracer {
             Some(t) => {
                 t.unwatch_port(port)?;
@@ -140,20 +146,16 @@ impl Client {
             Reply::Ready { .. } => return Err(Error::Peer("answered out of turn".to_owned())),
         };
         merge(&mut figures, &report);
+        // Both kernels' counts: either side's programs would have slowed the run.
+        let attached = match (attached, report.attached_programs) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        if detach && let Some(programs) = attached.filter(|n| *n > 0) {
+            return Err(Error::StillAttached { programs });
+        }
         let kernel = match (client_kernel, &report.kernel) {
-            (Some(c), Some(s)) => {
-                let mut counters = c.sockets;
-                counters.accumulate(&s.sockets);
-                counters.accumulate(&c.deliveries);
-                if server_boot != boot_id() {
-                    counters.accumulate(&s.deliveries);
-                }
-                Some(KernelFigures {
-                    counters,
-                    unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
-                    skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
-                })
-            }
+            (Some(c), Some(s)) => Some(both_kernels(c, s, server_boot == boot_id())),
             _ => None,
         };
         let disagreements = kernel
@@ -165,8 +167,37 @@ impl Client {
             figures,
             kernel,
             disagreements,
+            attached_programs: attached,
         })
     }
+}
+
+/// Both sides' kernel figures in one: each side's own sockets, and the deliveries once when
+/// both tracers ran in one kernel (`same_kernel`), else both sides' deliveries.
+fn both_kernels(c: KernelSide, s: &KernelSide, same_kernel: bool) -> KernelFigures {
+    let mut counters = c.sockets;
+    counters.accumulate(&s.sockets);
+    counters.accumulate(&c.deliveries);
+    if !same_kernel {
+        counters.accumulate(&s.deliveries);
+    }
+    KernelFigures {
+        counters,
+        unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
+        skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
+    }
+}
+
+/// How many of this side's programs the kernel has attached now, when it loaded any.
+fn attached_now(
+    tracer: &Option<&mut Tracer>,
+    detached: &Option<&mut Tracer>,
+) -> Result<Option<u32>> {
+    tracer
+        .as_deref()
+        .or(detached.as_deref())
+        .map(Tracer::attached_in_kernel)
+        .transpose()
 }
 
 /// Folds the server's side into the client's figures.

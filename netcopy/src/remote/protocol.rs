@@ -51,6 +51,10 @@ pub struct Request {
     /// The server's receivers use zero-copy receive.
     #[serde(default)]
     pub zerocopy_receive: bool,
+    /// An untraced run: the server detaches its programs for it and says how many the
+    /// kernel still had attached.
+    #[serde(default)]
+    pub detach: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -148,7 +152,8 @@ pub fn token_matches(expected: &str, given: &str) -> bool {
 
 impl Request {
     /// What a client asks for to run `config` on the server's side.
-    pub fn of(config: &Config, token: String) -> Self {
+    /// `detach` asks the server to run it with its programs detached (an untraced run).
+    pub fn of(config: &Config, token: String, detach: bool) -> Self {
         Self {
             mode: config.mode.name().to_owned(),
             workload: config.workload.name().to_owned(),
@@ -160,6 +165,7 @@ impl Request {
             server_cpus: config.placement.server_list().to_vec(),
             token,
             zerocopy_receive: config.zerocopy_receive,
+            detach,
         }
     }
 
@@ -231,6 +237,10 @@ pub(super) struct ServerReport {
     /// With zero-copy receive: what the server's receivers mapped and copied.
     #[serde(default)]
     pub(super) zc_receive: Option<ZcReceiveCounters>,
+    /// How many of the server's programs the kernel had attached at the window's edges;
+    /// None when it loaded none.
+    #[serde(default)]
+    pub(super) attached_programs: Option<u32>,
 }
 
 /// One side's kernel counters, split as the module comment explains.

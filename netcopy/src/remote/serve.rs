@@ -164,7 +164,8 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Result<
         // One deadline for the whole request: its turn, its data connections, its run and
         // its report.
         let deadline = Instant::now() + control_timeout(&config);
-        let reply = match run_served(&config, peer.ip(), shared, &mut writer, deadline) {
+        let detach = request.detach;
+        let reply = match run_served(&config, detach, peer.ip(), shared, &mut writer, deadline) {
             Ok(reply) => reply,
             Err(Error::Interrupted) => return Ok(()),
             Err(e) => Reply::Failed(e.to_string()),
@@ -176,6 +177,7 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Result<
 /// Runs one experiment's server side, telling the client its data port once ready.
 fn run_served(
     config: &Config,
+    detach: bool,
     peer: IpAddr,
     shared: &Shared,
     writer: &mut TcpStream,
@@ -191,9 +193,16 @@ fn run_served(
         .local_addr()
         .map_err(|e| Error::io("reading the listener's address", e))?;
     let port = endpoint.port();
-    shared.bench.with_tracer(&turn, |t| {
-        t.clear()?;
-        t.watch_endpoint(endpoint, 1)
+    // An untraced run runs with every program detached; the kernel says how many were not.
+    let mut attached = shared.bench.with_tracer(&turn, |t| {
+        if detach {
+            t.detach()?;
+        } else {
+            t.attach()?;
+            t.clear()?;
+            t.watch_endpoint(endpoint, 1)?;
+        }
+        t.attached_in_kernel()
     })?;
     // A client silent for `idle` is dropped: it has that long to read the port and connect.
     let idle = deadline.min(Instant::now() + shared.options.idle);
@@ -218,16 +227,23 @@ fn run_served(
             drop(listener);
             workload::run_server(config, servers)
         });
-    let kernel = shared.bench.with_tracer(&turn, |t| {
-        t.unwatch_port(port)?;
-        let flows = t.flows(1)?;
-        Ok(KernelSide::split(
-            &flows,
-            |k| k.local_port == port,
-            t.unseen(config.net_path.is_sink()),
-            t.skipped()?,
-        ))
-    })?;
+    let kernel = shared
+        .bench
+        .with_tracer(&turn, |t| {
+            if detach {
+                attached = attached.max(Some(t.attached_in_kernel()?));
+                return Ok(None);
+            }
+            t.unwatch_port(port)?;
+            let flows = t.flows(1)?;
+            Ok(Some(KernelSide::split(
+                &flows,
+                |k| k.local_port == port,
+                t.unseen(config.net_path.is_sink()),
+                t.skipped()?,
+            )))
+        })?
+        .flatten();
     drop(turn);
     if refused > 3 {
         say(format_args!("refused {refused} data connections in all"));
@@ -243,5 +259,6 @@ fn run_served(
         perf: f.perf,
         kernel,
         zc_receive: f.zc_receive,
+        attached_programs: attached,
     })))
 }

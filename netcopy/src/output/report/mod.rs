@@ -337,7 +337,8 @@ pub fn kernel(o: &mut String, s: &Summary) {
     }
 }
 
-/// What the observer costs each point: traced throughput over the untraced mean.
+/// What the observer costs each point: traced throughput over the untraced mean, with its
+/// interval, and whether the kernel showed the untraced runs unobserved.
 pub fn observer(o: &mut String, s: &Summary) {
     if s.speed_traced() || !s.traced() {
         return;
@@ -346,9 +347,14 @@ pub fn observer(o: &mut String, s: &Summary) {
         o,
         "\n## The observer's cost (traced throughput / untraced mean, every point)\n"
     );
+    let (unobserved, untraced) = s
+        .points
+        .iter()
+        .map(Point::unobserved_runs)
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
     let _ = writeln!(
         o,
-        "One traced run per point against its untraced timing runs. Below 1.00 the eBPF programs slowed the experiment; within the untraced interval, no cost can be seen. `observer %` is the programs' own run time as a share of the experiment's CPU time in the traced run (kernel BPF statistics).\n"
+        "One traced run per point against its untraced timing runs, which ran with every netcopy program detached: the kernel's link list showed none attached in {unobserved} of {untraced} untraced runs (`attached_programs`). Below 1.00 the eBPF programs slowed the experiment; the 95 % interval takes the traced run as one more draw with the untraced runs' spread, so an interval that holds 1.00 shows no cost this machine can see. `observer %` is the programs' own run time as a share of the experiment's CPU time in the traced run (kernel BPF statistics).\n"
     );
     let modes = s.modes();
     let _ = writeln!(
@@ -368,7 +374,7 @@ pub fn observer(o: &mut String, s: &Summary) {
                 }
                 let ratios: Vec<String> = points
                     .iter()
-                    .map(|p| fmt_opt(p.and_then(Point::observer_ratio), 2))
+                    .map(|p| observer_cell(p.and_then(Point::observer_estimate)))
                     .collect();
                 let shares: Vec<String> = points
                     .iter()
@@ -383,6 +389,17 @@ pub fn observer(o: &mut String, s: &Summary) {
                 );
             }
         }
+    }
+}
+
+/// `0.71 (0.66–0.77)`: the ratio and its 95 % interval.
+fn observer_cell(e: Option<Estimate>) -> String {
+    match e {
+        Some(e) if e.half_width.is_finite() => {
+            format!("{:.2} ({:.2}–{:.2})", e.mean, e.low(), e.high())
+        }
+        Some(e) => format!("{:.2} (one run)", e.mean),
+        None => "–".to_owned(),
     }
 }
 

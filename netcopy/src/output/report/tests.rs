@@ -156,3 +156,30 @@ fn a_slower_lone_round_trip_is_explained_only_when_it_is() {
     lone_round_trip(&mut o, &Summary::from_rows(&rows));
     assert_eq!(o, "");
 }
+
+#[test]
+fn observer_table_states_the_interval_and_the_unobserved_runs() {
+    let mut rows = Vec::new();
+    // Untraced 9, 10, 11 (mean 10, s 1, half-width 4.303 / sqrt 3); traced 8.
+    point(&mut rows, "a1", 256, 10.0, 1.0, 8.0);
+    for r in rows.iter_mut().filter(|r| !r.traced).take(2) {
+        r.attached_programs = Some(0);
+    }
+    let s = Summary::from_rows(&rows);
+    let e = s.points[0].observer_estimate().unwrap();
+    assert!((e.mean - 0.8).abs() < 1e-12);
+    // 0.8 x 4.303 x (1 / 10) x sqrt(4 / 3)
+    let expected = 0.8 * 4.303 * 0.1 * (4.0f64 / 3.0).sqrt();
+    assert!((e.half_width - expected).abs() < 1e-6, "{}", e.half_width);
+    let mut o = String::new();
+    observer(&mut o, &s);
+    assert!(o.contains("none attached in 2 of 3 untraced runs"), "{o}");
+    assert!(
+        o.contains(&format!(
+            "| stream | 256B | 1 | 0.80 ({:.2}–{:.2}) |",
+            0.8 - expected,
+            0.8 + expected
+        )),
+        "{o}"
+    );
+}

@@ -1,0 +1,115 @@
+//! Detaching the programs while a speed figure is taken, attaching them again for the next
+//! traced run, and asking the kernel (not netcopy's own state) which of them are attached.
+//!
+//! The programs stay loaded and their maps keep their contents: only the links go, so an
+//! untraced run pays for no hook at all and a traced run after it needs one attach per hook.
+
+use aya::programs::{BtfTracePoint, links::LinkError, loaded_links};
+
+use super::{Tracer, attach_error};
+use crate::{
+    error::{Error, Result},
+    kernel::tracer::HOOKS,
+};
+
+impl Tracer {
+    /// Drops every link (the UDP hook's included): from now until [`Tracer::attach`], no
+    /// netcopy program runs on any hook.
+    pub fn detach(&mut self) -> Result<()> {
+        self.classify_udp(false)?;
+        while let Some((hook, link)) = self.links.pop() {
+            let program = self.program_mut(hook.program)?;
+            if let Err(e) = program.detach(link) {
+                return Err(attach_error(hook)(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches every hook that was attached at load again (the on-demand UDP hook stays as
+    /// [`Tracer::classify_udp`] left it); nothing to do when they are attached.
+    pub fn attach(&mut self) -> Result<()> {
+        if !self.links.is_empty() {
+            return Ok(());
+        }
+        for hook in HOOKS {
+            if hook.on_demand || self.missing.iter().any(|(h, _)| h.program == hook.program) {
+                continue;
+            }
+            let link = self
+                .program_mut(hook.program)?
+                .attach()
+                .map_err(attach_error(hook))?;
+            self.links.push((hook, link));
+        }
+        Ok(())
+    }
+
+    fn program_mut(&mut self, program: &'static str) -> Result<&mut BtfTracePoint> {
+        self.ebpf
+            .program_mut(program)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(Error::ProgramMissing { program })
+    }
+
+    /// The kernel's ids of this tracer's programs.
+    fn program_ids(&self) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for hook in HOOKS {
+            let Some(program) = self.ebpf.program(hook.program) else {
+                continue;
+            };
+            let program: &BtfTracePoint =
+                program.try_into().map_err(|_| Error::ProgramMissing {
+                    program: hook.program,
+                })?;
+            // A program this kernel refused was never loaded: it has no id and no link.
+            if let Ok(info) = program.info() {
+                ids.push(info.id());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// How many of this tracer's programs the kernel has attached now: its programs that some
+    /// BPF link in the kernel's link list (`BPF_LINK_GET_NEXT_ID`, then each link's info)
+    /// points at. Programs are told apart by their kernel ids, so another process's netcopy
+    /// counts nothing here.
+    pub fn attached_in_kernel(&self) -> Result<u32> {
+        let ours = self.program_ids()?;
+        let mut attached: Vec<u32> = Vec::new();
+        for link in loaded_links() {
+            let info = match link {
+                Ok(info) => info,
+                // A link another process closed between listing and opening it (ENOENT), or
+                // is attaching right now (EAGAIN: not yet given its id). Neither is ours: our
+                // own attach and detach calls have returned before this listing.
+                Err(LinkError::SyscallError(e))
+                    if matches!(
+                        e.io_error.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    continue;
+                }
+                Err(LinkError::SyscallError(e)) => {
+                    return Err(Error::io(
+                        format!("listing the kernel's BPF links ({})", e.call),
+                        e.io_error,
+                    ));
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        "listing the kernel's BPF links",
+                        std::io::Error::other(e),
+                    ));
+                }
+            };
+            let program = info.program_id();
+            if ours.contains(&program) && !attached.contains(&program) {
+                attached.push(program);
+            }
+        }
+        Ok(attached.len() as u32)
+    }
+}

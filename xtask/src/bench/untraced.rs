@@ -1,0 +1,109 @@
+//! Part 3: the untraced rows of a traced sweep against a `--no-trace` sweep's, interleaved: a
+//! speed figure must not depend on whether the sweep also traced.
+
+use std::{fmt::Write as _, path::Path, process::Command, process::Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Pairs of sweeps (traced, `--no-trace`) per point, run alternately.
+const PAIRS: usize = 4;
+/// Timing runs per sweep.
+const SWEEP_REPS: &str = "3";
+
+/// Mean and 95 % half-width (Student's t) of `v`.
+fn interval(v: &[f64]) -> (f64, f64) {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    let n = v.len();
+    let mean = v.iter().sum::<f64>() / n.max(1) as f64;
+    if n < 2 {
+        return (mean, f64::INFINITY);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let t = T
+        .get(n - 2)
+        .copied()
+        .unwrap_or(1.960 + 2.4 / (n - 1) as f64);
+    (mean, t * (var / n as f64).sqrt())
+}
+
+/// One sweep of `mode` at `size` (stream, one connection, default placement); its untraced
+/// rows' throughputs, and how many of them the kernel showed with programs attached.
+fn untraced_speeds(
+    netcopy: &Path,
+    mode: &str,
+    size: &str,
+    trace: bool,
+    out: &Path,
+) -> Result<(Vec<f64>, usize)> {
+    let mut cmd = Command::new(netcopy);
+    cmd.args(["sweep", "--modes", mode, "--sizes", size, "--threads", "1"])
+        .args(["--workload", "stream", "--reps", SWEEP_REPS, "--out"])
+        .arg(out)
+        .stdout(Stdio::null());
+    if !trace {
+        cmd.arg("--no-trace");
+    }
+    let status = cmd.status().context("running netcopy sweep")?;
+    if !status.success() {
+        bail!("netcopy sweep {mode} {size} (traced: {trace}) failed ({status})");
+    }
+    let mut reader = csv::Reader::from_path(out.join("latest/results.csv"))?;
+    let header = reader.headers()?.clone();
+    let column = |name: &str| header.iter().position(|c| c == name);
+    let (traced, gbps, attached) = (
+        column("traced").context("no traced column")?,
+        column("send_gbps").context("no send_gbps column")?,
+        column("attached_programs").context("no attached_programs column")?,
+    );
+    let (mut speeds, mut observed) = (Vec::new(), 0);
+    for record in reader.records() {
+        let record = record?;
+        if &record[traced] == "true" {
+            continue;
+        }
+        speeds.push(record[gbps].parse().context("send_gbps")?);
+        if trace && &record[attached] != "0" {
+            observed += 1;
+        }
+    }
+    Ok((speeds, observed))
+}
+
+/// The table: per point, both sweeps' untraced means with intervals, and their ratio.
+pub fn untraced_rows(md: &mut String, netcopy: &Path, scratch: &Path) -> Result<()> {
+    let _ = writeln!(
+        md,
+        "\n## 3. Untraced rows of a traced sweep against a `--no-trace` sweep (stream, 1 connection, default placement)\n"
+    );
+    let _ = writeln!(
+        md,
+        "{PAIRS} pairs of sweeps per point, traced and `--no-trace` alternately, {SWEEP_REPS} timing runs each; mean ± 95 % interval of the untraced rows. `attached` counts the traced sweeps' untraced rows whose `attached_programs` (the kernel's link list) was not 0.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| mode | size | traced sweep, untraced rows (Gbit/s) | `--no-trace` sweep (Gbit/s) | ratio | attached | target |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for (mode, size) in [("a1", "256"), ("a1", "16K"), ("a3", "16K")] {
+        let (mut traced, mut plain, mut observed) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..PAIRS {
+            let (speeds, n) = untraced_speeds(netcopy, mode, size, true, scratch)?;
+            traced.extend(speeds);
+            observed += n;
+            plain.extend(untraced_speeds(netcopy, mode, size, false, scratch)?.0);
+        }
+        let ((t, th), (p, ph)) = (interval(&traced), interval(&plain));
+        let ratio = t / p;
+        let _ = writeln!(
+            md,
+            "| {mode} | {size} | {t:.3} ± {th:.3} | {p:.3} ± {ph:.3} | {ratio:.3} | {observed} of {} | ≥ 0.97: {} |",
+            traced.len(),
+            if ratio >= 0.97 { "met" } else { "missed" }
+        );
+    }
+    Ok(())
+}
