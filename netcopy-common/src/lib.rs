@@ -31,6 +31,9 @@ pub mod names {
     pub const DELIVERED_UP_TO: &str = "DELIVERED_UP_TO";
     /// Per-CPU scratch buffer for kernel stacks.
     pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
+    /// Per-CPU array, indexed by slot, of [`FlowCounters`](super::FlowCounters): the sockets
+    /// that found `FLOWS` full, counted together.
+    pub const OVERFLOW: &str = "OVERFLOW";
     /// Per-CPU array, one u64 per [`Skipped`](super::Skipped) reason: events the probes saw
     /// but could not count, so a full map never makes a figure silently smaller.
     pub const SKIPPED: &str = "SKIPPED";
@@ -40,7 +43,8 @@ pub mod names {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skipped {
-    /// The flow counters map was full: a new socket's counts were lost.
+    /// The flow counters map was full and the slot had no aggregate: a socket's counts were
+    /// lost.
     FlowMapFull = 0,
     /// A send call's copy-or-pin decision could not be stored: its bytes are unclassified.
     DecisionMapFull = 1,
@@ -183,6 +187,8 @@ impl Watch {
 }
 /// Capacity of [`names::FLOWS`]: one entry per observed socket.
 pub const MAX_FLOWS: u32 = 8192;
+/// Length of [`names::OVERFLOW`]: slots run from 0 to this, exclusive.
+pub const MAX_SLOTS: u32 = 16;
 
 /// Byte offsets of the kernel struct members the programs read.
 ///

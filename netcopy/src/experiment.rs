@@ -19,6 +19,24 @@ pub struct KernelFigures {
     pub unseen: BTreeMap<String, String>,
     /// Events the probes saw but could not count, per reason (`Skipped::ALL` order).
     pub skipped: [u64; Skipped::ALL.len()],
+    /// Runs of each program the kernel skipped while these figures were counted
+    /// (`recursion_misses`), only those with any: see [`missed_since`].
+    pub missed_runs: Vec<(String, u64)>,
+}
+
+/// The runs each program missed between two readings of `Tracer::missed_runs`, only those
+/// with any.
+pub fn missed_since(before: &[(&str, u64)], after: &[(&'static str, u64)]) -> Vec<(String, u64)> {
+    after
+        .iter()
+        .filter_map(|(name, now)| {
+            let then = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, v)| *v);
+            (*now > then).then(|| ((*name).to_owned(), now - then))
+        })
+        .collect()
 }
 
 /// Why the fallback check is skipped when sends had different outcomes.
@@ -220,11 +238,36 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
             0,
         );
     }
+    out.extend(kernel_checks(k));
+    out
+}
+
+/// The checks the kernel's figures hold by themselves, wherever two of its observers see the
+/// same thing: every event counted, every program run, the deferred copy's pages seen against
+/// the pages its bytes require, and every sent byte classified exactly once. The sweep runs
+/// them with its userspace comparisons ([`cross_check`]); `netcopy trace`, which has no
+/// userspace figures, runs them alone.
+pub fn kernel_checks(k: &KernelFigures) -> Vec<String> {
+    let c = &k.counters;
+    let mut out = Vec::new();
     // A probe that saw an event and could not count it makes every figure suspect.
     if k.skipped_events() > 0 {
         out.push(format!(
             "events the probes could not count: {}",
             k.skipped_note()
+        ));
+    }
+    // A run the kernel skipped (another program already running on that CPU) is an event no
+    // counter saw: a total with a missed run behind it is not a total.
+    if !k.missed_runs.is_empty() {
+        let runs: Vec<String> = k
+            .missed_runs
+            .iter()
+            .map(|(p, n)| format!("{p}: {n}"))
+            .collect();
+        out.push(format!(
+            "program runs the kernel skipped: {}",
+            runs.join(", ")
         ));
     }
     // Every page skb_copy_ubufs had to allocate for the pinned skbs delivered was seen
@@ -236,6 +279,17 @@ pub fn cross_check(config: &Config, f: &Figures, k: &KernelFigures) -> Vec<Strin
         out.push(format!(
             "deferred-copy pages: observed {observed} != required {}",
             c.deferred_copy_pages_required
+        ));
+    }
+    // Each sent byte is copied, pinned, referenced or (with its reason) unclassified.
+    let classified = c.copied_at_send_bytes()
+        + c.pinned_bytes()
+        + c.tcp_referenced_at_send_bytes
+        + c.unclassified_send_bytes;
+    if k.seen("k_send_bytes") && k.seen("k_pinned_bytes") && classified != c.send_bytes {
+        out.push(format!(
+            "send classification: copied + pinned + referenced + unclassified {classified} != sent {}",
+            c.send_bytes
         ));
     }
     out
@@ -256,6 +310,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         });
     };
     tracer.clear()?;
+    let missed_before = tracer.missed_runs();
     tracer.classify_udp(config.net_path.is_sink())?;
     tracer.watch_endpoint(endpoint, slot)?;
     let result = {
@@ -269,6 +324,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         counters: tracer.totals(slot)?,
         unseen: tracer.unseen(config.net_path.is_sink()),
         skipped: tracer.skipped()?,
+        missed_runs: missed_since(&missed_before, &tracer.missed_runs()),
     };
     let disagreements = cross_check(&config, &figures, &kernel);
     Ok(Outcome {

@@ -24,7 +24,7 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 
 /// netcopy's programs, loaded and attached.
 pub struct Tracer {
-    ebpf: Ebpf,
+    pub(super) ebpf: Ebpf,
     offsets: KernelOffsets,
     /// Why `deferred_copy_pages` cannot be counted here, if it cannot.
     pages_unavailable: Option<String>,
@@ -130,7 +130,12 @@ impl Tracer {
             }
         })?;
 
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        let sizes = super::map_entries()?;
+        for (name, entries) in &sizes {
+            loader.map_max_entries(name, *entries);
+        }
+        let mut ebpf = loader
             .btf(Some(&aya_btf))
             .override_global(names::OFFSETS, &offsets, true)
             .load(EBPF_OBJECT)
@@ -240,19 +245,6 @@ impl Tracer {
         Ok(())
     }
 
-    /// Each program's (name, runs, total run time) since load; counted only while run-time
-    /// statistics are on (see [`enable_run_stats`]).
-    pub fn program_stats(&self) -> Vec<(&'static str, u64, std::time::Duration)> {
-        HOOKS
-            .iter()
-            .filter_map(|hook| {
-                let program: &BtfTracePoint = self.ebpf.program(hook.program)?.try_into().ok()?;
-                let info = program.info().ok()?;
-                Some((hook.program, info.run_count(), info.run_time()))
-            })
-            .collect()
-    }
-
     /// Sets `port`'s entry of the port array (an all-zero [`Watch`] unwatches it).
     fn set_port(&mut self, port: u16, watch: Watch) -> Result<()> {
         let map = self
@@ -348,9 +340,28 @@ impl Tracer {
         Ok(flows)
     }
 
-    /// All of `slot`'s sockets folded into one set of counters.
-    pub fn totals(&self, slot: u32) -> Result<FlowCounters> {
+    /// The counters of `slot`'s sockets that found the flow map full, together.
+    pub fn overflow(&self, slot: u32) -> Result<FlowCounters> {
+        let map = self
+            .ebpf
+            .map(names::OVERFLOW)
+            .expect("object defines OVERFLOW");
+        let array: PerCpuArray<&MapData, FlowCounters> =
+            PerCpuArray::try_from(map).map_err(map_err(names::OVERFLOW))?;
         let mut total = FlowCounters::default();
+        for counters in array
+            .get(&slot, 0)
+            .map_err(map_err(names::OVERFLOW))?
+            .iter()
+        {
+            total.accumulate(counters);
+        }
+        Ok(total)
+    }
+
+    /// All of `slot`'s sockets folded into one set of counters, those in the overflow too.
+    pub fn totals(&self, slot: u32) -> Result<FlowCounters> {
+        let mut total = self.overflow(slot)?;
         for counters in self.flows(slot)?.values() {
             total.accumulate(counters);
         }
@@ -376,6 +387,19 @@ impl Tracer {
         let keys = flows.keys().collect();
         remove_all(names::FLOWS, keys, |k| flows.remove(k))?;
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(what, e))?;
+        let map = self
+            .ebpf
+            .map_mut(names::OVERFLOW)
+            .expect("object defines OVERFLOW");
+        let mut overflow: PerCpuArray<_, FlowCounters> =
+            PerCpuArray::try_from(map).map_err(map_err(names::OVERFLOW))?;
+        for slot in 0..netcopy_common::MAX_SLOTS {
+            let zeros = PerCpuValues::try_from(vec![FlowCounters::default(); cpus])
+                .map_err(|e| Error::io("zeroing the overflow counters", e))?;
+            overflow
+                .set(slot, zeros, 0)
+                .map_err(map_err(names::OVERFLOW))?;
+        }
         let mut skipped = self.skipped_map()?;
         for reason in Skipped::ALL {
             let zeros = PerCpuValues::try_from(vec![0u64; cpus])

@@ -315,14 +315,21 @@ impl Client {
             Reply::Report(_) => return Err(Error::Peer("answered out of turn".to_owned())),
         };
         let server = SocketAddr::new(host, port);
+        // This side's programs only: the server's are not reported over the protocol.
+        let missed_before = tracer
+            .as_deref()
+            .map(Tracer::missed_runs)
+            .unwrap_or_default();
         if let Some(t) = tracer.as_deref_mut() {
             t.clear()?;
             t.watch_endpoint(server, 1)?;
         }
         let result = workload::run_client(&config, server);
+        let mut missed_runs = Vec::new();
         let client_kernel = match tracer {
             Some(t) => {
                 t.unwatch_port(port)?;
+                missed_runs = experiment::missed_since(&missed_before, &t.missed_runs());
                 Some(KernelSide::split(
                     &t.flows(1)?,
                     |k| k.local_port != port,
@@ -352,6 +359,7 @@ impl Client {
                     counters,
                     unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
                     skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
+                    missed_runs,
                 })
             }
             _ => None,
