@@ -41,21 +41,10 @@ pub static OVERFLOW: PerCpuArray<FlowCounters> = PerCpuArray::with_max_entries(M
 #[map(name = "SEND_DECISIONS")]
 pub static SEND_DECISIONS: LruHashMap<u64, SendDecision> = LruHashMap::with_max_entries(4096, 0);
 
-/// A UDP datagram that left before its socket was adopted: a watched process's first send on
-/// a socket transmits inside the send call, before `sock_send_length` adopts the socket. Its
-/// classification waits here, per task, until that call's `sock_send_length` (same task)
-/// confirms the socket is the process's own and counts it.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct PendingUdp {
-    /// The socket's connection (slot 0).
-    pub conn: FlowKey,
-    pub copied: u64,
-    pub pinned: u64,
-}
-
-#[map(name = "PENDING_UDP")]
-pub static PENDING_UDP: LruHashMap<u64, PendingUdp> = LruHashMap::with_max_entries(1024, 0);
+/// Per task: a UDP socket adopted while it transmitted, before its send call returned (see
+/// `sock::adopt_at_transmit`), until that call's `sock_send_length` confirms it.
+#[map(name = "PROVISIONAL")]
+pub static PROVISIONAL: LruHashMap<u64, FlowKey> = LruHashMap::with_max_entries(1024, 0);
 
 /// The pinned skb this CPU is delivering. Delivery and its `skb_copy_ubufs` run back to back
 /// in one softirq on one CPU.

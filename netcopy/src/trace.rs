@@ -265,7 +265,8 @@ pub fn rows(tracer: &mut Tracer, missed_before: &[(&str, u64)]) -> Result<Traced
     });
     let overflow = tracer.overflow(SLOT)?;
     if overflow != FlowCounters::default() {
-        rows.push(TraceRow::overflow(SLOT, &with(overflow)));
+        // First: it is the busiest row, and the one a reader must not miss.
+        rows.insert(0, TraceRow::overflow(SLOT, &with(overflow)));
     }
     let mut failed = kernel_checks(&with(tracer.totals(SLOT)?));
     // A socket's own failure (not only the trace-wide ones every row repeats).

@@ -2,15 +2,15 @@
 //! bytes or pinned the pages they live in.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::BtfTracePointContext};
-use netcopy_common::{FlowKey, SendDecision, Skipped, same_addr};
+use netcopy_common::{SendDecision, Skipped};
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{
-        PENDING_UDP, PendingUdp, SEND_DECISIONS, WATCHED_TGIDS, flow_counters, offset, skipped,
-    },
+    maps::{SEND_DECISIONS, flow_counters, offset, skipped},
     skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
-    sock::{connection, field, is_udp, watched_flow, watched_flow_or_adopt},
+    sock::{
+        adopt_at_transmit, confirm_adoption, field, is_udp, watched_flow, watched_flow_or_adopt,
+    },
 };
 
 /// include/linux/socket.h
@@ -80,7 +80,7 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     });
     let counters = flow_counters(&key).or_skip()?;
     if udp {
-        take_held(task, &FlowKey { slot: 0, ..key }, counters);
+        confirm_adoption(task, &key);
     }
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
@@ -129,9 +129,11 @@ pub fn try_net_dev_start_xmit(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     } else {
         0
     };
-    let Some(key) = watched_flow(sk) else {
-        return hold_for_adoption(sk, payload - pinned, pinned);
-    };
+    // A watched process's first datagram on a socket leaves inside its first send call,
+    // before `sock_send_length` could adopt the socket.
+    let key = watched_flow(sk)
+        .or_else(|| adopt_at_transmit(sk))
+        .or_skip()?;
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
@@ -139,60 +141,4 @@ pub fn try_net_dev_start_xmit(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         (*counters).udp_copied_at_send_bytes += payload - pinned;
     }
     Ok(())
-}
-
-/// A datagram of a socket nobody watches yet, sent while a watched process runs: held for
-/// that process's `sock_send_length`, which adopts the socket if the send was its own (see
-/// [`PendingUdp`]). A datagram transmitted in softirq context while a watched process happened
-/// to be interrupted is held too, and dropped there, since the sockets differ.
-fn hold_for_adoption(sk: *const u8, copied: u64, pinned: u64) -> Result<(), Skip> {
-    let task = bpf_get_current_pid_tgid();
-    // SAFETY: the value is a u32 copied out at once.
-    unsafe { WATCHED_TGIDS.get((task >> 32) as u32) }.or_skip()?;
-    let conn = connection(sk).or_skip()?;
-    if let Some(held) = PENDING_UDP.get_ptr_mut(task) {
-        // SAFETY: the task's own entry; only this task writes it.
-        unsafe {
-            if same_conn(&(*held).conn, &conn) {
-                (*held).copied += copied;
-                (*held).pinned += pinned;
-                return Ok(());
-            }
-        }
-    }
-    let held = PendingUdp {
-        conn,
-        copied,
-        pinned,
-    };
-    PENDING_UDP.insert(task, held, 0).map_err(|_| {
-        skipped(Skipped::DecisionMapFull);
-        Skip
-    })
-}
-
-/// Whether two connection keys are the same (field by field: no `memcmp` in the programs).
-#[inline(always)]
-fn same_conn(a: &FlowKey, b: &FlowKey) -> bool {
-    a.local_port == b.local_port
-        && a.remote_port == b.remote_port
-        && same_addr(&a.local_addr, &b.local_addr)
-        && same_addr(&a.remote_addr, &b.remote_addr)
-}
-
-/// Counts, on `key`'s counters, the datagrams this task's send call transmitted before the
-/// socket was adopted, if they were this socket's; forgets them either way.
-#[inline(always)]
-fn take_held(task: u64, conn: &FlowKey, counters: *mut netcopy_common::FlowCounters) {
-    let Some(held) = PENDING_UDP.get_ptr_mut(task) else {
-        return;
-    };
-    // SAFETY: the task's own entry; `counters` is a live per-CPU map value.
-    unsafe {
-        if same_conn(&(*held).conn, conn) {
-            (*counters).udp_copied_at_send_bytes += (*held).copied;
-            (*counters).udp_pinned_bytes += (*held).pinned;
-        }
-    }
-    let _ = PENDING_UDP.remove(task);
 }

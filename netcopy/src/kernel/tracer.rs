@@ -349,6 +349,10 @@ impl Tracer {
         let array: PerCpuArray<&MapData, FlowCounters> =
             PerCpuArray::try_from(map).map_err(map_err(names::OVERFLOW))?;
         let mut total = FlowCounters::default();
+        if slot >= array.len() {
+            // Shrunk by NETCOPY_MAP_ENTRIES: the slot has no aggregate (events are skipped).
+            return Ok(total);
+        }
         for counters in array
             .get(&slot, 0)
             .map_err(map_err(names::OVERFLOW))?
@@ -393,7 +397,7 @@ impl Tracer {
             .expect("object defines OVERFLOW");
         let mut overflow: PerCpuArray<_, FlowCounters> =
             PerCpuArray::try_from(map).map_err(map_err(names::OVERFLOW))?;
-        for slot in 0..netcopy_common::MAX_SLOTS {
+        for slot in 0..overflow.len() {
             let zeros = PerCpuValues::try_from(vec![FlowCounters::default(); cpus])
                 .map_err(|e| Error::io("zeroing the overflow counters", e))?;
             overflow
