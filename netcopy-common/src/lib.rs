@@ -259,6 +259,15 @@ pub struct KernelOffsets {
     pub page_size: u32,
     /// `struct sk_buff` -> `len` (u32: bytes from `data` on, fragments included).
     pub skb_len: u32,
+    /// `struct tcp_sock` -> `copied_seq` (u32): the next sequence the application consumes.
+    pub tcp_copied_seq: u32,
+    /// `struct tcp_sock` -> `rcv_nxt` (u32): the next sequence expected from the peer.
+    pub tcp_rcv_nxt: u32,
+    /// `struct tcp_sock` -> `bytes_received` (u64): sequence bytes received in order.
+    pub tcp_bytes_received: u32,
+    /// `struct inet_sock` -> `inet_sport` (network order u16): the local port, still there
+    /// when a closing socket's `skc_num` was cleared by `inet_put_port`.
+    pub inet_sport: u32,
     /// 1: every program returns before doing anything. Only the benchmark sets it, to measure
     /// the floor: what entering the programs costs, apart from what they do.
     pub count_nothing: u32,
@@ -341,6 +350,11 @@ pub struct FlowCounters {
     /// UDP receive calls with MSG_TRUNC: they return the datagram's length, not the bytes
     /// copied, so `recv_copy_bytes` cannot be known for that socket.
     pub recv_copy_unseen_calls: u64,
+    /// Bytes the receiving application consumed, by the kernel's own count: TCP from the
+    /// advance of `copied_seq` (`tcp:tcp_rcv_space_adjust`, which every read, zero-copy
+    /// receive and splice calls after consuming); UDP, the datagram bytes receive calls took.
+    /// What was consumed and not copied to user was mapped (`TCP_ZEROCOPY_RECEIVE`).
+    pub recv_consumed_bytes: u64,
 }
 
 impl FlowCounters {
@@ -364,6 +378,7 @@ impl FlowCounters {
         self.zc_notifications += other.zc_notifications;
         self.recv_copy_bytes += other.recv_copy_bytes;
         self.recv_copy_unseen_calls += other.recv_copy_unseen_calls;
+        self.recv_consumed_bytes += other.recv_consumed_bytes;
     }
 
     /// Sent bytes copied from user memory at send time, TCP and UDP. The two are counted by

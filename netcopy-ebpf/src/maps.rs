@@ -70,6 +70,11 @@ pub struct Delivering {
 #[map(name = "DELIVERING")]
 pub static DELIVERING: PerCpuArray<Delivering> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per TCP socket: the bytes its application had consumed at the last
+/// `tcp_rcv_space_adjust`, so each run counts only the advance. Removed when it closes.
+#[map(name = "CONSUMED")]
+pub static CONSUMED: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+
 /// Which TCP sequence bytes each flow delivered with pinned pages.
 #[map(name = "DELIVERED_UP_TO")]
 pub static DELIVERED_UP_TO: LruHashMap<FlowKey, DeliveredRanges> =

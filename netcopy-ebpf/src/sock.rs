@@ -178,10 +178,21 @@ pub fn confirm_adoption(task: u64, key: &FlowKey) {
     }
 }
 
-/// Forgets an adopted connection: a later socket with the same addresses and ports, in any
-/// process, is not the watched process's.
+/// The connection a closing `struct sock` was (slot 0). `tcp_set_state(TCP_CLOSE)` fires its
+/// tracepoint after `inet_put_port` cleared the local port (`skc_num`), so the local port is
+/// read from `inet_sport`, which stays.
 #[inline(always)]
-pub fn forget(sk: *const u8) -> Option<()> {
-    let key = connection(sk)?;
+pub fn closing_connection(sk: *const u8) -> Option<FlowKey> {
+    let sport: u16 = read(sk, offset!(inet_sport))?;
+    Some(FlowKey {
+        local_port: u16::from_be(sport),
+        ..connection(sk)?
+    })
+}
+
+/// Forgets an adopted connection, `key` (slot 0) as it closes: a later socket with the same
+/// addresses and ports, in any process, is not the watched process's.
+#[inline(always)]
+pub fn forget(key: FlowKey) -> Option<()> {
     WATCHED_CONNS.remove(key).ok()
 }

@@ -79,6 +79,20 @@ impl KernelFigures {
             .and_then(|b| self.figure("k_recv_copy_bytes", b))
     }
 
+    /// Bytes the receiving application consumed, by the kernel's count (`copied_seq`).
+    pub fn recv_consumed_bytes(&self) -> Option<u64> {
+        self.figure("k_recv_consumed_bytes", self.counters.recv_consumed_bytes)
+    }
+
+    /// Bytes consumed and not copied to user: mapped by `TCP_ZEROCOPY_RECEIVE` (or dropped
+    /// unread with MSG_TRUNC). None when either side is unseen, or when more was copied than
+    /// consumed, which [`kernel_checks`] reports.
+    pub fn mapped_bytes(&self) -> Option<u64> {
+        self.figure("k_mapped_bytes", 0)?;
+        self.recv_consumed_bytes()?
+            .checked_sub(self.recv_copy_bytes()?)
+    }
+
     /// Deferred-copy pages observed, when this machine lets them be observed.
     pub fn deferred_copy_pages(&self) -> Option<u64> {
         self.figure("k_deferred_copy_pages", self.counters.deferred_copy_pages)
@@ -279,6 +293,14 @@ pub fn kernel_checks(k: &KernelFigures) -> Vec<String> {
         out.push(format!(
             "deferred-copy pages: observed {observed} != required {}",
             c.deferred_copy_pages_required
+        ));
+    }
+    // Every byte a receiver consumed was copied to user or mapped, never copied twice.
+    if let (Some(consumed), Some(copied)) = (k.recv_consumed_bytes(), k.recv_copy_bytes())
+        && copied > consumed
+    {
+        out.push(format!(
+            "receive: copied to user {copied} > consumed {consumed} (copied + mapped must equal consumed)"
         ));
     }
     // Each sent byte is copied, pinned, referenced or (with its reason) unclassified.

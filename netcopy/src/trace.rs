@@ -52,6 +52,10 @@ pub struct TraceRow {
     pub k_recv_calls: Option<u64>,
     pub k_recv_bytes: Option<u64>,
     pub k_recv_copy_bytes: Option<u64>,
+    /// Bytes the receiver consumed, by the kernel's count (TCP: `copied_seq`'s advance).
+    pub k_recv_consumed_bytes: Option<u64>,
+    /// Consumed and not copied to user: mapped by `TCP_ZEROCOPY_RECEIVE`.
+    pub k_mapped_bytes: Option<u64>,
     /// Events the probes saw and could not count, in the whole trace (any socket's).
     pub k_skipped_events: Option<u64>,
     pub k_note: String,
@@ -87,6 +91,8 @@ impl TraceRow {
             k_recv_calls: k.figure("k_recv_calls", c.recv_calls),
             k_recv_bytes: k.figure("k_recv_bytes", c.recv_bytes),
             k_recv_copy_bytes: k.recv_copy_bytes(),
+            k_recv_consumed_bytes: k.recv_consumed_bytes(),
+            k_mapped_bytes: k.mapped_bytes(),
             k_skipped_events: Some(k.skipped_events()),
             k_note: k.note(),
             checks: checks(&kernel_checks(k)),
@@ -310,7 +316,7 @@ pub fn table(rows: &[TraceRow]) -> String {
     }
     let _ = writeln!(
         o,
-        "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+        "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>14} {:>8}",
         "local",
         "remote",
         "sends",
@@ -321,12 +327,13 @@ pub fn table(rows: &[TraceRow]) -> String {
         "deferred B",
         "fallbk%",
         "to user B",
+        "mapped B",
         "notifs"
     );
     for r in rows.iter().take(TABLE_ROWS) {
         let _ = writeln!(
             o,
-            "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+            "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>14} {:>8}",
             endpoint(&r.local_addr, r.local_port),
             endpoint(&r.remote_addr, r.remote_port),
             cell(r.k_send_calls),
@@ -338,6 +345,7 @@ pub fn table(rows: &[TraceRow]) -> String {
             r.k_fallback_pct
                 .map_or("-".to_owned(), |p| format!("{p:.1}")),
             cell(r.k_recv_copy_bytes),
+            cell(r.k_mapped_bytes),
             cell(r.k_zc_notifications)
         );
     }

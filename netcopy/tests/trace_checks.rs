@@ -79,13 +79,28 @@ fn sum(rows: &[TraceRow], f: impl Fn(&TraceRow) -> Option<u64>) -> u64 {
 #[test]
 fn twenty_thousand_connections_are_all_accounted() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // By port (every socket on it counted), then by process (each connection adopted at its
+    // first call and forgotten when it closes, so closed ones never fill the map).
+    for by_port in [true, false] {
+        if !twenty_thousand_connections(by_port) {
+            return;
+        }
+    }
+}
+
+/// Traces 20 000 connections of 4 KiB each; false when the probes cannot load here.
+fn twenty_thousand_connections(by_port: bool) -> bool {
     const CONNECTIONS: u64 = 20_000;
     const SIZE: u64 = 4096;
     let port = common::free_port().to_string();
     let dir = out_dir("many");
+    let mut args = vec!["--out", dir.to_str().unwrap()];
+    if by_port {
+        args.extend(["--port", &port]);
+    }
     let Some(out) = trace(
         "twenty_thousand_connections_are_all_accounted",
-        &["--port", &port, "--out", dir.to_str().unwrap()],
+        &args,
         &[],
         &[
             program("many_connections.py").to_str().unwrap(),
@@ -95,7 +110,7 @@ fn twenty_thousand_connections_are_all_accounted() {
         ],
         Duration::from_secs(180),
     ) else {
-        return;
+        return false;
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {stderr}", out.status);
@@ -112,20 +127,23 @@ fn twenty_thousand_connections_are_all_accounted() {
     );
     let rows = read_trace(&dir);
     let _ = std::fs::remove_dir_all(&dir);
-    // Each connection is two sockets on the port; the flow map holds 8192 of them, and the
-    // rest count together in one row.
+    // Each connection is two sockets; the flow map holds 8192 of them, and the rest count
+    // together in one row.
     let overflow: Vec<&TraceRow> = rows.iter().filter(|r| r.local_addr == "*").collect();
     assert_eq!(overflow.len(), 1, "one aggregate row");
     assert!(overflow[0].k_note.starts_with(OVERFLOW_NOTE));
     assert!(rows.len() <= 8193, "{} rows", rows.len());
-    assert_eq!(sum(&rows, |r| r.k_send_bytes), CONNECTIONS * SIZE);
-    assert_eq!(sum(&rows, |r| r.k_copied_at_send_bytes), CONNECTIONS * SIZE);
-    assert_eq!(sum(&rows, |r| r.k_recv_bytes), CONNECTIONS * SIZE);
-    assert_eq!(sum(&rows, |r| r.k_recv_copy_bytes), CONNECTIONS * SIZE);
+    let total = CONNECTIONS * SIZE;
+    assert_eq!(sum(&rows, |r| r.k_send_bytes), total);
+    assert_eq!(sum(&rows, |r| r.k_copied_at_send_bytes), total);
+    assert_eq!(sum(&rows, |r| r.k_recv_bytes), total);
+    assert_eq!(sum(&rows, |r| r.k_recv_copy_bytes), total);
+    assert_eq!(sum(&rows, |r| r.k_recv_consumed_bytes), total);
     for r in &rows {
         assert_eq!(r.checks, "ok", "{r:?}");
         assert_eq!(r.k_skipped_events, Some(0));
     }
+    true
 }
 
 #[test]
@@ -216,4 +234,76 @@ fn a_udp_zero_copy_sender_traced_by_process_has_every_datagram_classified() {
     assert_eq!(s.checks, "ok");
     // The receiving socket: every byte copied to user.
     assert_eq!(sum(&rows, |r| r.k_recv_copy_bytes), total);
+}
+
+/// Compiles `tests/programs/NAME.c` into a temporary directory. None (said, and only outside
+/// CI) without a C compiler.
+fn compiled(name: &str) -> Option<PathBuf> {
+    let exe = out_dir(name).with_extension("bin");
+    let source = program(&format!("{name}.c"));
+    match Command::new("gcc")
+        .args(["-O2", "-Wall", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(&source)
+        .status()
+    {
+        Ok(s) => {
+            assert!(s.success(), "gcc failed on {}", source.display());
+            Some(exe)
+        }
+        Err(e) => {
+            assert!(!common::in_ci(), "gcc: {e}");
+            eprintln!("SKIPPED {name}: no gcc ({e})");
+            None
+        }
+    }
+}
+
+/// The program's own `word N` figure from its report line.
+fn reported(line: &str, word: &str) -> u64 {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == word).expect(word);
+    words[at + 1].parse().expect("a number")
+}
+
+#[test]
+fn a_foreign_zero_copy_receiver_has_its_mapped_bytes_counted() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    const TOTAL: u64 = 64 << 20;
+    let test = "a_foreign_zero_copy_receiver_has_its_mapped_bytes_counted";
+    if common::tracer_or_skip(test).is_none() {
+        return;
+    }
+    let Some(exe) = compiled("zc_receiver") else {
+        return;
+    };
+    let dir = out_dir("zc");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_netcopy"));
+    cmd.arg("trace").arg("--out").arg(&dir).arg("--");
+    let out = cmd
+        .arg(&exe)
+        .arg(TOTAL.to_string())
+        .output()
+        .expect("netcopy trace");
+    let _ = std::fs::remove_file(&exe);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().next().expect("the receiver's report");
+    assert_eq!(reported(line, "received"), TOTAL, "{line}");
+    let (mapped, copied) = (reported(line, "mapped"), reported(line, "copied"));
+    // Loopback delivers the zero-copy sender's pages copied into whole fresh pages, so most
+    // of the stream can be mapped.
+    assert!(mapped > 0, "{line}");
+    let rows = read_trace(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    // Only the receiving socket: the sender is a forked child, which trace does not follow.
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(r.remote_port as u64, reported(line, "port"));
+    assert_eq!(r.k_recv_consumed_bytes, Some(TOTAL), "{r:?}");
+    assert_eq!(r.k_mapped_bytes, Some(mapped), "{r:?}");
+    assert_eq!(r.k_recv_copy_bytes, Some(copied), "{r:?}");
+    assert_eq!(r.k_recv_bytes, Some(copied), "{r:?}");
+    assert_eq!(r.checks, "ok");
 }
