@@ -307,3 +307,49 @@ fn a_foreign_zero_copy_receiver_has_its_mapped_bytes_counted() {
     assert_eq!(r.k_recv_bytes, Some(copied), "{r:?}");
     assert_eq!(r.checks, "ok");
 }
+
+#[test]
+fn two_traces_at_once_each_count_their_own_program() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    const CONNECTIONS: u64 = 300;
+    const SIZE: u64 = 4096;
+    let one = |name: &'static str| {
+        std::thread::spawn(move || {
+            let port = common::free_port().to_string();
+            let dir = out_dir(name);
+            let out = trace(
+                "two_traces_at_once_each_count_their_own_program",
+                &["--out", dir.to_str().unwrap()],
+                &[],
+                &[
+                    program("many_connections.py").to_str().unwrap(),
+                    &CONNECTIONS.to_string(),
+                    &SIZE.to_string(),
+                    &port,
+                ],
+                Duration::from_secs(60),
+            )?;
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let rows = read_trace(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            Some((port.parse::<u16>().unwrap(), rows))
+        })
+    };
+    let (a, b) = (one("first"), one("second"));
+    for traced in [a.join().unwrap(), b.join().unwrap()] {
+        let Some((port, rows)) = traced else {
+            return;
+        };
+        // Only its own program's sockets, each on the port the program listened on.
+        for r in &rows {
+            assert!(r.local_port == port || r.remote_port == port, "{r:?}");
+            assert_eq!(r.checks, "ok", "{r:?}");
+        }
+        assert_eq!(sum(&rows, |r| r.k_send_bytes), CONNECTIONS * SIZE);
+        assert_eq!(sum(&rows, |r| r.k_recv_copy_bytes), CONNECTIONS * SIZE);
+    }
+}

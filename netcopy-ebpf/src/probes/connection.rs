@@ -22,7 +22,7 @@ pub fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let conn = closing_connection(sk).or_skip()?;
     // A later connection with the same addresses and ports starts from nothing consumed.
     if let Some(key) = watched(conn) {
-        let _ = CONSUMED.remove(&key);
+        let _ = CONSUMED.remove(key);
     }
     forget(conn).or_skip()
 }

@@ -86,11 +86,11 @@ pub fn try_tcp_rcv_space_adjust(ctx: &BtfTracePointContext) -> Result<(), Skip> 
     let sk: *const u8 = ctx.arg(0);
     let key = watched_flow_or_adopt(sk).or_skip()?;
     let now = consumed(sk).or_skip()?;
-    let before = match CONSUMED.get_ptr_mut(&key) {
+    let before = match CONSUMED.get_ptr_mut(key) {
         // SAFETY: this socket's entry; its lock serialises the calls that write it.
         Some(last) => unsafe { core::mem::replace(&mut *last, now) },
         None => {
-            if CONSUMED.insert(&key, &now, 0).is_err() {
+            if CONSUMED.insert(key, now, 0).is_err() {
                 // An LRU map evicts rather than fail; a failure is still a loss to count.
                 skipped(Skipped::FlowMapFull);
             }

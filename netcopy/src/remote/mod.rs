@@ -348,20 +348,7 @@ impl Client {
         };
         merge(&mut figures, &report);
         let kernel = match (client_kernel, &report.kernel) {
-            (Some(c), Some(s)) => {
-                let mut counters = c.sockets;
-                counters.accumulate(&s.sockets);
-                counters.accumulate(&c.deliveries);
-                if server_boot != boot_id() {
-                    counters.accumulate(&s.deliveries);
-                }
-                Some(KernelFigures {
-                    counters,
-                    unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
-                    skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
-                    missed_runs,
-                })
-            }
+            (Some(c), Some(s)) => Some(both_sides(c, s, server_boot == boot_id(), missed_runs)),
             _ => None,
         };
         let disagreements = kernel
@@ -374,6 +361,28 @@ impl Client {
             kernel,
             disagreements,
         })
+    }
+}
+
+/// The kernel figures of both sides of a run; the server's deliveries count only when it runs
+/// on another machine (`same_boot` false): on one, they are the client's, counted already.
+fn both_sides(
+    c: KernelSide,
+    s: &KernelSide,
+    same_boot: bool,
+    missed_runs: Vec<(String, u64)>,
+) -> KernelFigures {
+    let mut counters = c.sockets;
+    counters.accumulate(&s.sockets);
+    counters.accumulate(&c.deliveries);
+    if !same_boot {
+        counters.accumulate(&s.deliveries);
+    }
+    KernelFigures {
+        counters,
+        unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
+        skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
+        missed_runs,
     }
 }
 
