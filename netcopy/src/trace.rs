@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{Error, Result},
-    experiment::{KernelFigures, kernel_checks, missed_since},
+    experiment::{
+        KernelFigures, classification_check, consumed_check, kernel_checks, missed_since,
+    },
     interrupt,
     kernel::tracer::Tracer,
 };
@@ -95,7 +97,7 @@ impl TraceRow {
             k_mapped_bytes: k.mapped_bytes(),
             k_skipped_events: Some(k.skipped_events()),
             k_note: k.note(),
-            checks: checks(&kernel_checks(k)),
+            checks: checks(&trace_checks(k)),
         }
     }
 
@@ -123,6 +125,17 @@ impl TraceRow {
 /// The `k_note` of the aggregate row.
 pub const OVERFLOW_NOTE: &str =
     "sockets that found the flow map full, counted together (addresses and ports `*`, 0)";
+
+/// The sweep's kernel checks, its classification check against the kernel's own bytes sent,
+/// and the receive side's: copied + mapped = consumed.
+fn trace_checks(k: &KernelFigures) -> Vec<String> {
+    let mut failed = kernel_checks(k);
+    if let Some(sent) = k.figure("k_send_bytes", k.counters.send_bytes) {
+        failed.extend(classification_check(k, sent, true));
+    }
+    failed.extend(consumed_check(k));
+    failed
+}
 
 /// `ok`, or the failed checks, `; `-separated: a `checks` cell.
 fn checks(failed: &[String]) -> String {
@@ -274,7 +287,7 @@ pub fn rows(tracer: &mut Tracer, missed_before: &[(&str, u64)]) -> Result<Traced
         // First: it is the busiest row, and the one a reader must not miss.
         rows.insert(0, TraceRow::overflow(SLOT, &with(overflow)));
     }
-    let mut failed = kernel_checks(&with(tracer.totals(SLOT)?));
+    let mut failed = trace_checks(&with(tracer.totals(SLOT)?));
     // A socket's own failure (not only the trace-wide ones every row repeats).
     let own = |r: &&TraceRow| r.checks.split("; ").any(|c| !failed.iter().any(|f| f == c));
     let sockets: Vec<&TraceRow> = rows
