@@ -378,3 +378,33 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         disagreements,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missed_runs_are_counted_from_the_first_reading() {
+        let before = [("a", 3), ("b", 5)];
+        let after = [("a", 3), ("b", 7), ("c", 1)];
+        assert_eq!(
+            missed_since(&before, &after),
+            vec![("b".to_owned(), 2), ("c".to_owned(), 1)]
+        );
+    }
+
+    #[test]
+    fn a_missed_run_fails_the_checks_unless_the_pages_check_covers_it() {
+        let mut k = KernelFigures {
+            missed_runs: vec![(PAGES_PROGRAM.to_owned(), 4)],
+            ..KernelFigures::default()
+        };
+        assert_eq!(kernel_checks(&k), Vec::<String>::new());
+        assert!(k.note().contains("mm_page_alloc missed 4 runs"));
+        k.missed_runs.push(("sock_send_length".to_owned(), 1));
+        assert_eq!(
+            kernel_checks(&k),
+            vec!["program runs the kernel skipped: sock_send_length: 1".to_owned()]
+        );
+    }
+}
