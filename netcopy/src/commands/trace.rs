@@ -29,6 +29,8 @@ pub(crate) fn trace(args: Trace) -> Result<ExitCode> {
     let missed_before = tracer.missed_runs();
     // Traffic netcopy did not generate may be UDP.
     tracer.classify_udp(true)?;
+    // And a receiver may map what it consumes: only trace counts that.
+    tracer.count_consumed(true)?;
     for &port in &args.ports {
         tracer.watch_port(port, trace::SLOT)?;
     }

@@ -5,6 +5,7 @@ mod hooks;
 pub mod kallsyms;
 pub mod netns;
 mod offsets;
+mod on_demand;
 pub mod prog_info;
 pub mod tracer;
 

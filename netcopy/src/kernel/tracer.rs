@@ -29,9 +29,9 @@ pub struct Tracer {
     /// Why `deferred_copy_pages` cannot be counted here, if it cannot.
     pages_unavailable: Option<String>,
     /// The hooks this kernel refused (or that were withheld), each with why.
-    missing: Vec<(&'static Hook, String)>,
-    /// The UDP classification hook's link, while attached.
-    udp_link: Option<BtfTracePointLinkId>,
+    pub(super) missing: Vec<(&'static Hook, String)>,
+    /// The on-demand hooks attached now, each with its link (see `on_demand.rs`).
+    pub(super) on_demand_links: Vec<(&'static str, BtfTracePointLinkId)>,
     /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
     run_stats: Option<std::os::fd::OwnedFd>,
 }
@@ -52,7 +52,7 @@ fn remove_all<K>(
 }
 
 /// An attach failure of `hook`, saying what the kernel lacks.
-fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
+pub(super) fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
     move |source| Error::Attach {
         program: hook.program,
         hook: hook.tracepoint,
@@ -164,7 +164,7 @@ impl Tracer {
             offsets,
             pages_unavailable,
             missing,
-            udp_link: None,
+            on_demand_links: Vec::new(),
             run_stats: None,
         })
     }
@@ -216,33 +216,6 @@ impl Tracer {
     /// The offsets handed to the programs.
     pub fn offsets(&self) -> KernelOffsets {
         self.offsets
-    }
-
-    /// Attaches (or detaches) the transmit hook that classifies UDP sends as copied or
-    /// pinned. TCP never needs it; UDP paths and `trace` do.
-    pub fn classify_udp(&mut self, on: bool) -> Result<()> {
-        const PROGRAM: &str = "net_dev_start_xmit";
-        if on == self.udp_link.is_some() {
-            return Ok(());
-        }
-        let hook = HOOKS
-            .iter()
-            .find(|h| h.program == PROGRAM)
-            .expect("the UDP hook is listed");
-        if self.missing.iter().any(|(h, _)| h.program == PROGRAM) {
-            // Its columns are in `unseen(true)`.
-            return Ok(());
-        }
-        let program: &mut BtfTracePoint = self
-            .ebpf
-            .program_mut(PROGRAM)
-            .and_then(|p| p.try_into().ok())
-            .expect("loaded with the others");
-        match self.udp_link.take() {
-            Some(link) => program.detach(link).map_err(attach_error(hook))?,
-            None => self.udp_link = Some(program.attach().map_err(attach_error(hook))?),
-        }
-        Ok(())
     }
 
     /// Sets `port`'s entry of the port array (an all-zero [`Watch`] unwatches it).
