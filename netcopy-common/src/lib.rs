@@ -31,6 +31,9 @@ pub mod names {
     pub const DELIVERED_UP_TO: &str = "DELIVERED_UP_TO";
     /// Per-CPU scratch buffer for kernel stacks.
     pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
+    /// Per-CPU array, indexed by slot, of [`FlowCounters`](super::FlowCounters): the sockets
+    /// that found `FLOWS` full, counted together.
+    pub const OVERFLOW: &str = "OVERFLOW";
     /// Per-CPU array, one u64 per [`Skipped`](super::Skipped) reason: events the probes saw
     /// but could not count, so a full map never makes a figure silently smaller.
     pub const SKIPPED: &str = "SKIPPED";
@@ -40,7 +43,8 @@ pub mod names {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skipped {
-    /// The flow counters map was full: a new socket's counts were lost.
+    /// The flow counters map was full and the slot had no aggregate: a socket's counts were
+    /// lost.
     FlowMapFull = 0,
     /// A send call's copy-or-pin decision could not be stored: its bytes are unclassified.
     DecisionMapFull = 1,
@@ -120,47 +124,8 @@ pub const MAX_WATCHED_TGIDS: u32 = 64;
 /// Capacity of [`names::WATCHED_CONNS`].
 pub const MAX_WATCHED_CONNS: u32 = 8192;
 
-/// An IP address as the kernel's IPv6 fields hold it, in four native-order words of its
-/// network-order bytes; an IPv4 address is mapped (`::ffff:a.b.c.d`), as a dual-stack socket
-/// shows it. Words, not bytes, so the programs compare it without a `memcmp` call.
-pub type Addr = [u32; 4];
-
-/// The IPv4-mapped form of an IPv4 address given as its network-order bytes in a native word.
-#[inline(always)]
-pub const fn v4_mapped(v4: u32) -> Addr {
-    [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), v4]
-}
-
-/// `ip` as the kernel holds it.
-pub fn kernel_addr(ip: core::net::IpAddr) -> Addr {
-    let words = |b: [u8; 16]| {
-        let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        [w(0), w(4), w(8), w(12)]
-    };
-    match ip {
-        core::net::IpAddr::V4(v4) => v4_mapped(u32::from_ne_bytes(v4.octets())),
-        core::net::IpAddr::V6(v6) => words(v6.octets()),
-    }
-}
-
-/// The address `addr` stands for (a mapped IPv4 address as IPv4).
-pub fn ip_of(addr: &Addr) -> core::net::IpAddr {
-    let mut b = [0u8; 16];
-    for (i, w) in addr.iter().enumerate() {
-        b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
-    }
-    let v6 = core::net::Ipv6Addr::from(b);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => core::net::IpAddr::V4(v4),
-        None => core::net::IpAddr::V6(v6),
-    }
-}
-
-/// Whether two addresses are equal (word by word: no `memcmp` in the programs).
-#[inline(always)]
-pub fn same_addr(a: &Addr, b: &Addr) -> bool {
-    a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3]
-}
+mod addr;
+pub use addr::{Addr, ip_of, kernel_addr, same_addr, v4_mapped};
 
 /// Which sockets on a watched port are counted.
 #[repr(C)]
@@ -183,6 +148,8 @@ impl Watch {
 }
 /// Capacity of [`names::FLOWS`]: one entry per observed socket.
 pub const MAX_FLOWS: u32 = 8192;
+/// Length of [`names::OVERFLOW`]: slots run from 0 to this, exclusive.
+pub const MAX_SLOTS: u32 = 16;
 
 /// Byte offsets of the kernel struct members the programs read.
 ///
@@ -253,6 +220,15 @@ pub struct KernelOffsets {
     pub page_size: u32,
     /// `struct sk_buff` -> `len` (u32: bytes from `data` on, fragments included).
     pub skb_len: u32,
+    /// `struct tcp_sock` -> `copied_seq` (u32): the next sequence the application consumes.
+    pub tcp_copied_seq: u32,
+    /// `struct tcp_sock` -> `rcv_nxt` (u32): the next sequence expected from the peer.
+    pub tcp_rcv_nxt: u32,
+    /// `struct tcp_sock` -> `bytes_received` (u64): sequence bytes received in order.
+    pub tcp_bytes_received: u32,
+    /// `struct inet_sock` -> `inet_sport` (network order u16): the local port, still there
+    /// when a closing socket's `skc_num` was cleared by `inet_put_port`.
+    pub inet_sport: u32,
     /// 1: every program returns before doing anything. Only the benchmark sets it, to measure
     /// the floor: what entering the programs costs, apart from what they do.
     pub count_nothing: u32,
@@ -335,6 +311,11 @@ pub struct FlowCounters {
     /// UDP receive calls with MSG_TRUNC: they return the datagram's length, not the bytes
     /// copied, so `recv_copy_bytes` cannot be known for that socket.
     pub recv_copy_unseen_calls: u64,
+    /// Bytes the receiving application consumed, by the kernel's own count: TCP from the
+    /// advance of `copied_seq` (`tcp:tcp_rcv_space_adjust`, which every read, zero-copy
+    /// receive and splice calls after consuming); UDP, the datagram bytes receive calls took.
+    /// What was consumed and not copied to user was mapped (`TCP_ZEROCOPY_RECEIVE`).
+    pub recv_consumed_bytes: u64,
 }
 
 impl FlowCounters {
@@ -358,6 +339,7 @@ impl FlowCounters {
         self.zc_notifications += other.zc_notifications;
         self.recv_copy_bytes += other.recv_copy_bytes;
         self.recv_copy_unseen_calls += other.recv_copy_unseen_calls;
+        self.recv_consumed_bytes += other.recv_consumed_bytes;
     }
 
     /// Sent bytes copied from user memory at send time, TCP and UDP. The two are counted by
@@ -531,23 +513,6 @@ mod tests {
         assert_eq!(ubuf_copy_pages(69_633, 4096, 17), 18);
         // BIG TCP: 185 000 bytes need order 2 (16 KiB pages): 12 of them, 48 pages.
         assert_eq!(ubuf_copy_pages(185_000, 4096, 17), 48);
-    }
-
-    #[test]
-    fn addresses_map_both_ways() {
-        use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-        let v4 = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-        assert_eq!(ip_of(&kernel_addr(v4)), v4);
-        assert_eq!(ip_of(&kernel_addr(v6)), v6);
-        assert!(!same_addr(&kernel_addr(v4), &kernel_addr(v6)));
-        // The kernel's bytes: ::ffff:127.0.0.2, network order.
-        let k = kernel_addr(v4);
-        let mut b = [0u8; 16];
-        for (i, w) in k.iter().enumerate() {
-            b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
-        }
-        assert_eq!(b, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 2]);
     }
 
     #[test]

@@ -48,6 +48,12 @@ pub fn skb_copy_datagram_iovec(ctx: BtfTracePointContext) -> i32 {
     run(|| probes::receive::try_skb_copy_datagram_iovec(&ctx))
 }
 
+/// `tcp:tcp_rcv_space_adjust(sk)`: bytes a TCP receiver consumed, copied or mapped.
+#[btf_tracepoint(function = "tcp_rcv_space_adjust")]
+pub fn tcp_rcv_space_adjust(ctx: BtfTracePointContext) -> i32 {
+    run(|| probes::receive::try_tcp_rcv_space_adjust(&ctx))
+}
+
 /// `net:net_dev_start_xmit(skb, dev)`: decides copy or pin per UDP datagram as it leaves.
 #[btf_tracepoint(function = "net_dev_start_xmit")]
 pub fn net_dev_start_xmit(ctx: BtfTracePointContext) -> i32 {

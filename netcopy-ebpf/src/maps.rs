@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use netcopy_common::{
-    DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_WATCHED_CONNS,
+    DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_SLOTS, MAX_WATCHED_CONNS,
     MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, WATCHED_PORTS_LEN, Watch,
 };
 
@@ -29,12 +29,22 @@ pub static WATCHED_CONNS: HashMap<FlowKey, u32> = HashMap::with_max_entries(MAX_
 pub static FLOWS: PerCpuHashMap<FlowKey, FlowCounters> =
     PerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
 
+/// Per slot: the counters of sockets that found `FLOWS` full, together. A busy server has
+/// more connections than any map holds; their bytes still count, in one aggregate.
+#[map(name = "OVERFLOW")]
+pub static OVERFLOW: PerCpuArray<FlowCounters> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+
 /// Keyed by task: a send call runs in one task from `tcp_sendmsg_locked` to
 /// `sock_send_length`, even when it sleeps and wakes on another CPU. Entries are overwritten
 /// in place rather than inserted and deleted per call (that churn cost more than the rest
 /// of the probe); the LRU drops tasks that stopped sending.
 #[map(name = "SEND_DECISIONS")]
 pub static SEND_DECISIONS: LruHashMap<u64, SendDecision> = LruHashMap::with_max_entries(4096, 0);
+
+/// Per task: a UDP socket adopted while it transmitted, before its send call returned (see
+/// `sock::adopt_at_transmit`), until that call's `sock_send_length` confirms it.
+#[map(name = "PROVISIONAL")]
+pub static PROVISIONAL: LruHashMap<u64, FlowKey> = LruHashMap::with_max_entries(1024, 0);
 
 /// The pinned skb this CPU is delivering. Delivery and its `skb_copy_ubufs` run back to back
 /// in one softirq on one CPU.
@@ -59,6 +69,11 @@ pub struct Delivering {
 
 #[map(name = "DELIVERING")]
 pub static DELIVERING: PerCpuArray<Delivering> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per TCP socket: the bytes its application had consumed at the last
+/// `tcp_rcv_space_adjust`, so each run counts only the advance. Removed when it closes.
+#[map(name = "CONSUMED")]
+pub static CONSUMED: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// Which TCP sequence bytes each flow delivered with pinned pages.
 #[map(name = "DELIVERED_UP_TO")]
@@ -108,7 +123,11 @@ pub fn flow_counters(key: &FlowKey) -> Option<*mut FlowCounters> {
     // Another CPU may insert the same key between the lookup and here: NOEXIST then fails and
     // the second lookup finds its entry, which is ours too (per-CPU values).
     let _ = FLOWS.insert(key, FlowCounters::default(), u64::from(BPF_NOEXIST));
-    let counters = FLOWS.get_ptr_mut(key);
+    if let Some(counters) = FLOWS.get_ptr_mut(key) {
+        return Some(counters);
+    }
+    // The map is full: the socket counts in its slot's aggregate instead.
+    let counters = OVERFLOW.get_ptr_mut(key.slot);
     if counters.is_none() {
         skipped(Skipped::FlowMapFull);
     }

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use netcopy_common::{Addr, FlowKey, Skipped, Watch, same_addr, v4_mapped};
 
-use crate::maps::{WATCHED_CONNS, WATCHED_PORTS, WATCHED_TGIDS, skipped};
+use crate::maps::{FLOWS, PROVISIONAL, WATCHED_CONNS, WATCHED_PORTS, WATCHED_TGIDS, skipped};
 
 /// include/uapi/asm-generic/errno-base.h
 const EEXIST: i32 = 17;
@@ -119,24 +119,80 @@ pub fn watched_flow_or_adopt(sk: *const u8) -> Option<FlowKey> {
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: the value is a u32 copied out at once.
-    let slot = unsafe { *WATCHED_TGIDS.get(tgid)? };
+    key.slot = unsafe { *WATCHED_TGIDS.get(tgid)? };
+    adopt(key)
+}
+
+/// Watches `key`'s connection under `key.slot` until it closes.
+#[inline(always)]
+fn adopt(key: FlowKey) -> Option<FlowKey> {
     if key.local_port == 0 {
         return None;
     }
     // -EEXIST is another CPU adopting the same connection first; anything else is a loss.
-    if let Err(e) = WATCHED_CONNS.insert(key, slot, u64::from(BPF_NOEXIST))
+    if let Err(e) =
+        WATCHED_CONNS.insert(FlowKey { slot: 0, ..key }, key.slot, u64::from(BPF_NOEXIST))
         && e != -EEXIST
     {
         skipped(Skipped::ConnMapFull);
     }
-    key.slot = slot;
     Some(key)
 }
 
-/// Forgets an adopted connection: a later socket with the same addresses and ports, in any
-/// process, is not the watched process's.
+/// A UDP socket nobody watches transmitting while a watched process runs: almost always that
+/// process's first send call on it (the datagram leaves inside the call, before
+/// `sock_send_length`), so the socket is adopted now, provisionally. The call's
+/// `sock_send_length` confirms it (see [`confirm_adoption`]); a transmit that ran in softirq
+/// context while the process was merely interrupted is undone there, counters and all.
 #[inline(always)]
-pub fn forget(sk: *const u8) -> Option<()> {
-    let key = connection(sk)?;
+pub fn adopt_at_transmit(sk: *const u8) -> Option<FlowKey> {
+    let task = bpf_get_current_pid_tgid();
+    // SAFETY: the value is a u32 copied out at once.
+    let slot = unsafe { *WATCHED_TGIDS.get((task >> 32) as u32)? };
+    let key = adopt(FlowKey {
+        slot,
+        ..connection(sk)?
+    })?;
+    if PROVISIONAL.insert(task, key, 0).is_err() {
+        skipped(Skipped::ConnMapFull);
+    }
+    Some(key)
+}
+
+/// This task's send call on `key` returned: a socket it adopted provisionally during the call
+/// is confirmed if it is `key`, and forgotten with its counts if it is another.
+#[inline(always)]
+pub fn confirm_adoption(task: u64, key: &FlowKey) {
+    // SAFETY: copied out at once; only this task writes its entry.
+    let Some(held) = (unsafe { PROVISIONAL.get(task) }).copied() else {
+        return;
+    };
+    let _ = PROVISIONAL.remove(task);
+    let same = held.local_port == key.local_port
+        && held.remote_port == key.remote_port
+        && same_addr(&held.local_addr, &key.local_addr)
+        && same_addr(&held.remote_addr, &key.remote_addr);
+    if !same {
+        let _ = WATCHED_CONNS.remove(FlowKey { slot: 0, ..held });
+        let _ = FLOWS.remove(held);
+    }
+}
+
+/// The connection a closing `struct sock` was (slot 0). `tcp_set_state(TCP_CLOSE)` fires its
+/// tracepoint after `inet_put_port` cleared the local port (`skc_num`), so the local port is
+/// read from `inet_sport`, which stays.
+#[inline(always)]
+pub fn closing_connection(sk: *const u8) -> Option<FlowKey> {
+    let sport: u16 = read(sk, offset!(inet_sport))?;
+    Some(FlowKey {
+        local_port: u16::from_be(sport),
+        ..connection(sk)?
+    })
+}
+
+/// Forgets an adopted connection, `key` (slot 0) as it closes: a later socket with the same
+/// addresses and ports, in any process, is not the watched process's.
+#[inline(always)]
+pub fn forget(key: FlowKey) -> Option<()> {
     WATCHED_CONNS.remove(key).ok()
 }

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netcopy_common::{FlowKey, ip_of};
+use netcopy_common::{FlowCounters, FlowKey, ip_of};
 use nix::{
     sys::{
         signal::{Signal, kill},
@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{Error, Result},
-    experiment::KernelFigures,
+    experiment::{
+        KernelFigures, classification_check, consumed_check, kernel_checks, missed_since,
+    },
     interrupt,
     kernel::tracer::Tracer,
 };
@@ -52,7 +54,15 @@ pub struct TraceRow {
     pub k_recv_calls: Option<u64>,
     pub k_recv_bytes: Option<u64>,
     pub k_recv_copy_bytes: Option<u64>,
+    /// Bytes the receiver consumed, by the kernel's count (TCP: `copied_seq`'s advance).
+    pub k_recv_consumed_bytes: Option<u64>,
+    /// Consumed and not copied to user: mapped by `TCP_ZEROCOPY_RECEIVE`.
+    pub k_mapped_bytes: Option<u64>,
+    /// Events the probes saw and could not count, in the whole trace (any socket's).
+    pub k_skipped_events: Option<u64>,
     pub k_note: String,
+    /// `ok`, or the kernel's checks that failed (see `experiment::kernel_checks`).
+    pub checks: String,
 }
 
 impl TraceRow {
@@ -83,8 +93,56 @@ impl TraceRow {
             k_recv_calls: k.figure("k_recv_calls", c.recv_calls),
             k_recv_bytes: k.figure("k_recv_bytes", c.recv_bytes),
             k_recv_copy_bytes: k.recv_copy_bytes(),
+            k_recv_consumed_bytes: k.recv_consumed_bytes(),
+            k_mapped_bytes: k.mapped_bytes(),
+            k_skipped_events: Some(k.skipped_events()),
             k_note: k.note(),
+            checks: checks(&trace_checks(k)),
         }
+    }
+
+    /// The row of the sockets that found the flow map full, counted together.
+    fn overflow(slot: u32, k: &KernelFigures) -> Self {
+        let mut row = Self::new(
+            &FlowKey {
+                slot,
+                ..FlowKey::default()
+            },
+            k,
+        );
+        row.local_addr = "*".to_owned();
+        row.remote_addr = "*".to_owned();
+        row.k_note = [OVERFLOW_NOTE, &row.k_note]
+            .iter()
+            .filter(|n| !n.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("; ");
+        row
+    }
+}
+
+/// The `k_note` of the aggregate row.
+pub const OVERFLOW_NOTE: &str =
+    "sockets that found the flow map full, counted together (addresses and ports `*`, 0)";
+
+/// The sweep's kernel checks, its classification check against the kernel's own bytes sent,
+/// and the receive side's: copied + mapped = consumed.
+fn trace_checks(k: &KernelFigures) -> Vec<String> {
+    let mut failed = kernel_checks(k);
+    if let Some(sent) = k.figure("k_send_bytes", k.counters.send_bytes) {
+        failed.extend(classification_check(k, sent, true));
+    }
+    failed.extend(consumed_check(k));
+    failed
+}
+
+/// `ok`, or the failed checks, `; `-separated: a `checks` cell.
+fn checks(failed: &[String]) -> String {
+    if failed.is_empty() {
+        "ok".to_owned()
+    } else {
+        failed.join("; ")
     }
 }
 
@@ -196,25 +254,59 @@ pub fn wait(until: Until<'_>) -> Option<ExitStatus> {
     }
 }
 
-/// Every socket counted, busiest first.
-pub fn rows(tracer: &Tracer) -> Result<Vec<TraceRow>> {
-    let unseen = tracer.unseen(true);
+/// What a trace found: a row per socket, busiest first (and one for the sockets beyond the
+/// flow map, if any), and the checks the whole trace failed.
+pub struct Traced {
+    pub rows: Vec<TraceRow>,
+    /// The kernel's checks over all sockets together, each failure once.
+    pub failed: Vec<String>,
+}
+
+/// Reads what `tracer` counted; `missed_before` is `Tracer::missed_runs` when it started.
+pub fn rows(tracer: &mut Tracer, missed_before: &[(&str, u64)]) -> Result<Traced> {
+    let mut unseen = tracer.unseen(true);
+    tracer.unattached(&mut unseen);
+    let figures = KernelFigures {
+        unseen,
+        skipped: tracer.skipped()?,
+        missed_runs: missed_since(missed_before, &tracer.missed_runs()),
+        ..KernelFigures::default()
+    };
+    let with = |counters: FlowCounters| KernelFigures {
+        counters,
+        ..figures.clone()
+    };
     let mut rows: Vec<TraceRow> = tracer
         .flows(SLOT)?
         .iter()
-        .map(|(key, counters)| {
-            let k = KernelFigures {
-                counters: *counters,
-                unseen: unseen.clone(),
-                ..KernelFigures::default()
-            };
-            TraceRow::new(key, &k)
-        })
+        .map(|(key, counters)| TraceRow::new(key, &with(*counters)))
         .collect();
     rows.sort_by_key(|r| {
         std::cmp::Reverse(r.k_send_bytes.unwrap_or(0) + r.k_recv_bytes.unwrap_or(0))
     });
-    Ok(rows)
+    let overflow = tracer.overflow(SLOT)?;
+    if overflow != FlowCounters::default() {
+        // First: it is the busiest row, and the one a reader must not miss.
+        rows.insert(0, TraceRow::overflow(SLOT, &with(overflow)));
+    }
+    let mut failed = trace_checks(&with(tracer.totals(SLOT)?));
+    // A socket's own failure (not only the trace-wide ones every row repeats).
+    let own = |r: &&TraceRow| r.checks.split("; ").any(|c| !failed.iter().any(|f| f == c));
+    let sockets: Vec<&TraceRow> = rows
+        .iter()
+        .filter(|r| r.checks != "ok")
+        .filter(own)
+        .collect();
+    if let Some(first) = sockets.first() {
+        failed.push(format!(
+            "{} socket(s) failed their own checks, e.g. {} -> {}: {}",
+            sockets.len(),
+            endpoint(&first.local_addr, first.local_port),
+            endpoint(&first.remote_addr, first.remote_port),
+            first.checks
+        ));
+    }
+    Ok(Traced { rows, failed })
 }
 
 /// A figure, or `-` where no hook could see it (`k_note` says why).
@@ -239,7 +331,7 @@ pub fn table(rows: &[TraceRow]) -> String {
     }
     let _ = writeln!(
         o,
-        "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+        "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>14} {:>8}",
         "local",
         "remote",
         "sends",
@@ -250,12 +342,13 @@ pub fn table(rows: &[TraceRow]) -> String {
         "deferred B",
         "fallbk%",
         "to user B",
+        "mapped B",
         "notifs"
     );
-    for r in rows {
+    for r in rows.iter().take(TABLE_ROWS) {
         let _ = writeln!(
             o,
-            "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>8}",
+            "{:>22} {:>22} {:>9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14} {:>14} {:>8}",
             endpoint(&r.local_addr, r.local_port),
             endpoint(&r.remote_addr, r.remote_port),
             cell(r.k_send_calls),
@@ -267,11 +360,22 @@ pub fn table(rows: &[TraceRow]) -> String {
             r.k_fallback_pct
                 .map_or("-".to_owned(), |p| format!("{p:.1}")),
             cell(r.k_recv_copy_bytes),
+            cell(r.k_mapped_bytes),
             cell(r.k_zc_notifications)
+        );
+    }
+    if rows.len() > TABLE_ROWS {
+        let _ = writeln!(
+            o,
+            "... and {} more rows, the quietest (every row is in trace.csv with --out)",
+            rows.len() - TABLE_ROWS
         );
     }
     o
 }
+
+/// Rows the printed table shows at most.
+const TABLE_ROWS: usize = 40;
 
 /// Writes `trace.csv` and `trace.json` into `dir`.
 pub fn write(dir: &Path, rows: &[TraceRow]) -> Result<()> {

@@ -291,8 +291,11 @@ fn a_traced_server_counts_its_own_sockets_only() {
     let data_port = json["start"]["connected"][0]["local_port"]
         .as_u64()
         .expect("the data connection's port") as u16;
-    let rows = trace::rows(&tracer).expect("rows");
+    let traced = trace::rows(&mut tracer, &[]).expect("rows");
+    assert_eq!(traced.failed, Vec::<String>::new());
+    let rows = traced.rows;
     for r in &rows {
+        assert_eq!(r.checks, "ok", "{r:?}");
         assert_eq!(
             (r.local_addr.as_str(), r.local_port),
             ("127.0.0.1", port),

@@ -3,7 +3,10 @@
 use aya_ebpf::programs::BtfTracePointContext;
 
 use super::{OrSkip as _, Skip};
-use crate::sock::forget;
+use crate::{
+    maps::CONSUMED,
+    sock::{closing_connection, forget, watched},
+};
 
 /// include/net/tcp_states.h
 const TCP_CLOSE: i32 = 7;
@@ -16,5 +19,10 @@ pub fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     if newstate != TCP_CLOSE {
         return Err(Skip);
     }
-    forget(sk).or_skip()
+    let conn = closing_connection(sk).or_skip()?;
+    // A later connection with the same addresses and ports starts from nothing consumed.
+    if let Some(key) = watched(conn) {
+        let _ = CONSUMED.remove(key);
+    }
+    forget(conn).or_skip()
 }

@@ -3,9 +3,11 @@
 use aya_ebpf::programs::BtfTracePointContext;
 
 use super::{OrSkip as _, Skip};
+use netcopy_common::Skipped;
+
 use crate::{
-    maps::{flow_counters, offset},
-    sock::{field, is_udp, watched_flow_or_adopt},
+    maps::{CONSUMED, flow_counters, offset, skipped},
+    sock::{field, is_udp, read, watched_flow_or_adopt},
 };
 
 /// Not data: a peek leaves the bytes queued and an error-queue read returns notifications.
@@ -37,6 +39,10 @@ pub fn try_sock_recv_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         } else if udp {
             (*counters).recv_copy_bytes += ret as u64;
         }
+        if udp {
+            // A datagram is consumed whole by the call that takes it.
+            (*counters).recv_consumed_bytes += ret as u64;
+        }
     }
     Ok(())
 }
@@ -58,5 +64,41 @@ pub fn try_skb_copy_datagram_iovec(ctx: &BtfTracePointContext) -> Result<(), Ski
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe { (*counters).recv_copy_bytes += len as u64 };
+    Ok(())
+}
+
+/// Bytes `sk`'s application has consumed since the connection began: the sequence bytes
+/// received in order, less those still queued unread (`rcv_nxt - copied_seq`). The tcp_sock
+/// members lie past `struct sock`, so they are read with the helper, not a typed load.
+#[inline(always)]
+fn consumed(sk: *const u8) -> Option<u64> {
+    let received: u64 = read(sk, offset!(tcp_bytes_received))?;
+    let rcv_nxt: u32 = read(sk, offset!(tcp_rcv_nxt))?;
+    let copied_seq: u32 = read(sk, offset!(tcp_copied_seq))?;
+    Some(received.saturating_sub(u64::from(rcv_nxt.wrapping_sub(copied_seq))))
+}
+
+/// `tcp:tcp_rcv_space_adjust(sk)`: called in process context after the application consumed
+/// bytes, by a read (`tcp_recvmsg_locked`), a zero-copy receive (`tcp_zerocopy_receive`, after
+/// it advanced `copied_seq` over the pages it mapped) or a splice. Counts the advance since
+/// the socket's last call: bytes consumed, copied to user or not.
+pub fn try_tcp_rcv_space_adjust(ctx: &BtfTracePointContext) -> Result<(), Skip> {
+    let sk: *const u8 = ctx.arg(0);
+    let key = watched_flow_or_adopt(sk).or_skip()?;
+    let now = consumed(sk).or_skip()?;
+    let before = match CONSUMED.get_ptr_mut(key) {
+        // SAFETY: this socket's entry; its lock serialises the calls that write it.
+        Some(last) => unsafe { core::mem::replace(&mut *last, now) },
+        None => {
+            if CONSUMED.insert(key, now, 0).is_err() {
+                // An LRU map evicts rather than fail; a failure is still a loss to count.
+                skipped(Skipped::FlowMapFull);
+            }
+            0
+        }
+    };
+    let counters = flow_counters(&key).or_skip()?;
+    // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
+    unsafe { (*counters).recv_consumed_bytes += now.saturating_sub(before) };
     Ok(())
 }

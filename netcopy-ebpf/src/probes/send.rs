@@ -8,7 +8,9 @@ use super::{OrSkip as _, Skip};
 use crate::{
     maps::{SEND_DECISIONS, flow_counters, offset, skipped},
     skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
-    sock::{field, is_udp, watched_flow, watched_flow_or_adopt},
+    sock::{
+        adopt_at_transmit, confirm_adoption, field, is_udp, watched_flow, watched_flow_or_adopt,
+    },
 };
 
 /// include/linux/socket.h
@@ -67,6 +69,7 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     let ret: i32 = ctx.arg(1);
     let key = watched_flow_or_adopt(sk).or_skip()?;
     let task = bpf_get_current_pid_tgid();
+    let udp = is_udp(sk);
     let decision = SEND_DECISIONS.get_ptr_mut(task).and_then(|slot| {
         // SAFETY: the task's own entry; read, then marked consumed.
         unsafe {
@@ -76,6 +79,9 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         }
     });
     let counters = flow_counters(&key).or_skip()?;
+    if udp {
+        confirm_adoption(task, &key);
+    }
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
         if ret < 0 {
@@ -91,7 +97,7 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
             Some(_) => (*counters).tcp_copied_at_send_bytes += bytes,
             // UDP is classified when it leaves (`net_dev_start_xmit`); a TCP call without a
             // decision is a gap in the accounting, counted so the cross-check can see it.
-            None if is_udp(sk) => {}
+            None if udp => {}
             None => (*counters).unclassified_send_bytes += bytes,
         }
     }
@@ -110,7 +116,6 @@ pub fn try_net_dev_start_xmit(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     if !is_udp(sk) {
         return Err(Skip);
     }
-    let key = watched_flow(sk).or_skip()?;
     let packet = ip_packet(skb).or_skip()?;
     if packet.protocol != IPPROTO_UDP {
         return Err(Skip);
@@ -124,6 +129,11 @@ pub fn try_net_dev_start_xmit(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     } else {
         0
     };
+    // A watched process's first datagram on a socket leaves inside its first send call,
+    // before `sock_send_length` could adopt the socket.
+    let key = watched_flow(sk)
+        .or_else(|| adopt_at_transmit(sk))
+        .or_skip()?;
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {

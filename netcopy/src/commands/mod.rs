@@ -28,6 +28,15 @@ pub(crate) fn check() -> Result<ExitCode> {
     let mut tracer = tracer::Tracer::load().context("loading the probes")?;
     let skipped: u64 = tracer.skipped()?.iter().sum();
     println!("skipped:  {skipped} events the probes could not count (per reason in each row)");
+    // Runs the kernel skipped since load (another program was running on that CPU); every
+    // sweep row and trace checks its own.
+    let missed = tracer.missed_runs();
+    let total: u64 = missed.iter().map(|(_, n)| n).sum();
+    let each: Vec<String> = missed.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    println!(
+        "missed:   {total} program runs the kernel skipped ({})",
+        each.join(", ")
+    );
     let missing = tracer.missing_hooks();
     for hook in tracer::HOOKS {
         match missing.iter().find(|(h, _)| h.program == hook.program) {

@@ -26,8 +26,11 @@ pub(crate) fn trace(args: Trace) -> Result<ExitCode> {
         writable_folder(out)?;
     }
     let mut tracer = tracer::Tracer::load()?;
+    let missed_before = tracer.missed_runs();
     // Traffic netcopy did not generate may be UDP.
     tracer.classify_udp(true)?;
+    // And a receiver may map what it consumes: only trace counts that.
+    tracer.count_consumed(true)?;
     for &port in &args.ports {
         tracer.watch_port(port, trace::SLOT)?;
     }
@@ -51,12 +54,19 @@ pub(crate) fn trace(args: Trace) -> Result<ExitCode> {
         // Ended by Ctrl-C or --duration: the command goes too; nothing is left behind.
         trace::stop(child);
     }
-    let rows = trace::rows(&tracer)?;
+    let traced = trace::rows(&mut tracer, &missed_before)?;
     drop(tracer);
-    print!("{}", trace::table(&rows));
+    print!("{}", trace::table(&traced.rows));
     if let Some(out) = &args.out {
-        trace::write(out, &rows)?;
+        trace::write(out, &traced.rows)?;
         output::give_to_invoking_user(out);
+    }
+    if !traced.failed.is_empty() {
+        // As the sweep does: figures two observers disagree on are not a result.
+        for failed in &traced.failed {
+            eprintln!("trace check failed: {failed}");
+        }
+        return Ok(ExitCode::FAILURE);
     }
     Ok(match status.and_then(|s| s.code()) {
         Some(code) => ExitCode::from(code.clamp(0, 255) as u8),

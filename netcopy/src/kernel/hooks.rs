@@ -9,7 +9,8 @@ pub struct Hook {
     pub tracepoint: &'static str,
     /// What the kernel must offer for it, said when it is missing.
     pub requirement: &'static str,
-    /// Attached only while something needs it (see [`Tracer::classify_udp`]); at load it is
+    /// Attached only while something needs it (see `Tracer::classify_udp`,
+    /// `Tracer::count_consumed`); at load it is
     /// attached once and detached, so a kernel that refuses it is known at once.
     pub on_demand: bool,
     /// The CSV columns it feeds: empty, with the reason, when this kernel refuses it.
@@ -56,14 +57,27 @@ pub const HOOKS: &[Hook] = &[
         tracepoint: "sock_recv_length",
         requirement: "tracepoint sock:sock_recv_length (Linux 6.3+) and tp_btf (BTF)",
         on_demand: false,
-        feeds: &["k_recv_calls", "k_recv_bytes", "k_recv_copy_bytes"],
+        feeds: &[
+            "k_recv_calls",
+            "k_recv_bytes",
+            "k_recv_copy_bytes",
+            "k_recv_consumed_bytes",
+            "k_mapped_bytes",
+        ],
+    },
+    Hook {
+        program: "tcp_rcv_space_adjust",
+        tracepoint: "tcp_rcv_space_adjust",
+        requirement: "tracepoint tcp:tcp_rcv_space_adjust (Linux 4.19+) and tp_btf (BTF)",
+        on_demand: true,
+        feeds: &["k_recv_consumed_bytes", "k_mapped_bytes"],
     },
     Hook {
         program: "skb_copy_datagram_iovec",
         tracepoint: "skb_copy_datagram_iovec",
         requirement: "tracepoint skb:skb_copy_datagram_iovec and tp_btf (BTF)",
         on_demand: false,
-        feeds: &["k_recv_copy_bytes"],
+        feeds: &["k_recv_copy_bytes", "k_mapped_bytes"],
     },
     Hook {
         program: "net_dev_start_xmit",

@@ -5,6 +5,8 @@ mod hooks;
 pub mod kallsyms;
 pub mod netns;
 mod offsets;
+mod on_demand;
+pub mod prog_info;
 pub mod tracer;
 
 use std::path::PathBuf;
@@ -15,6 +17,30 @@ pub fn btf_path() -> PathBuf {
     std::env::var_os("NETCOPY_BTF")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"))
+}
+
+/// Shrinks the named maps at load (`NAME=ENTRIES,...`): how tests make a map too small to
+/// hold every connection, so the checks must catch what it lost. Never needed otherwise.
+pub const MAP_ENTRIES_ENV: &str = "NETCOPY_MAP_ENTRIES";
+
+/// The map sizes [`MAP_ENTRIES_ENV`] asks for.
+pub fn map_entries() -> crate::error::Result<Vec<(String, u32)>> {
+    let Ok(spec) = std::env::var(MAP_ENTRIES_ENV) else {
+        return Ok(Vec::new());
+    };
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|item| {
+            item.split_once('=')
+                .and_then(|(name, n)| Some((name.trim().to_owned(), n.trim().parse().ok()?)))
+                .filter(|(_, n)| *n > 0)
+                .ok_or_else(|| {
+                    crate::error::Error::Unsupported(format!(
+                        "{MAP_ENTRIES_ENV}: {item:?} is not NAME=ENTRIES (ENTRIES > 0)"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// capability(7) numbers of what tracing needs.

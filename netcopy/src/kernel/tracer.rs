@@ -24,14 +24,14 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 
 /// netcopy's programs, loaded and attached.
 pub struct Tracer {
-    ebpf: Ebpf,
+    pub(super) ebpf: Ebpf,
     offsets: KernelOffsets,
     /// Why `deferred_copy_pages` cannot be counted here, if it cannot.
     pages_unavailable: Option<String>,
     /// The hooks this kernel refused (or that were withheld), each with why.
-    missing: Vec<(&'static Hook, String)>,
-    /// The UDP classification hook's link, while attached.
-    udp_link: Option<BtfTracePointLinkId>,
+    pub(super) missing: Vec<(&'static Hook, String)>,
+    /// The on-demand hooks attached now, each with its link (see `on_demand.rs`).
+    pub(super) on_demand_links: Vec<(&'static str, BtfTracePointLinkId)>,
     /// The other hooks' links, while attached (see [`Tracer::detach`]).
     links: Vec<(&'static Hook, BtfTracePointLinkId)>,
     /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
@@ -56,7 +56,7 @@ fn remove_all<K>(
 }
 
 /// An attach failure of `hook`, saying what the kernel lacks.
-fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
+pub(super) fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
     move |source| Error::Attach {
         program: hook.program,
         hook: hook.tracepoint,
@@ -140,7 +140,12 @@ impl Tracer {
             }
         })?;
 
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        let sizes = super::map_entries()?;
+        for (name, entries) in &sizes {
+            loader.map_max_entries(name, *entries);
+        }
+        let mut ebpf = loader
             .btf(Some(&aya_btf))
             .override_global(names::OFFSETS, &offsets, true)
             .load(EBPF_OBJECT)
@@ -173,7 +178,7 @@ impl Tracer {
             offsets,
             pages_unavailable,
             missing,
-            udp_link: None,
+            on_demand_links: Vec::new(),
             links,
             run_stats: None,
         })
@@ -226,46 +231,6 @@ impl Tracer {
     /// The offsets handed to the programs.
     pub fn offsets(&self) -> KernelOffsets {
         self.offsets
-    }
-
-    /// Attaches (or detaches) the transmit hook that classifies UDP sends as copied or
-    /// pinned. TCP never needs it; UDP paths and `trace` do.
-    pub fn classify_udp(&mut self, on: bool) -> Result<()> {
-        const PROGRAM: &str = "net_dev_start_xmit";
-        if on == self.udp_link.is_some() {
-            return Ok(());
-        }
-        let hook = HOOKS
-            .iter()
-            .find(|h| h.program == PROGRAM)
-            .expect("the UDP hook is listed");
-        if self.missing.iter().any(|(h, _)| h.program == PROGRAM) {
-            // Its columns are in `unseen(true)`.
-            return Ok(());
-        }
-        let program: &mut BtfTracePoint = self
-            .ebpf
-            .program_mut(PROGRAM)
-            .and_then(|p| p.try_into().ok())
-            .expect("loaded with the others");
-        match self.udp_link.take() {
-            Some(link) => program.detach(link).map_err(attach_error(hook))?,
-            None => self.udp_link = Some(program.attach().map_err(attach_error(hook))?),
-        }
-        Ok(())
-    }
-
-    /// Each program's (name, runs, total run time) since load; counted only while run-time
-    /// statistics are on (see [`enable_run_stats`]).
-    pub fn program_stats(&self) -> Vec<(&'static str, u64, std::time::Duration)> {
-        HOOKS
-            .iter()
-            .filter_map(|hook| {
-                let program: &BtfTracePoint = self.ebpf.program(hook.program)?.try_into().ok()?;
-                let info = program.info().ok()?;
-                Some((hook.program, info.run_count(), info.run_time()))
-            })
-            .collect()
     }
 
     /// Sets `port`'s entry of the port array (an all-zero [`Watch`] unwatches it).
@@ -363,9 +328,32 @@ impl Tracer {
         Ok(flows)
     }
 
-    /// All of `slot`'s sockets folded into one set of counters.
-    pub fn totals(&self, slot: u32) -> Result<FlowCounters> {
+    /// The counters of `slot`'s sockets that found the flow map full, together.
+    pub fn overflow(&self, slot: u32) -> Result<FlowCounters> {
+        let map = self
+            .ebpf
+            .map(names::OVERFLOW)
+            .expect("object defines OVERFLOW");
+        let array: PerCpuArray<&MapData, FlowCounters> =
+            PerCpuArray::try_from(map).map_err(map_err(names::OVERFLOW))?;
         let mut total = FlowCounters::default();
+        if slot >= array.len() {
+            // Shrunk by NETCOPY_MAP_ENTRIES: the slot has no aggregate (events are skipped).
+            return Ok(total);
+        }
+        for counters in array
+            .get(&slot, 0)
+            .map_err(map_err(names::OVERFLOW))?
+            .iter()
+        {
+            total.accumulate(counters);
+        }
+        Ok(total)
+    }
+
+    /// All of `slot`'s sockets folded into one set of counters, those in the overflow too.
+    pub fn totals(&self, slot: u32) -> Result<FlowCounters> {
+        let mut total = self.overflow(slot)?;
         for counters in self.flows(slot)?.values() {
             total.accumulate(counters);
         }
@@ -391,6 +379,19 @@ impl Tracer {
         let keys = flows.keys().collect();
         remove_all(names::FLOWS, keys, |k| flows.remove(k))?;
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(what, e))?;
+        let map = self
+            .ebpf
+            .map_mut(names::OVERFLOW)
+            .expect("object defines OVERFLOW");
+        let mut overflow: PerCpuArray<_, FlowCounters> =
+            PerCpuArray::try_from(map).map_err(map_err(names::OVERFLOW))?;
+        for slot in 0..overflow.len() {
+            let zeros = PerCpuValues::try_from(vec![FlowCounters::default(); cpus])
+                .map_err(|e| Error::io("zeroing the overflow counters", e))?;
+            overflow
+                .set(slot, zeros, 0)
+                .map_err(map_err(names::OVERFLOW))?;
+        }
         let mut skipped = self.skipped_map()?;
         for reason in Skipped::ALL {
             let zeros = PerCpuValues::try_from(vec![0u64; cpus])

@@ -117,6 +117,11 @@ impl Client {
             Reply::Report(_) => return Err(Error::Peer("answered out of turn".to_owned())),
         };
         let server = SocketAddr::new(host, port);
+        // This side's programs only: the server's are not reported over the protocol.
+        let missed_before = tracer
+            .as_deref()
+            .map(Tracer::missed_runs)
+            .unwrap_or_default();
         if let Some(t) = tracer.as_deref_mut() {
             t.clear()?;
             t.watch_endpoint(server, 1)?;
@@ -126,9 +131,11 @@ impl Client {
         if let Some(t) = detached {
             attached = attached.max(Some(t.attached_in_kernel()?));
         }
+        let mut missed_runs = Vec::new();
         let client_kernel = match tracer {
             Some(t) => {
                 t.unwatch_port(port)?;
+                missed_runs = experiment::missed_since(&missed_before, &t.missed_runs());
                 Some(KernelSide::split(
                     &t.flows(1)?,
                     |k| k.local_port != port,
@@ -155,7 +162,7 @@ impl Client {
             return Err(Error::StillAttached { programs });
         }
         let kernel = match (client_kernel, &report.kernel) {
-            (Some(c), Some(s)) => Some(both_kernels(c, s, server_boot == boot_id())),
+            (Some(c), Some(s)) => Some(both_sides(c, s, server_boot == boot_id(), missed_runs)),
             _ => None,
         };
         let disagreements = kernel
@@ -172,19 +179,25 @@ impl Client {
     }
 }
 
-/// Both sides' kernel figures in one: each side's own sockets, and the deliveries once when
-/// both tracers ran in one kernel (`same_kernel`), else both sides' deliveries.
-fn both_kernels(c: KernelSide, s: &KernelSide, same_kernel: bool) -> KernelFigures {
+/// The kernel figures of both sides of a run; the server's deliveries count only when it runs
+/// on another machine (`same_boot` false): on one, they are the client's, counted already.
+fn both_sides(
+    c: KernelSide,
+    s: &KernelSide,
+    same_boot: bool,
+    missed_runs: Vec<(String, u64)>,
+) -> KernelFigures {
     let mut counters = c.sockets;
     counters.accumulate(&s.sockets);
     counters.accumulate(&c.deliveries);
-    if !same_kernel {
+    if !same_boot {
         counters.accumulate(&s.deliveries);
     }
     KernelFigures {
         counters,
         unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
         skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
+        missed_runs,
     }
 }
 

@@ -13,10 +13,11 @@ use crate::{
 };
 
 impl Tracer {
-    /// Drops every link (the UDP hook's included): from now until [`Tracer::attach`], no
-    /// netcopy program runs on any hook.
+    /// Drops every link (the on-demand hooks' included): from now until [`Tracer::attach`],
+    /// no netcopy program runs on any hook.
     pub fn detach(&mut self) -> Result<()> {
         self.classify_udp(false)?;
+        self.count_consumed(false)?;
         while let Some((hook, link)) = self.links.pop() {
             let program = self.program_mut(hook.program)?;
             if let Err(e) = program.detach(link) {
@@ -26,8 +27,9 @@ impl Tracer {
         Ok(())
     }
 
-    /// Attaches every hook that was attached at load again (the on-demand UDP hook stays as
-    /// [`Tracer::classify_udp`] left it); nothing to do when they are attached.
+    /// Attaches every hook that was attached at load again (the on-demand hooks stay as
+    /// [`Tracer::classify_udp`] and [`Tracer::count_consumed`] left them); nothing to do when
+    /// they are attached.
     pub fn attach(&mut self) -> Result<()> {
         if !self.links.is_empty() {
             return Ok(());

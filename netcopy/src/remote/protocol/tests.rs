@@ -106,7 +106,7 @@ mod fuzz {
                         server_cpus: cpus,
                         token: String::new(),
                         zerocopy_receive: false,
-                            detach: false,
+                        detach: false,
                     }
                 },
             )
