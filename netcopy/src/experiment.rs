@@ -17,6 +17,9 @@ pub struct KernelFigures {
     pub counters: FlowCounters,
     /// The `k_*` columns no hook could fill here, each with why (see `Tracer::unseen`).
     pub unseen: BTreeMap<String, String>,
+    /// The `k_*` columns a fallback fed here instead of a tracepoint, each with which (see
+    /// `Tracer::fed_by_fallback`): part of the note, so a figure says how it was seen.
+    pub fed_by: BTreeMap<String, String>,
     /// Events the probes saw but could not count, per reason (`Skipped::ALL` order).
     pub skipped: [u64; Skipped::ALL.len()],
 }
@@ -49,6 +52,12 @@ impl KernelFigures {
         !self.unseen.contains_key(column)
     }
 
+    /// `value` for a sentence: the number, or "- (not seen)" when no hook could fill `column`.
+    pub fn shown(&self, column: &str, value: u64) -> String {
+        self.figure(column, value)
+            .map_or_else(|| "- (not seen)".to_owned(), |v| v.to_string())
+    }
+
     /// `value` as the figure of `column`: None when no hook could fill it.
     pub fn figure(&self, column: &str, value: u64) -> Option<u64> {
         self.seen(column).then_some(value)
@@ -71,6 +80,7 @@ impl KernelFigures {
         let mut notes: Vec<String> = self
             .unseen
             .iter()
+            .chain(&self.fed_by)
             .map(|(column, why)| format!("{column}: {why}"))
             .collect();
         if self.counters.recv_copy_unseen_calls > 0 {
@@ -268,6 +278,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     let kernel = KernelFigures {
         counters: tracer.totals(slot)?,
         unseen: tracer.unseen(config.net_path.is_sink()),
+        fed_by: tracer.fed_by_fallback(config.net_path.is_sink()),
         skipped: tracer.skipped()?,
     };
     let disagreements = cross_check(&config, &figures, &kernel);

@@ -199,6 +199,7 @@ pub fn wait(until: Until<'_>) -> Option<ExitStatus> {
 /// Every socket counted, busiest first.
 pub fn rows(tracer: &Tracer) -> Result<Vec<TraceRow>> {
     let unseen = tracer.unseen(true);
+    let fed_by = tracer.fed_by_fallback(true);
     let mut rows: Vec<TraceRow> = tracer
         .flows(SLOT)?
         .iter()
@@ -206,6 +207,7 @@ pub fn rows(tracer: &Tracer) -> Result<Vec<TraceRow>> {
             let k = KernelFigures {
                 counters: *counters,
                 unseen: unseen.clone(),
+                fed_by: fed_by.clone(),
                 ..KernelFigures::default()
             };
             TraceRow::new(key, &k)

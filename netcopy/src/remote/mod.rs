@@ -352,6 +352,7 @@ impl Client {
                     counters,
                     unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
                     skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
+                    ..KernelFigures::default()
                 })
             }
             _ => None,
