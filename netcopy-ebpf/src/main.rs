@@ -60,7 +60,7 @@ pub fn fexit_sock_sendmsg(ctx: FExitContext) -> i32 {
 /// Exit of `tcp_sendpage(sk, page, offset, size, flags)`: sendfile before 6.5.
 #[fexit(function = "tcp_sendpage")]
 pub fn fexit_tcp_sendpage(ctx: FExitContext) -> i32 {
-    run(|| probes::send::try_sendpage_length(ctx.arg(0), ctx.arg(5)))
+    run(|| probes::send::try_sendpage_length(ctx.arg(0), ctx.arg(5), ctx.arg(4)))
 }
 
 /// `sock:sock_recv_length(sk, ret, flags)`: every receive call's result.

@@ -14,6 +14,8 @@ use crate::{
 /// include/linux/socket.h
 const MSG_ZEROCOPY: u32 = 0x400_0000;
 const MSG_SPLICE_PAGES: u32 = 0x800_0000;
+/// include/linux/socket.h before 6.5: more pages of the same splice follow.
+const MSG_SENDPAGE_NOTLAST: i32 = 0x2_0000;
 
 /// `tcp_sendmsg_locked(sk, msg, ...)`: its tracepoint fires in the send loop of every TCP send
 /// call with data left, its fentry once at the call's start; both see what the kernel decides
@@ -71,6 +73,12 @@ fn decide(how: u32) -> Result<(), Skip> {
 /// `tcp_sendmsg_locked` in the same task.
 #[inline(always)]
 pub fn try_send_length(sk: *const u8, ret: i32) -> Result<(), Skip> {
+    count_send(sk, ret, 1)
+}
+
+/// Counts a send's `ret` bytes under this task's decision, as `calls` send calls.
+#[inline(always)]
+fn count_send(sk: *const u8, ret: i32, calls: u64) -> Result<(), Skip> {
     let key = watched_flow_or_adopt(sk).or_skip()?;
     let task = bpf_get_current_pid_tgid();
     let decision = SEND_DECISIONS.get_ptr_mut(task).and_then(|slot| {
@@ -89,7 +97,7 @@ pub fn try_send_length(sk: *const u8, ret: i32) -> Result<(), Skip> {
             return Ok(());
         }
         let bytes = ret as u64;
-        (*counters).send_calls += 1;
+        (*counters).send_calls += calls;
         (*counters).send_bytes += bytes;
         match decision {
             Some(SendDecision::PINNED) => (*counters).tcp_pinned_bytes += bytes,
@@ -106,9 +114,11 @@ pub fn try_send_length(sk: *const u8, ret: i32) -> Result<(), Skip> {
 
 /// The exit of `tcp_sendpage(sk, page, offset, size, flags)`, sendfile's and splice's way in
 /// before 6.5: the page is attached by reference when the route has scatter-gather;
-/// otherwise `sock_no_sendpage_locked` copies it through `tcp_sendmsg_locked`.
+/// otherwise `sock_no_sendpage_locked` copies it through `tcp_sendmsg_locked`. Splice sends
+/// a call's pages one by one, each but the last flagged `MSG_SENDPAGE_NOTLAST`: one send call
+/// is counted per batch, as the tracepoint's `sock_sendmsg` does from 6.5 on.
 #[inline(always)]
-pub fn try_sendpage_length(sk: *const u8, ret: i32) -> Result<(), Skip> {
+pub fn try_sendpage_length(sk: *const u8, ret: i32, flags: i32) -> Result<(), Skip> {
     watched_flow_or_adopt(sk).or_skip()?;
     let route_caps: u64 = field(sk, offset!(sock_route_caps)).or_skip()?;
     if route_caps >> offset!(netif_sg_bit) & 1 == 1 {
@@ -116,7 +126,8 @@ pub fn try_sendpage_length(sk: *const u8, ret: i32) -> Result<(), Skip> {
     } else {
         decide(SendDecision::COPIED)?;
     }
-    try_send_length(sk, ret)
+    let last = flags & MSG_SENDPAGE_NOTLAST == 0;
+    count_send(sk, ret, u64::from(last))
 }
 
 /// `net:net_dev_start_xmit(skb, dev)`: a packet handed to a device. For UDP this is where the
