@@ -80,9 +80,17 @@ impl KernelFigures {
         let mut notes: Vec<String> = self
             .unseen
             .iter()
-            .chain(&self.fed_by)
             .map(|(column, why)| format!("{column}: {why}"))
             .collect();
+        // Columns fed the same way share one entry.
+        let mut fed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (column, how) in &self.fed_by {
+            fed.entry(how).or_default().push(column);
+        }
+        notes.extend(
+            fed.iter()
+                .map(|(how, c)| format!("{}: {how}", c.join(", "))),
+        );
         if self.counters.recv_copy_unseen_calls > 0 {
             notes.push(RECV_COPY_UNSEEN.to_owned());
         }
@@ -288,4 +296,31 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         kernel: Some(kernel),
         disagreements,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A column fed by a function instead of a tracepoint keeps its figure and says how; an
+    /// empty one says why; columns fed the same way share one entry.
+    #[test]
+    fn the_note_names_fallbacks_beside_empty_columns() {
+        let how = "fed by fexit sock_recvmsg".to_owned();
+        let k = KernelFigures {
+            unseen: [("k_zc_notifications".to_owned(), "hook gone".to_owned())].into(),
+            fed_by: [
+                ("k_recv_bytes".to_owned(), how.clone()),
+                ("k_recv_calls".to_owned(), how),
+            ]
+            .into(),
+            ..KernelFigures::default()
+        };
+        assert_eq!(
+            k.note(),
+            "k_zc_notifications: hook gone; k_recv_bytes, k_recv_calls: fed by fexit sock_recvmsg"
+        );
+        assert_eq!(k.figure("k_recv_bytes", 7), Some(7));
+        assert_eq!(k.shown("k_zc_notifications", 0), "- (not seen)");
+    }
 }

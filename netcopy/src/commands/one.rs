@@ -251,7 +251,8 @@ pub(crate) fn explain(args: BenchOne) -> Result<ExitCode> {
     // Which mechanism fed each figure on this kernel.
     for (hook, att) in tracer.mechanisms() {
         if !hook.feeds.is_empty() {
-            println!("hook: {} fed {}", att.label(), hook.feeds.join(", "));
+            let udp = if hook.on_demand { " (UDP only)" } else { "" };
+            println!("hook: {} fed {}{udp}", att.label(), hook.feeds.join(", "));
         }
     }
     if !outcome.disagreements.is_empty() {
