@@ -51,10 +51,10 @@ pub fn fexit_sock_sendmsg_inner(ctx: FExitContext) -> i32 {
     run(|| probes::send::try_send_length(sock::of_socket(ctx.arg(0)), ctx.arg(2)))
 }
 
-/// Exit of `sock_sendmsg(sock, msg)`, on kernels without `__sock_sendmsg` either.
-#[fexit(function = "sock_sendmsg")]
-pub fn fexit_sock_sendmsg(ctx: FExitContext) -> i32 {
-    run(|| probes::send::try_send_length(sock::of_socket(ctx.arg(0)), ctx.arg(2)))
+/// Exit of `tcp_sendmsg(sk, msg, size)`, on kernels without a `__sock_sendmsg` to trace.
+#[fexit(function = "tcp_sendmsg")]
+pub fn fexit_tcp_sendmsg(ctx: FExitContext) -> i32 {
+    run(|| probes::send::try_send_length(ctx.arg(0), ctx.arg(3)))
 }
 
 /// Exit of `tcp_sendpage(sk, page, offset, size, flags)`: sendfile before 6.5.

@@ -150,8 +150,10 @@ pub const HOOKS: &[Hook] = &[
     },
     Hook {
         program: "sock_send_length",
-        // `__sock_sendmsg` is where every send ends when it exists (the syscalls call it
-        // directly since 6.6, and in 6.1.57+); `sock_sendmsg` covers the kernels before it.
+        // `__sock_sendmsg`, where it is a function of its own (6.1.57+ until it was inlined),
+        // is where every send ends. Otherwise `tcp_sendmsg`, TCP only: `sock_sendmsg` would
+        // miss every send syscall from 6.6 on (they call the inlined `__sock_sendmsg`), and
+        // UDP sends unseen there fail the cross-check rather than read as a figure.
         attachments: &[
             tp("sock:sock_send_length", "sock_send_length"),
             func(
@@ -162,12 +164,12 @@ pub const HOOKS: &[Hook] = &[
             ),
             func(
                 Mechanism::FExit,
-                "sock_sendmsg",
-                "fexit_sock_sendmsg",
-                &[SOCKET, MSGHDR],
+                "tcp_sendmsg",
+                "fexit_tcp_sendmsg",
+                &[SOCK, MSGHDR, "size_t"],
             ),
         ],
-        requirement: "tracepoint sock:sock_send_length (Linux 6.3+) or fexit on __sock_sendmsg or sock_sendmsg, and BTF",
+        requirement: "tracepoint sock:sock_send_length (Linux 6.3+) or fexit on __sock_sendmsg or tcp_sendmsg, and BTF",
         on_demand: false,
         absent_means: None,
         feeds: SEND_LENGTH_FEEDS,
