@@ -236,6 +236,10 @@ pub struct KernelOffsets {
     /// return address inside it is the deferred copy's.
     pub skb_copy_ubufs_start: u64,
     pub skb_copy_ubufs_end: u64,
+    /// `struct socket` -> `sk`: the fexit fallbacks on `sock_sendmsg`/`sock_recvmsg` get the
+    /// socket, not the sock.
+    pub socket_sk: u32,
+    pub _pad: u32,
 }
 
 /// What the programs count under: an experiment's slot and one socket's two endpoints.

@@ -12,7 +12,10 @@ mod probes;
 mod skb;
 mod sock;
 
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, fentry, fexit},
+    programs::{BtfTracePointContext, FEntryContext, FExitContext},
+};
 
 /// Runs one probe; the kernel ignores a tracing program's return value. Under the benchmark's
 /// floor measurement (`count_nothing`) the probe is not run at all.
@@ -27,19 +30,50 @@ fn run(probe: impl FnOnce() -> Result<(), probes::Skip>) -> i32 {
 /// `tcp:tcp_sendmsg_locked(sk, msg, skb, size_goal)`: decides copy or pin per send call.
 #[btf_tracepoint(function = "tcp_sendmsg_locked")]
 pub fn tcp_sendmsg_locked(ctx: BtfTracePointContext) -> i32 {
-    run(|| probes::send::try_tcp_sendmsg_locked(&ctx))
+    run(|| probes::send::try_classify_send(ctx.arg(0), ctx.arg(1)))
+}
+
+/// Entry of `tcp_sendmsg_locked(sk, msg, size)`, where the tracepoint is missing (< 6.16).
+#[fentry(function = "tcp_sendmsg_locked")]
+pub fn fentry_tcp_sendmsg_locked(ctx: FEntryContext) -> i32 {
+    run(|| probes::send::try_classify_send(ctx.arg(0), ctx.arg(1)))
 }
 
 /// `sock:sock_send_length(sk, ret, flags)`: every send call's result.
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
-    run(|| probes::send::try_sock_send_length(&ctx))
+    run(|| probes::send::try_send_length(ctx.arg(0), ctx.arg(1)))
+}
+
+/// Exit of `__sock_sendmsg(sock, msg)`, where the tracepoint is missing: every send passes it.
+#[fexit(function = "__sock_sendmsg")]
+pub fn fexit_sock_sendmsg_inner(ctx: FExitContext) -> i32 {
+    run(|| probes::send::try_send_length(sock::of_socket(ctx.arg(0)), ctx.arg(2)))
+}
+
+/// Exit of `tcp_sendmsg(sk, msg, size)`, on kernels without a `__sock_sendmsg` to trace.
+#[fexit(function = "tcp_sendmsg")]
+pub fn fexit_tcp_sendmsg(ctx: FExitContext) -> i32 {
+    run(|| probes::send::try_send_length(ctx.arg(0), ctx.arg(3)))
+}
+
+/// Exit of `tcp_sendpage(sk, page, offset, size, flags)`: sendfile before 6.5.
+#[fexit(function = "tcp_sendpage")]
+pub fn fexit_tcp_sendpage(ctx: FExitContext) -> i32 {
+    run(|| probes::send::try_sendpage_length(ctx.arg(0), ctx.arg(5), ctx.arg(4)))
 }
 
 /// `sock:sock_recv_length(sk, ret, flags)`: every receive call's result.
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
-    run(|| probes::receive::try_sock_recv_length(&ctx))
+    run(|| probes::receive::try_recv_length(ctx.arg(0), ctx.arg(1), ctx.arg(2)))
+}
+
+/// Exit of `sock_recvmsg(sock, msg, flags)`, where the tracepoint is missing (< 6.3).
+#[fexit(function = "sock_recvmsg")]
+pub fn fexit_sock_recvmsg(ctx: FExitContext) -> i32 {
+    let sk = sock::of_socket(ctx.arg(0));
+    run(|| probes::receive::try_recv_length(sk, ctx.arg(3), ctx.arg(2)))
 }
 
 /// `skb:skb_copy_datagram_iovec(skb, len)`: the kernel-to-user copy on receive.

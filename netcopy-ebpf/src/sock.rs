@@ -42,6 +42,12 @@ pub fn field<T>(base: *const u8, offset: u32) -> Option<T> {
     Some(unsafe { core::ptr::read_volatile(base.wrapping_add(offset as usize).cast::<T>()) })
 }
 
+/// The `struct sock` of a `struct socket` (a BTF-typed pointer); null when unreadable.
+#[inline(always)]
+pub fn of_socket(socket: *const u8) -> *const u8 {
+    field(socket, offset!(socket_sk)).unwrap_or(core::ptr::null())
+}
+
 /// Whether `sk` (a BTF-typed pointer) is a UDP socket.
 #[inline(always)]
 pub fn is_udp(sk: *const u8) -> bool {

@@ -18,13 +18,17 @@ pub enum Error {
     BtfMalformed { path: PathBuf, what: String },
     #[error("this kernel's BTF has no {what}")]
     BtfMissing { what: String },
-    #[error("netcopy's eBPF object has no tp_btf program {program} (a build problem)")]
+    #[error(
+        "netcopy's eBPF object has no program {program} of the expected type (a build problem)"
+    )]
     ProgramMissing { program: &'static str },
     #[error(
         "tracing needs root, or CAP_BPF and CAP_PERFMON (plus CAP_SYSLOG for the deferred \
          copy's pages); run with them, or pass --no-trace to run without the kernel columns"
     )]
     NotPermitted,
+    #[error("no probe attaches on this kernel; the first: {why}")]
+    NoHookAttached { why: String },
     #[error("cannot load netcopy's eBPF programs: {0}")]
     Load(#[source] Box<aya::EbpfError>),
     #[error("cannot load {program} for {hook}: {source} (needs {requirement})")]

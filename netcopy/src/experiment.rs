@@ -17,6 +17,9 @@ pub struct KernelFigures {
     pub counters: FlowCounters,
     /// The `k_*` columns no hook could fill here, each with why (see `Tracer::unseen`).
     pub unseen: BTreeMap<String, String>,
+    /// The `k_*` columns a fallback fed here instead of a tracepoint, each with which (see
+    /// `Tracer::fed_by_fallback`): part of the note, so a figure says how it was seen.
+    pub fed_by: BTreeMap<String, String>,
     /// Events the probes saw but could not count, per reason (`Skipped::ALL` order).
     pub skipped: [u64; Skipped::ALL.len()],
     /// Runs of each program the kernel skipped while these figures were counted
@@ -75,6 +78,12 @@ impl KernelFigures {
         !self.unseen.contains_key(column)
     }
 
+    /// `value` for a sentence: the number, or "- (not seen)" when no hook could fill `column`.
+    pub fn shown(&self, column: &str, value: u64) -> String {
+        self.figure(column, value)
+            .map_or_else(|| "- (not seen)".to_owned(), |v| v.to_string())
+    }
+
     /// `value` as the figure of `column`: None when no hook could fill it.
     pub fn figure(&self, column: &str, value: u64) -> Option<u64> {
         self.seen(column).then_some(value)
@@ -113,6 +122,15 @@ impl KernelFigures {
             .iter()
             .map(|(column, why)| format!("{column}: {why}"))
             .collect();
+        // Columns fed the same way share one entry.
+        let mut fed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (column, how) in &self.fed_by {
+            fed.entry(how).or_default().push(column);
+        }
+        notes.extend(
+            fed.iter()
+                .map(|(how, c)| format!("{}: {how}", c.join(", "))),
+        );
         if self.counters.recv_copy_unseen_calls > 0 {
             notes.push(RECV_COPY_UNSEEN.to_owned());
         }
@@ -373,6 +391,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     let kernel = KernelFigures {
         counters: tracer.totals(slot)?,
         unseen: tracer.unseen(config.net_path.is_sink()),
+        fed_by: tracer.fed_by_fallback(config.net_path.is_sink()),
         skipped: tracer.skipped()?,
         missed_runs: missed_since(&missed_before, &tracer.missed_runs()),
     };
@@ -472,5 +491,27 @@ mod tests {
             kernel_checks(&k),
             vec!["program runs the kernel skipped: sock_send_length: 1".to_owned()]
         );
+    }
+
+    /// A column fed by a function instead of a tracepoint keeps its figure and says how; an
+    /// empty one says why; columns fed the same way share one entry.
+    #[test]
+    fn the_note_names_fallbacks_beside_empty_columns() {
+        let how = "fed by fexit sock_recvmsg".to_owned();
+        let k = KernelFigures {
+            unseen: [("k_zc_notifications".to_owned(), "hook gone".to_owned())].into(),
+            fed_by: [
+                ("k_recv_bytes".to_owned(), how.clone()),
+                ("k_recv_calls".to_owned(), how),
+            ]
+            .into(),
+            ..KernelFigures::default()
+        };
+        assert_eq!(
+            k.note(),
+            "k_zc_notifications: hook gone; k_recv_bytes, k_recv_calls: fed by fexit sock_recvmsg"
+        );
+        assert_eq!(k.figure("k_recv_bytes", 7), Some(7));
+        assert_eq!(k.shown("k_zc_notifications", 0), "- (not seen)");
     }
 }

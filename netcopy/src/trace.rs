@@ -268,6 +268,7 @@ pub fn rows(tracer: &mut Tracer, missed_before: &[(&str, u64)]) -> Result<Traced
     tracer.unattached(&mut unseen);
     let figures = KernelFigures {
         unseen,
+        fed_by: tracer.fed_by_fallback(true),
         skipped: tracer.skipped()?,
         missed_runs: missed_since(missed_before, &tracer.missed_runs()),
         ..KernelFigures::default()

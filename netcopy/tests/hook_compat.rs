@@ -129,6 +129,59 @@ fn check_names_a_missing_hook_and_its_columns() {
         "{}",
         missing[0]
     );
+    // A hook on a path this kernel does not take (tcp_sendpage after 6.5) is not missing.
     let attached = text.lines().filter(|l| l.starts_with("attached:")).count();
-    assert_eq!(attached, netcopy::kernel::tracer::HOOKS.len() - 1, "{text}");
+    let absent = text.lines().filter(|l| l.starts_with("absent:")).count();
+    assert_eq!(
+        attached + absent,
+        netcopy::kernel::tracer::HOOKS.len() - 1,
+        "{text}"
+    );
+}
+
+/// Withholding a hook's tracepoint alone makes the loader try its fallbacks in rank order,
+/// and `check` names each attempt. Here fentry/fexit are refused, so the hook ends missing
+/// with every attempt's reason; on a kernel that allows them it attaches by the next one.
+#[test]
+fn a_withheld_tracepoint_falls_back_in_rank_order() {
+    if common::tracer_or_skip("a_withheld_tracepoint_falls_back_in_rank_order").is_none() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_netcopy"))
+        .env("NETCOPY_WITHHOLD_HOOKS", "tp_btf/sock_send_length")
+        .arg("check")
+        .output()
+        .expect("netcopy check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(" sock_send_length "))
+        .unwrap_or_else(|| panic!("no sock_send_length line: {text}"));
+    let hook = netcopy::kernel::tracer::HOOKS
+        .iter()
+        .find(|h| h.program == "sock_send_length")
+        .unwrap();
+    let fallbacks = &hook.attachments[1..];
+    assert!(!fallbacks.is_empty());
+    if let Some(rest) = line.strip_prefix("attached: sock_send_length by ") {
+        // A kernel with fentry/fexit: the first fallback its BTF offers.
+        assert!(rest.starts_with("fexit "), "{line}");
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        return;
+    }
+    assert!(line.starts_with("missing:"), "{line}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let withheld = line
+        .find("tp_btf sock:sock_send_length: withheld")
+        .unwrap_or_else(|| panic!("{line}"));
+    // Each fallback appears after the one ranked before it, with its own reason.
+    let mut at = withheld;
+    for att in fallbacks {
+        let name = att.target;
+        let found = line[at..]
+            .find(name)
+            .unwrap_or_else(|| panic!("{name} not tried after the previous: {line}"));
+        at += found + name.len();
+    }
+    assert!(line.contains("empties k_send_calls"), "{line}");
 }

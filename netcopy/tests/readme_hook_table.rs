@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use netcopy::{kernel::tracer::HOOKS, row::Row};
 
-/// The table between the `hooks:begin` and `hooks:end` markers: column -> (programs, hooks).
-fn readme_table() -> BTreeMap<String, (Vec<String>, String)> {
+/// The table between the `hooks:begin` and `hooks:end` markers: column -> (programs, hooks,
+/// mechanisms by kernel).
+fn readme_table() -> BTreeMap<String, (Vec<String>, String, String)> {
     common::readme_section("hooks:begin", "hooks:end")
         .lines()
         .filter(|l| l.starts_with("| `k_"))
@@ -21,7 +22,7 @@ fn readme_table() -> BTreeMap<String, (Vec<String>, String)> {
                 .map(|p| p.trim().trim_matches('`').to_owned())
                 .filter(|p| !p.is_empty())
                 .collect();
-            (column, (programs, cells[4].to_owned()))
+            (column, (programs, cells[4].to_owned(), cells[5].to_owned()))
         })
         .collect()
 }
@@ -39,7 +40,7 @@ fn every_kernel_column_is_mapped_to_the_hooks_that_feed_it() {
             "README hook table lacks {column}"
         );
     }
-    for (column, (programs, hooks)) in &table {
+    for (column, (programs, hooks, mechanisms)) in &table {
         assert!(
             columns.contains(column),
             "README lists {column}, no CSV column"
@@ -59,8 +60,28 @@ fn every_kernel_column_is_mapped_to_the_hooks_that_feed_it() {
                 "{program} does not feed {column}"
             );
             assert!(
-                hooks.contains(hook.tracepoint),
+                hooks.contains(hook.event()),
                 "{column}: hook of {program} not named"
+            );
+            // Every way it can attach, in its rank order, as `check` names it.
+            let mut at = 0;
+            for att in hook.attachments {
+                let label = format!("`{}`", att.label());
+                let found = mechanisms[at..].find(&label).unwrap_or_else(|| {
+                    panic!("{column}: {label} missing or out of order in {mechanisms:?}")
+                });
+                at += found + label.len();
+            }
+        }
+        // No mechanism named that no hook of the column has.
+        for named in mechanisms.split('`').skip(1).step_by(2) {
+            assert!(
+                HOOKS
+                    .iter()
+                    .filter(|h| h.feeds.contains(&column.as_str()))
+                    .flat_map(|h| h.attachments)
+                    .any(|a| a.label() == named),
+                "{column}: README names {named}, which feeds no such column"
             );
         }
         // Every hook that feeds the column is named.

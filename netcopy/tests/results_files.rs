@@ -333,9 +333,11 @@ fn settled_program_ids() -> BTreeSet<u32> {
 
 /// Ids of netcopy's programs loaded anywhere on the machine (names are cut to 15 bytes).
 fn netcopy_program_ids() -> BTreeSet<u32> {
+    // Every way in of every hook: a fallback's program is netcopy's too.
     let ours: Vec<&str> = HOOKS
         .iter()
-        .map(|h| &h.program[..h.program.len().min(15)])
+        .flat_map(|h| h.attachments)
+        .map(|a| &a.program[..a.program.len().min(15)])
         .collect();
     aya::programs::loaded_programs()
         .filter_map(Result::ok)

@@ -16,14 +16,12 @@ const MSG_ERRQUEUE: i32 = 0x2000;
 /// On a UDP receive: return the datagram's whole length, whatever was copied.
 const MSG_TRUNC: i32 = 0x20;
 
-/// `sock:sock_recv_length(struct sock *sk, int ret, int flags)`, fired by
-/// `sock_recvmsg_nosec` after every receive call. For UDP it is also the copy to user:
+/// A receive call's result: from `sock:sock_recv_length(struct sock *sk, int ret, int flags)`,
+/// fired by `sock_recvmsg_nosec` after every receive call, or from `sock_recvmsg`'s exit. For UDP it is also the copy to user:
 /// `udp_recvmsg` returns exactly the bytes it copied (unless asked for MSG_TRUNC), while its
 /// copy of a linear skb passes no tracepoint.
-pub fn try_sock_recv_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
-    let sk: *const u8 = ctx.arg(0);
-    let ret: i32 = ctx.arg(1);
-    let flags: i32 = ctx.arg(2);
+#[inline(always)]
+pub fn try_recv_length(sk: *const u8, ret: i32, flags: i32) -> Result<(), Skip> {
     if ret <= 0 || flags & (MSG_PEEK | MSG_ERRQUEUE) != 0 {
         return Err(Skip);
     }

@@ -16,16 +16,18 @@ use crate::{
 /// include/linux/socket.h
 const MSG_ZEROCOPY: u32 = 0x400_0000;
 const MSG_SPLICE_PAGES: u32 = 0x800_0000;
+/// include/linux/socket.h before 6.5: more pages of the same splice follow.
+const MSG_SENDPAGE_NOTLAST: i32 = 0x2_0000;
 
-/// `tcp:tcp_sendmsg_locked(sk, msg, skb, size_goal)`: fires in the send loop of every TCP send
-/// call with data left. Decides, with the kernel's own inputs and in its order, how this
+/// `tcp_sendmsg_locked(sk, msg, ...)`: its tracepoint fires in the send loop of every TCP send
+/// call with data left, its fentry once at the call's start; both see what the kernel decides
+/// with, so either gives the same answer. Decides, with the kernel's own inputs and in its order, how this
 /// call's bytes reach the skb: pinned when the message flags ask `MSG_ZEROCOPY` and the socket
 /// has `SOCK_ZEROCOPY` (or io_uring set `msg_ubuf`, which needs none); otherwise referenced
 /// when they carry `MSG_SPLICE_PAGES` (sendfile, splice); either only with scatter-gather on
 /// the route's device. Everything else is copied.
-pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
-    let sk: *const u8 = ctx.arg(0);
-    let msg: *const u8 = ctx.arg(1);
+#[inline(always)]
+pub fn try_classify_send(sk: *const u8, msg: *const u8) -> Result<(), Skip> {
     watched_flow_or_adopt(sk).or_skip()?;
     let flags: u32 = field(msg, offset!(msghdr_flags)).or_skip()?;
     let scatter_gather = || -> Result<bool, Skip> {
@@ -48,6 +50,12 @@ pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     } else {
         SendDecision::COPIED
     };
+    decide(how)
+}
+
+/// Keeps this task's decision for its send call's length to consume.
+#[inline(always)]
+fn decide(how: u32) -> Result<(), Skip> {
     let decision = SendDecision { how, _pad: 0 };
     let task = bpf_get_current_pid_tgid();
     match SEND_DECISIONS.get_ptr_mut(task) {
@@ -61,12 +69,18 @@ pub fn try_tcp_sendmsg_locked(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     Ok(())
 }
 
-/// `sock:sock_send_length(struct sock *sk, int ret, int flags)`, fired by `sock_sendmsg_nosec`
-/// after every send call. `flags` is always 0 there, so the copy-or-pin decision comes from
+/// A send call's result `ret` on `sk`: from `sock:sock_send_length(sk, ret, flags)`, fired by
+/// `sock_sendmsg_nosec` after every send call, or from the exit of the function that fires
+/// it. `flags` is always 0 there, so the copy-or-pin decision comes from
 /// `tcp_sendmsg_locked` in the same task.
-pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
-    let sk: *const u8 = ctx.arg(0);
-    let ret: i32 = ctx.arg(1);
+#[inline(always)]
+pub fn try_send_length(sk: *const u8, ret: i32) -> Result<(), Skip> {
+    count_send(sk, ret, 1)
+}
+
+/// Counts a send's `ret` bytes under this task's decision, as `calls` send calls.
+#[inline(always)]
+fn count_send(sk: *const u8, ret: i32, calls: u64) -> Result<(), Skip> {
     let key = watched_flow_or_adopt(sk).or_skip()?;
     let task = bpf_get_current_pid_tgid();
     let udp = is_udp(sk);
@@ -89,7 +103,7 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
             return Ok(());
         }
         let bytes = ret as u64;
-        (*counters).send_calls += 1;
+        (*counters).send_calls += calls;
         (*counters).send_bytes += bytes;
         match decision {
             Some(SendDecision::PINNED) => (*counters).tcp_pinned_bytes += bytes,
@@ -102,6 +116,24 @@ pub fn try_sock_send_length(ctx: &BtfTracePointContext) -> Result<(), Skip> {
         }
     }
     Ok(())
+}
+
+/// The exit of `tcp_sendpage(sk, page, offset, size, flags)`, sendfile's and splice's way in
+/// before 6.5: the page is attached by reference when the route has scatter-gather;
+/// otherwise `sock_no_sendpage_locked` copies it through `tcp_sendmsg_locked`. Splice sends
+/// a call's pages one by one, each but the last flagged `MSG_SENDPAGE_NOTLAST`: one send call
+/// is counted per batch, as the tracepoint's `sock_sendmsg` does from 6.5 on.
+#[inline(always)]
+pub fn try_sendpage_length(sk: *const u8, ret: i32, flags: i32) -> Result<(), Skip> {
+    watched_flow_or_adopt(sk).or_skip()?;
+    let route_caps: u64 = field(sk, offset!(sock_route_caps)).or_skip()?;
+    if route_caps >> offset!(netif_sg_bit) & 1 == 1 {
+        decide(SendDecision::REFERENCED)?;
+    } else {
+        decide(SendDecision::COPIED)?;
+    }
+    let last = flags & MSG_SENDPAGE_NOTLAST == 0;
+    count_send(sk, ret, u64::from(last))
 }
 
 /// `net:net_dev_start_xmit(skb, dev)`: a packet handed to a device. For UDP this is where the

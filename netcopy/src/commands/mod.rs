@@ -39,31 +39,56 @@ pub(crate) fn check() -> Result<ExitCode> {
     );
     let missing = tracer.missing_hooks();
     for hook in tracer::HOOKS {
-        match missing.iter().find(|(h, _)| h.program == hook.program) {
-            None => println!("attached: {} (tp_btf/{})", hook.program, hook.tracepoint),
-            Some((_, why)) => println!(
-                "missing:  {} (tp_btf/{}): {why}; empties {}",
-                hook.program,
-                hook.tracepoint,
-                if hook.feeds.is_empty() {
-                    "no column".to_owned()
-                } else {
-                    hook.feeds.join(", ")
-                }
-            ),
-        }
+        println!("{}", hook_line(&tracer, hook));
     }
     if missing.is_empty() {
         println!("ok: every probe loads and attaches on this kernel");
         Ok(ExitCode::SUCCESS)
     } else {
+        let needed = tracer::HOOKS.len() - tracer.absent_hooks().len();
         println!(
-            "partial: {} of {} probes attach; the columns above stay empty, with the reason",
-            tracer::HOOKS.len() - missing.len(),
-            tracer::HOOKS.len()
+            "partial: {} of {needed} probes attach; the columns above stay empty, with the reason",
+            needed - missing.len(),
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// One line of `check`: how `hook` is attached here, or why it is not and what that empties.
+fn hook_line(tracer: &tracer::Tracer, hook: &'static tracer::Hook) -> String {
+    let feeds = if hook.feeds.is_empty() {
+        "no column".to_owned()
+    } else {
+        hook.feeds.join(", ")
+    };
+    if let Some((_, att)) = tracer
+        .mechanisms()
+        .iter()
+        .find(|(h, _)| h.program == hook.program)
+    {
+        return format!(
+            "attached: {} by {} (feeds {feeds})",
+            hook.program,
+            att.label()
+        );
+    }
+    if let Some((_, why)) = tracer
+        .absent_hooks()
+        .iter()
+        .find(|(h, _)| h.program == hook.program)
+    {
+        return format!("absent:   {}: {why}; not needed here", hook.program);
+    }
+    let why = tracer
+        .missing_hooks()
+        .iter()
+        .find(|(h, _)| h.program == hook.program)
+        .map_or("", |(_, why)| why.as_str());
+    format!(
+        "missing:  {} ({}): {why}; empties {feeds}",
+        hook.program,
+        hook.event()
+    )
 }
 
 pub(crate) fn serve(args: Serve) -> Result<ExitCode> {

@@ -156,29 +156,37 @@ pub(crate) fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
 
 pub(crate) fn print_kernel(k: &experiment::KernelFigures) {
     let c = &k.counters;
+    let show = |column: &str, value: u64| k.shown(column, value);
     println!(
         "kernel:     {} send calls, {} bytes: {} copied at send, {} pinned, {} referenced (page cache)",
-        c.send_calls,
-        c.send_bytes,
-        c.copied_at_send_bytes(),
-        c.pinned_bytes(),
-        c.tcp_referenced_at_send_bytes
+        show("k_send_calls", c.send_calls),
+        show("k_send_bytes", c.send_bytes),
+        show("k_copied_at_send_bytes", c.copied_at_send_bytes()),
+        show("k_pinned_bytes", c.pinned_bytes()),
+        show("k_referenced_at_send_bytes", c.tcp_referenced_at_send_bytes)
     );
     let pages = match k.deferred_copy_pages() {
         Some(pages) => format!("{pages} pages allocated by skb_copy_ubufs"),
-        None => format!("pages not measured ({})", k.note()),
+        None => "pages not measured".to_owned(),
     };
     println!(
         "            {} bytes copied at delivery (deferred), {} copied again (retransmitted), {pages}; fallback {}",
-        c.deferred_copy_bytes,
-        c.recopied_bytes,
+        show("k_deferred_copy_bytes", c.deferred_copy_bytes),
+        show("k_recopied_bytes", c.recopied_bytes),
         k.fallback_pct()
             .map_or("n/a (nothing pinned)".to_owned(), |p| format!("{p:.1} %"))
     );
     println!(
         "            {} receive calls, {} bytes copied to user; {} zero-copy notifications",
-        c.recv_calls, c.recv_copy_bytes, c.zc_notifications
+        show("k_recv_calls", c.recv_calls),
+        k.recv_copy_bytes()
+            .map_or_else(|| "- (not seen)".to_owned(), |v| v.to_string()),
+        show("k_zc_notifications", c.zc_notifications)
     );
+    let note = k.note();
+    if !note.is_empty() {
+        println!("note:       {note}");
+    }
 }
 
 /// Prints one experiment's userspace figures; `traced` says its speed carries the observer.
@@ -261,6 +269,17 @@ pub(crate) fn explain(args: Explain) -> Result<ExitCode> {
     let mut tracer = tracer::Tracer::load()?;
     let outcome = experiment::run(prepared, Some(&mut tracer), 1)?;
     print!("{}", netcopy::explain::draw(&outcome));
+    // Which mechanism fed each figure on this kernel.
+    for (hook, att) in tracer.mechanisms() {
+        if !hook.feeds.is_empty() {
+            let udp = if hook.on_demand {
+                " (on demand: UDP, trace)"
+            } else {
+                ""
+            };
+            println!("hook: {} fed {}{udp}", att.label(), hook.feeds.join(", "));
+        }
+    }
     if let Some(svg) = &args.svg {
         let row = Row::planned("explain", 1, 1, true, &outcome.config).measured(&outcome);
         netcopy::output::datapath::write_svg(svg, &row)?;

@@ -348,5 +348,6 @@ impl Btf {
     }
 }
 
+mod funcs;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Everything that talks to the kernel's tracing side: BTF, the programs and their maps.
 
+pub mod attach;
 pub mod btf;
 mod hooks;
 pub mod kallsyms;

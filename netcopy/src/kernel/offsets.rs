@@ -79,5 +79,7 @@ pub fn resolve_offsets(btf: &Btf) -> Result<KernelOffsets> {
         count_nothing: 0,
         skb_copy_ubufs_start: 0,
         skb_copy_ubufs_end: 0,
+        socket_sk: btf.member_offset("socket", "sk")?,
+        _pad: 0,
     })
 }

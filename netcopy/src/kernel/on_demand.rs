@@ -42,7 +42,7 @@ impl Tracer {
                 unseen.entry((*column).to_owned()).or_insert_with(|| {
                     format!(
                         "hook {} not attached: only `netcopy trace` uses it",
-                        hook.tracepoint
+                        hook.event()
                     )
                 });
             }

@@ -3,9 +3,7 @@
 
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 
-use aya::programs::BtfTracePoint;
-
-use super::{hooks::HOOKS, tracer::Tracer};
+use super::tracer::Tracer;
 
 /// `BPF_OBJ_GET_INFO_BY_FD` (include/uapi/linux/bpf.h).
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
@@ -50,15 +48,18 @@ pub fn recursion_misses(fd: BorrowedFd<'_>) -> std::io::Result<Option<u64>> {
 }
 
 impl Tracer {
+    /// The programs the gate chose on this kernel, one per attached hook.
+    fn programs(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.mechanisms().iter().map(|(_, att)| att.program)
+    }
+
     /// Each program's (name, runs, total run time) since load; counted only while run-time
     /// statistics are on (see [`enable_run_stats`]).
     pub fn program_stats(&self) -> Vec<(&'static str, u64, std::time::Duration)> {
-        HOOKS
-            .iter()
-            .filter_map(|hook| {
-                let program: &BtfTracePoint = self.ebpf.program(hook.program)?.try_into().ok()?;
-                let info = program.info().ok()?;
-                Some((hook.program, info.run_count(), info.run_time()))
+        self.programs()
+            .filter_map(|name| {
+                let info = self.ebpf.program(name)?.info().ok()?;
+                Some((name, info.run_count(), info.run_time()))
             })
             .collect()
     }
@@ -66,13 +67,11 @@ impl Tracer {
     /// Each program's runs the kernel skipped since load (see [`recursion_misses`]); a
     /// program whose statistics cannot be read is left out.
     pub fn missed_runs(&self) -> Vec<(&'static str, u64)> {
-        HOOKS
-            .iter()
-            .filter_map(|hook| {
-                let program: &BtfTracePoint = self.ebpf.program(hook.program)?.try_into().ok()?;
-                let fd = program.fd().ok()?;
+        self.programs()
+            .filter_map(|name| {
+                let fd = self.ebpf.program(name)?.fd().ok()?;
                 let misses = recursion_misses(fd.as_fd()).ok()??;
-                Some((hook.program, misses))
+                Some((name, misses))
             })
             .collect()
     }

@@ -8,13 +8,14 @@ use std::{collections::BTreeMap, net::SocketAddr};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
-    programs::{BtfTracePoint, tp_btf::BtfTracePointLinkId},
+    programs::tp_btf::BtfTracePointLinkId,
 };
 use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, Skipped, Watch, kernel_addr, names};
 
+use super::attach::{self, AnyLink, Choice};
 use super::{btf::Btf, btf_path};
 pub use super::{
-    hooks::{HOOKS, Hook, WITHHOLD_ENV},
+    hooks::{Attachment, HOOKS, Hook, Mechanism, WITHHOLD_ENV},
     offsets::resolve_offsets,
 };
 use crate::error::{Error, Result};
@@ -30,10 +31,14 @@ pub struct Tracer {
     pages_unavailable: Option<String>,
     /// The hooks this kernel refused (or that were withheld), each with why.
     pub(super) missing: Vec<(&'static Hook, String)>,
+    /// How each attached hook is attached on this kernel.
+    chosen: Vec<(&'static Hook, &'static Attachment)>,
+    /// Hooks on a path this kernel does not take, each with why nothing is missing.
+    absent: Vec<(&'static Hook, &'static str)>,
     /// The on-demand hooks attached now, each with its link (see `on_demand.rs`).
     pub(super) on_demand_links: Vec<(&'static str, BtfTracePointLinkId)>,
     /// The other hooks' links, while attached (see [`Tracer::detach`]).
-    links: Vec<(&'static Hook, BtfTracePointLinkId)>,
+    links: Vec<(&'static Hook, &'static Attachment, AnyLink)>,
     /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
     run_stats: Option<std::os::fd::OwnedFd>,
 }
@@ -59,39 +64,10 @@ fn remove_all<K>(
 pub(super) fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
     move |source| Error::Attach {
         program: hook.program,
-        hook: hook.tracepoint,
+        hook: hook.event(),
         requirement: hook.requirement,
         source: Box::new(source),
     }
-}
-
-/// Loads `hook`'s program and attaches it; its link, or None for an on-demand hook, which is
-/// detached again at once.
-fn attach_hook(
-    ebpf: &mut Ebpf,
-    hook: &'static Hook,
-    btf: &aya::Btf,
-) -> Result<Option<BtfTracePointLinkId>> {
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(hook.program)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(Error::ProgramMissing {
-            program: hook.program,
-        })?;
-    program
-        .load(hook.tracepoint, btf)
-        .map_err(|source| Error::ProgramLoad {
-            program: hook.program,
-            hook: hook.tracepoint,
-            requirement: hook.requirement,
-            source: Box::new(source),
-        })?;
-    let link = program.attach().map_err(attach_error(hook))?;
-    if hook.on_demand {
-        program.detach(link).map_err(attach_error(hook))?;
-        return Ok(None);
-    }
-    Ok(Some(link))
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
@@ -152,32 +128,33 @@ impl Tracer {
             .map_err(|err| Error::Load(Box::new(err)))?;
 
         let withheld = std::env::var(WITHHOLD_ENV).unwrap_or_default();
-        let mut missing = Vec::new();
+        let withheld: Vec<&str> = withheld.split(',').map(str::trim).collect();
+        let (mut missing, mut chosen, mut absent) = (Vec::new(), Vec::new(), Vec::new());
         let mut links = Vec::new();
-        let mut first_error = None;
         for hook in HOOKS {
-            if withheld.split(',').any(|w| w.trim() == hook.program) {
-                missing.push((hook, format!("withheld by {WITHHOLD_ENV}")));
-                continue;
-            }
-            match attach_hook(&mut ebpf, hook, &aya_btf) {
-                Ok(link) => links.extend(link.map(|l| (hook, l))),
-                Err(err) => {
-                    missing.push((hook, err.to_string()));
-                    first_error.get_or_insert(err);
+            match attach::choose(&mut ebpf, hook, &btf, &aya_btf, &withheld) {
+                Choice::Attached(att, link) => {
+                    chosen.push((hook, att));
+                    links.extend(link.map(|l| (hook, att, l)));
                 }
+                Choice::Absent(why) => absent.push((hook, why)),
+                Choice::Missing(why) => missing.push((hook, why)),
             }
         }
-        if missing.len() == HOOKS.len()
-            && let Some(err) = first_error
-        {
-            return Err(err);
+        if chosen.is_empty() {
+            let why = missing
+                .first()
+                .map(|(_, why)| why.clone())
+                .unwrap_or_default();
+            return Err(Error::NoHookAttached { why });
         }
         Ok(Self {
             ebpf,
             offsets,
             pages_unavailable,
             missing,
+            chosen,
+            absent,
             on_demand_links: Vec::new(),
             links,
             run_stats: None,
@@ -187,6 +164,35 @@ impl Tracer {
     /// The hooks this kernel refused or that were withheld, each with why.
     pub fn missing_hooks(&self) -> &[(&'static Hook, String)] {
         &self.missing
+    }
+
+    /// How each attached hook is attached here, in attach order.
+    pub fn mechanisms(&self) -> &[(&'static Hook, &'static Attachment)] {
+        &self.chosen
+    }
+
+    /// Hooks on a path this kernel does not take, each with why nothing is missing.
+    pub fn absent_hooks(&self) -> &[(&'static Hook, &'static str)] {
+        &self.absent
+    }
+
+    /// The columns fed here by something other than a tracepoint (a function's entry or
+    /// exit), each with the mechanisms that fed it: what a row's note says beside its figures.
+    pub fn fed_by_fallback(&self, udp: bool) -> BTreeMap<String, String> {
+        let mut fed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (hook, att) in &self.chosen {
+            if att.mechanism == Mechanism::TpBtf || (hook.on_demand && !udp) {
+                continue;
+            }
+            for column in hook.feeds {
+                fed.entry((*column).to_owned())
+                    .or_default()
+                    .push(att.label());
+            }
+        }
+        fed.into_iter()
+            .map(|(column, labels)| (column, format!("fed by {}", labels.join(" and "))))
+            .collect()
     }
 
     /// Every column this tracer cannot fill, with why: the columns of refused hooks (the UDP
@@ -201,7 +207,7 @@ impl Tracer {
             for column in hook.feeds {
                 unseen
                     .entry((*column).to_owned())
-                    .or_insert_with(|| format!("hook {} unavailable: {why}", hook.tracepoint));
+                    .or_insert_with(|| format!("hook {} unavailable: {why}", hook.event()));
             }
         }
         if let Some(why) = &self.pages_unavailable {

@@ -198,6 +198,7 @@ fn both_sides(
         unseen: c.unseen.into_iter().chain(s.unseen.clone()).collect(),
         skipped: std::array::from_fn(|i| c.skipped[i] + s.skipped[i]),
         missed_runs,
+        ..KernelFigures::default()
     }
 }
 

@@ -4,13 +4,10 @@
 //! The programs stay loaded and their maps keep their contents: only the links go, so an
 //! untraced run pays for no hook at all and a traced run after it needs one attach per hook.
 
-use aya::programs::{BtfTracePoint, links::LinkError, loaded_links};
+use aya::programs::{links::LinkError, loaded_links};
 
-use super::{Tracer, attach_error};
-use crate::{
-    error::{Error, Result},
-    kernel::tracer::HOOKS,
-};
+use super::{Tracer, attach};
+use crate::error::{Error, Result};
 
 impl Tracer {
     /// Drops every link (the on-demand hooks' included): from now until [`Tracer::attach`],
@@ -18,59 +15,37 @@ impl Tracer {
     pub fn detach(&mut self) -> Result<()> {
         self.classify_udp(false)?;
         self.count_consumed(false)?;
-        while let Some((hook, link)) = self.links.pop() {
-            let program = self.program_mut(hook.program)?;
-            if let Err(e) = program.detach(link) {
-                return Err(attach_error(hook)(e));
-            }
+        while let Some((hook, att, link)) = self.links.pop() {
+            attach::detach(&mut self.ebpf, hook, att, link)?;
         }
         Ok(())
     }
 
-    /// Attaches every hook that was attached at load again (the on-demand hooks stay as
-    /// [`Tracer::classify_udp`] and [`Tracer::count_consumed`] left them); nothing to do when
-    /// they are attached.
+    /// Attaches every hook that was attached at load again, the way the gate chose for it (the
+    /// on-demand hooks stay as [`Tracer::classify_udp`] and [`Tracer::count_consumed`] left
+    /// them); nothing to do when they are attached.
     pub fn attach(&mut self) -> Result<()> {
         if !self.links.is_empty() {
             return Ok(());
         }
-        for hook in HOOKS {
-            if hook.on_demand || self.missing.iter().any(|(h, _)| h.program == hook.program) {
+        for &(hook, att) in &self.chosen {
+            if hook.on_demand {
                 continue;
             }
-            let link = self
-                .program_mut(hook.program)?
-                .attach()
-                .map_err(attach_error(hook))?;
-            self.links.push((hook, link));
+            let link = attach::attach(&mut self.ebpf, hook, att)?;
+            self.links.push((hook, att, link));
         }
         Ok(())
     }
 
-    fn program_mut(&mut self, program: &'static str) -> Result<&mut BtfTracePoint> {
+    /// The kernel's ids of this tracer's programs; a program this kernel refused was never
+    /// loaded, and has no id and no link.
+    fn program_ids(&self) -> Vec<u32> {
         self.ebpf
-            .program_mut(program)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(Error::ProgramMissing { program })
-    }
-
-    /// The kernel's ids of this tracer's programs.
-    fn program_ids(&self) -> Result<Vec<u32>> {
-        let mut ids = Vec::new();
-        for hook in HOOKS {
-            let Some(program) = self.ebpf.program(hook.program) else {
-                continue;
-            };
-            let program: &BtfTracePoint =
-                program.try_into().map_err(|_| Error::ProgramMissing {
-                    program: hook.program,
-                })?;
-            // A program this kernel refused was never loaded: it has no id and no link.
-            if let Ok(info) = program.info() {
-                ids.push(info.id());
-            }
-        }
-        Ok(ids)
+            .programs()
+            .filter_map(|(_, program)| program.info().ok())
+            .map(|info| info.id())
+            .collect()
     }
 
     /// How many of this tracer's programs the kernel has attached now: its programs that some
@@ -78,7 +53,7 @@ impl Tracer {
     /// points at. Programs are told apart by their kernel ids, so another process's netcopy
     /// counts nothing here.
     pub fn attached_in_kernel(&self) -> Result<u32> {
-        let ours = self.program_ids()?;
+        let ours = self.program_ids();
         let mut attached: Vec<u32> = Vec::new();
         for link in loaded_links() {
             let info = match link {
