@@ -69,6 +69,8 @@ fn point(rows: &mut Vec<Row>, p: (&str, &str, u64, u32), mean: f64, spread: f64,
             r.cpu_ns_per_byte = Some(c);
         }
         r.client_task_clock_ms = Some(100.0);
+        // A traced sweep's timing run: the kernel showed none of its programs attached.
+        r.attached_programs = Some(0);
         rows.push(r);
     }
     let mut r = base(mode, workload, size, threads, true);
