@@ -401,7 +401,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         figures,
         kernel: Some(kernel),
         disagreements,
-        attached_programs: Some(attached),
+        attached_programs: attached,
     })
 }
 
@@ -413,10 +413,10 @@ pub fn run_detached(prepared: Prepared, tracer: &mut Tracer) -> Result<Outcome> 
     let before = tracer.attached_in_kernel()?;
     let mut outcome = run(prepared, None, 0)?;
     let programs = before.max(tracer.attached_in_kernel()?);
-    if programs > 0 {
+    if let Some(programs) = programs.filter(|n| *n > 0) {
         return Err(Error::StillAttached { programs });
     }
-    outcome.attached_programs = Some(programs);
+    outcome.attached_programs = programs;
     Ok(outcome)
 }
 

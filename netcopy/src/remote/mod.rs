@@ -129,7 +129,7 @@ impl Client {
         let mut attached = attached_now(&tracer, &detached)?;
         let result = workload::run_client(&config, server);
         if let Some(t) = detached {
-            attached = attached.max(Some(t.attached_in_kernel()?));
+            attached = attached.max(t.attached_in_kernel()?);
         }
         let mut missed_runs = Vec::new();
         let client_kernel = match tracer {
@@ -212,6 +212,7 @@ fn attached_now(
         .or(detached.as_deref())
         .map(Tracer::attached_in_kernel)
         .transpose()
+        .map(Option::flatten)
 }
 
 /// Folds the server's side into the client's figures.

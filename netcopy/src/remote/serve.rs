@@ -203,7 +203,8 @@ fn run_served(
             t.watch_endpoint(endpoint, 1)?;
         }
         t.attached_in_kernel()
-    })?;
+    })?
+    .flatten();
     // A client silent for `idle` is dropped: it has that long to read the port and connect.
     let idle = deadline.min(Instant::now() + shared.options.idle);
     let ready = Reply::Ready {
@@ -231,7 +232,7 @@ fn run_served(
         .bench
         .with_tracer(&turn, |t| {
             if detach {
-                attached = attached.max(Some(t.attached_in_kernel()?));
+                attached = attached.max(t.attached_in_kernel()?);
                 return Ok(None);
             }
             t.unwatch_port(port)?;

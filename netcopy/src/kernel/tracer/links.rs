@@ -51,8 +51,9 @@ impl Tracer {
     /// How many of this tracer's programs the kernel has attached now: its programs that some
     /// BPF link in the kernel's link list (`BPF_LINK_GET_NEXT_ID`, then each link's info)
     /// points at. Programs are told apart by their kernel ids, so another process's netcopy
-    /// counts nothing here.
-    pub fn attached_in_kernel(&self) -> Result<u32> {
+    /// counts nothing here. None when this process may not list links (`BPF_LINK_GET_NEXT_ID`
+    /// needs CAP_SYS_ADMIN): the column is then empty, not 0.
+    pub fn attached_in_kernel(&self) -> Result<Option<u32>> {
         let ours = self.program_ids();
         let mut attached: Vec<u32> = Vec::new();
         for link in loaded_links() {
@@ -68,6 +69,11 @@ impl Tracer {
                     ) =>
                 {
                     continue;
+                }
+                Err(LinkError::SyscallError(e))
+                    if e.io_error.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    return Ok(None);
                 }
                 Err(LinkError::SyscallError(e)) => {
                     return Err(Error::io(
@@ -87,6 +93,6 @@ impl Tracer {
                 attached.push(program);
             }
         }
-        Ok(attached.len() as u32)
+        Ok(Some(attached.len() as u32))
     }
 }
