@@ -79,6 +79,12 @@ impl KernelFigures {
         if self.mixed_outcomes() {
             notes.push(MIXED_OUTCOMES.to_owned());
         }
+        let unseen = self.counters.deferred_copy_unseen_bytes;
+        if unseen > 0 {
+            notes.push(format!(
+                "k_deferred_copy_bytes: {unseen} of them lie between delivered TCP sequence bytes with no delivery record (the kernel did not run the program for their skb; see README)"
+            ));
+        }
         notes.join("; ")
     }
 

@@ -1,6 +1,7 @@
 //! Everything that talks to the kernel's tracing side: BTF, the programs and their maps.
 
 pub mod btf;
+mod deliveries;
 mod hooks;
 pub mod kallsyms;
 pub mod netns;
