@@ -25,10 +25,9 @@ pub mod names {
     /// Per-CPU array of one [`FlowKey`](super::FlowKey): the flow whose pinned skb this CPU is
     /// delivering, so page allocations under `skb_copy_ubufs` can be attributed.
     pub const DELIVERING: &str = "DELIVERING";
-    /// LRU hash map: sending [`FlowKey`](super::FlowKey) ->
-    /// [`DeliveredRanges`](super::DeliveredRanges), to tell a first delivery of pinned TCP
-    /// bytes from a retransmitted one.
-    pub const DELIVERED_UP_TO: &str = "DELIVERED_UP_TO";
+    /// Ring buffer of [`Delivery`](super::Delivery) records, one per pinned TCP skb entering
+    /// local delivery; userspace tells first deliveries from repeated ones by sequence number.
+    pub const DELIVERIES: &str = "DELIVERIES";
     /// Per-CPU scratch buffer for kernel stacks.
     pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
     /// Per-CPU array, indexed by slot, of [`FlowCounters`](super::FlowCounters): the sockets
@@ -50,8 +49,8 @@ pub enum Skipped {
     DecisionMapFull = 1,
     /// An adopted connection could not be stored: its later events are lost.
     ConnMapFull = 2,
-    /// A flow's delivered ranges could not be stored: a re-delivery may pass as first.
-    DeliveryMapFull = 3,
+    /// A pinned TCP skb's delivery record found the ring buffer full: its bytes are lost.
+    DeliveryRecordLost = 3,
 }
 
 impl Skipped {
@@ -59,7 +58,7 @@ impl Skipped {
         Skipped::FlowMapFull,
         Skipped::DecisionMapFull,
         Skipped::ConnMapFull,
-        Skipped::DeliveryMapFull,
+        Skipped::DeliveryRecordLost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,7 +66,7 @@ impl Skipped {
             Skipped::FlowMapFull => "flow map full",
             Skipped::DecisionMapFull => "send decision not stored",
             Skipped::ConnMapFull => "adopted connection not stored",
-            Skipped::DeliveryMapFull => "delivered ranges not stored",
+            Skipped::DeliveryRecordLost => "delivery record lost (ring buffer full)",
         }
     }
 }
@@ -294,12 +293,18 @@ pub struct FlowCounters {
     /// UDP: datagram payload bytes that left as pinned user pages.
     pub udp_pinned_bytes: u64,
     /// Pinned bytes that reached local delivery carrying user pages, so `skb_copy_ubufs`
-    /// copied them there (`net:netif_receive_skb`, SKBFL_ZEROCOPY_ENABLE set). Each TCP
-    /// sequence byte counts once: see `recopied_bytes`.
+    /// copied them there (`net:netif_receive_skb`, SKBFL_ZEROCOPY_ENABLE set). TCP: the
+    /// sequence bytes each flow delivered from its first to its last delivered pinned byte,
+    /// each once (userspace, from the [`Delivery`] records); see `recopied_bytes` and
+    /// `deferred_copy_unseen_bytes`.
     pub deferred_copy_bytes: u64,
     /// Pinned TCP bytes delivered, and so copied, again: a retransmitted segment still
     /// carries the user pages (the write queue keeps them until acknowledged).
     pub recopied_bytes: u64,
+    /// The part of `deferred_copy_bytes` no delivery record showed: sequence bytes between
+    /// two delivered ones (TCP delivers a stream, so they were delivered too) whose skb the
+    /// program was not run for. Userspace only; the kernel never writes it.
+    pub deferred_copy_unseen_bytes: u64,
     /// Pages allocated with `skb_copy_ubufs` on the kernel stack (2^order per allocation).
     pub deferred_copy_pages: u64,
     /// Pages `skb_copy_ubufs` must allocate for the pinned skbs delivered (its own formula
@@ -338,6 +343,7 @@ impl FlowCounters {
         self.udp_pinned_bytes += other.udp_pinned_bytes;
         self.deferred_copy_bytes += other.deferred_copy_bytes;
         self.recopied_bytes += other.recopied_bytes;
+        self.deferred_copy_unseen_bytes += other.deferred_copy_unseen_bytes;
         self.deferred_copy_pages += other.deferred_copy_pages;
         self.deferred_copy_pages_required += other.deferred_copy_pages_required;
         self.zc_notifications += other.zc_notifications;
@@ -372,6 +378,7 @@ impl FlowCounters {
         Self {
             deferred_copy_bytes: 0,
             recopied_bytes: 0,
+            deferred_copy_unseen_bytes: 0,
             deferred_copy_pages: 0,
             deferred_copy_pages_required: 0,
             ..*self
@@ -384,6 +391,7 @@ impl FlowCounters {
         Self {
             deferred_copy_bytes: self.deferred_copy_bytes,
             recopied_bytes: self.recopied_bytes,
+            deferred_copy_unseen_bytes: self.deferred_copy_unseen_bytes,
             deferred_copy_pages: self.deferred_copy_pages,
             deferred_copy_pages_required: self.deferred_copy_pages_required,
             ..Self::default()
@@ -391,115 +399,22 @@ impl FlowCounters {
     }
 }
 
-/// Holes a flow's delivered sequence space may have at once (segments dropped before
-/// delivery, or delivered out of order) and still be told apart exactly.
-pub const DELIVERY_HOLES: usize = 4;
-
-/// Which TCP sequence bytes of one flow were delivered: everything before `mark` except the
-/// holes. A retransmitted segment that was already delivered (and so copied) once lies
-/// before `mark` outside every hole; a segment that was dropped before delivery, or is
-/// merely late, fills a hole and counts as a first delivery.
+/// One pinned TCP skb entering local delivery: the sending flow, the segment's sequence
+/// number and payload length, and its page-fragment bytes (what `skb_copy_ubufs` copies).
+/// Written by one program run into a ring buffer (many producers, one reader): no state is
+/// shared between CPUs, so no interleaving and no order of segments can corrupt the count.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DeliveredRanges {
-    /// 1 once the first segment set `mark`.
-    pub started: u32,
-    /// End (exclusive) of the highest sequence delivered.
-    pub mark: u32,
-    /// [start, end) of sequence ranges before `mark` not delivered yet; start == end: free.
-    pub holes: [[u32; 2]; DELIVERY_HOLES],
+pub struct Delivery {
+    pub key: FlowKey,
+    pub seq: u32,
+    pub len: u32,
+    pub bytes: u64,
 }
 
-/// `a` comes before `b` in sequence space (which wraps).
-#[inline(always)]
-fn before(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
-
-impl DeliveredRanges {
-    /// Records the delivery of `len` bytes from `seq`; returns how many of them are delivered
-    /// for the first time.
-    #[inline(always)]
-    pub fn deliver(&mut self, seq: u32, len: u32) -> u32 {
-        let end = seq.wrapping_add(len);
-        if self.started == 0 {
-            self.started = 1;
-            self.mark = end;
-            return len;
-        }
-        let mut fresh = 0;
-        if before(self.mark, end) {
-            if before(self.mark, seq) {
-                // A gap: [mark, seq) was not delivered (yet).
-                self.add_hole(self.mark, seq);
-                fresh += len;
-            } else {
-                fresh += end.wrapping_sub(self.mark) + self.fill(seq, self.mark);
-            }
-            self.mark = end;
-        } else {
-            fresh += self.fill(seq, end);
-        }
-        fresh
-    }
-
-    /// Removes [s, e) from the holes; returns how many bytes it took from them.
-    #[inline(always)]
-    fn fill(&mut self, s: u32, e: u32) -> u32 {
-        let mut taken = 0;
-        let mut spill = [0u32; 2];
-        for i in 0..DELIVERY_HOLES {
-            let [hs, he] = self.holes[i];
-            if hs == he {
-                continue;
-            }
-            let lo = if before(s, hs) { hs } else { s };
-            let hi = if before(e, he) { e } else { he };
-            if !before(lo, hi) {
-                continue;
-            }
-            taken += hi.wrapping_sub(lo);
-            match (lo == hs, hi == he) {
-                (true, true) => self.holes[i] = [0, 0],
-                (true, false) => self.holes[i][0] = hi,
-                (false, true) => self.holes[i][1] = lo,
-                (false, false) => {
-                    // The middle of a hole arrived: keep the left part here, the right part
-                    // goes to a free slot below.
-                    self.holes[i][1] = lo;
-                    spill = [hi, he];
-                }
-            }
-        }
-        if spill[0] != spill[1] {
-            self.add_hole(spill[0], spill[1]);
-        }
-        taken
-    }
-
-    /// Records [s, e) as a hole; with every slot taken, the latest hole grows to cover it
-    /// (bytes between them then count as first deliveries if they come again: the count
-    /// errs towards "first").
-    #[inline(always)]
-    fn add_hole(&mut self, s: u32, e: u32) {
-        let mut latest = 0;
-        for i in 0..DELIVERY_HOLES {
-            if self.holes[i][0] == self.holes[i][1] {
-                self.holes[i] = [s, e];
-                return;
-            }
-            if before(self.holes[latest][1], self.holes[i][1]) {
-                latest = i;
-            }
-        }
-        if before(self.holes[latest][1], e) {
-            self.holes[latest][1] = e;
-        }
-        if before(s, self.holes[latest][0]) {
-            self.holes[latest][0] = s;
-        }
-    }
-}
+/// Ring buffer size for [`Delivery`] records: 4 MiB holds about 70 000 of them, about a
+/// second of pinned 64 KiB segments at 40 Gbit/s; userspace drains it every few milliseconds.
+pub const DELIVERIES_BYTES: u32 = 4 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -518,55 +433,6 @@ mod tests {
         // BIG TCP: 185 000 bytes need order 2 (16 KiB pages): 12 of them, 48 pages.
         assert_eq!(ubuf_copy_pages(185_000, 4096, 17), 48);
     }
-
-    #[test]
-    fn in_order_segments_are_all_first_deliveries() {
-        let mut d = DeliveredRanges::default();
-        assert_eq!(d.deliver(1000, 100), 100);
-        assert_eq!(d.deliver(1100, 100), 100);
-        assert_eq!(d.deliver(1200, 50), 50);
-    }
-
-    #[test]
-    fn a_retransmission_after_delivery_is_not_first() {
-        let mut d = DeliveredRanges::default();
-        d.deliver(0, 100);
-        d.deliver(100, 100);
-        assert_eq!(d.deliver(0, 100), 0);
-        // Partly new: only the part past the mark is first.
-        assert_eq!(d.deliver(150, 100), 50);
-    }
-
-    #[test]
-    fn late_or_dropped_segments_fill_their_hole() {
-        let mut d = DeliveredRanges::default();
-        d.deliver(0, 100);
-        // 100..300 dropped or late; 300..400 arrives first.
-        assert_eq!(d.deliver(300, 100), 100);
-        assert_eq!(d.deliver(200, 100), 100);
-        assert_eq!(d.deliver(100, 100), 100);
-        // Now all delivered: any repeat is a re-delivery.
-        assert_eq!(d.deliver(100, 200), 0);
-    }
-
-    #[test]
-    fn the_middle_of_a_hole_splits_it() {
-        let mut d = DeliveredRanges::default();
-        d.deliver(0, 100);
-        d.deliver(400, 100);
-        assert_eq!(d.deliver(200, 100), 100);
-        assert_eq!(d.deliver(100, 100), 100);
-        assert_eq!(d.deliver(300, 100), 100);
-        assert_eq!(d.deliver(0, 500), 0);
-    }
-
-    #[test]
-    fn sequence_numbers_wrap() {
-        let mut d = DeliveredRanges::default();
-        d.deliver(u32::MAX - 99, 100);
-        assert_eq!(d.deliver(0, 100), 100);
-        assert_eq!(d.deliver(u32::MAX - 99, 100), 0);
-    }
 }
 
 #[cfg(feature = "user")]
@@ -578,5 +444,5 @@ mod pod {
     unsafe impl aya::Pod for super::Watch {}
     unsafe impl aya::Pod for super::FlowCounters {}
     unsafe impl aya::Pod for super::SendDecision {}
-    unsafe impl aya::Pod for super::DeliveredRanges {}
+    unsafe impl aya::Pod for super::Delivery {}
 }

@@ -4,11 +4,12 @@ use aya_ebpf::{
     Global,
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use netcopy_common::{
-    DeliveredRanges, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_SLOTS, MAX_WATCHED_CONNS,
-    MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, WATCHED_PORTS_LEN, Watch,
+    DELIVERIES_BYTES, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_SLOTS,
+    MAX_WATCHED_CONNS, MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, WATCHED_PORTS_LEN,
+    Watch,
 };
 
 /// Filled in by userspace from BTF and kallsyms before load (see `netcopy::kernel::tracer`).
@@ -75,10 +76,9 @@ pub static DELIVERING: PerCpuArray<Delivering> = PerCpuArray::with_max_entries(1
 #[map(name = "CONSUMED")]
 pub static CONSUMED: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
-/// Which TCP sequence bytes each flow delivered with pinned pages.
-#[map(name = "DELIVERED_UP_TO")]
-pub static DELIVERED_UP_TO: LruHashMap<FlowKey, DeliveredRanges> =
-    LruHashMap::with_max_entries(MAX_FLOWS, 0);
+/// One record per pinned TCP skb delivered: many CPUs write, userspace reads in order.
+#[map(name = "DELIVERIES")]
+pub static DELIVERIES: RingBuf = RingBuf::with_byte_size(DELIVERIES_BYTES, 0);
 
 /// A kernel stack is too big for the 512-byte BPF stack.
 #[map(name = "STACK_SCRATCH")]

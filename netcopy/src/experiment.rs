@@ -140,6 +140,12 @@ impl KernelFigures {
         if let Some((_, n)) = self.missed_runs.iter().find(|(p, _)| p == PAGES_PROGRAM) {
             notes.push(format!("{PAGES_PROGRAM} missed {n} runs: {PAGES_MISSES}"));
         }
+        let unseen = self.counters.deferred_copy_unseen_bytes;
+        if unseen > 0 {
+            notes.push(format!(
+                "k_deferred_copy_bytes: {unseen} of them lie between delivered TCP sequence bytes with no delivery record (the kernel did not run the program for their skb; see README)"
+            ));
+        }
         notes.join("; ")
     }
 

@@ -174,7 +174,10 @@ fn deferred_copy_pages_observed_equal_pages_required() {
                 assert_eq!(outcome.checks(), "ok", "{what}: {c:?}");
                 assert!(k.unseen.is_empty(), "{what}: {:?}", k.unseen);
                 assert_eq!(k.skipped_events(), 0, "{what}: {}", k.skipped_note());
-                assert!(c.deferred_copy_bytes > 0, "{what}: nothing was deferred");
+                assert!(
+                    c.deferred_copy_bytes > 0,
+                    "{what}: nothing was deferred: {c:?}"
+                );
                 assert!(c.deferred_copy_pages_required > 0, "{what}");
                 assert_eq!(
                     c.deferred_copy_pages, c.deferred_copy_pages_required,

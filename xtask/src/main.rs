@@ -22,12 +22,18 @@ enum Command {
     Setup,
     /// Set up, then build netcopy (release) with its eBPF programs embedded.
     Build,
-    /// Set up, then run every test in the workspace. Arguments after `--` go to the test binaries.
+    /// Set up, then run every test in the workspace, then the exact-figure tests four times
+    /// more (five runs each in all). With `--repeat N`, run only the named test targets
+    /// (`control_paths`, or `control_paths:veth` for one test in it; default: the exact-figure
+    /// tests) N times, stopping at the first failure. Arguments after `--` go to the test binaries.
     Test {
         /// Also run the accounting tests inside a Debian 6.1 guest (`cargo xtask vm`), as
         /// when `GUEST_SUITE_IN_CI` is on.
         #[arg(long)]
         guest: bool,
+        #[arg(long)]
+        repeat: Option<u32>,
+        filters: Vec<String>,
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -64,7 +70,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup => setup::run().map(|_| ()),
         Command::Build => cmd::build(),
-        Command::Test { guest, args } => cmd::test(&args, guest || vm::GUEST_SUITE_IN_CI),
+        Command::Test {
+            guest,
+            repeat,
+            filters,
+            args,
+        } => cmd::test(repeat, &filters, &args, guest || vm::GUEST_SUITE_IN_CI),
         Command::Run { args } => cmd::run(&args),
         Command::Bench {
             skip_default_sweep,

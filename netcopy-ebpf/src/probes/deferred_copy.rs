@@ -3,7 +3,7 @@
 //! pinned skbs entering local receive, and the pages allocated under `skb_copy_ubufs`.
 
 use aya_ebpf::{EbpfContext as _, helpers::bpf_get_stack, programs::BtfTracePointContext};
-use netcopy_common::{DeliveredRanges, FlowKey, STACK_DEPTH, Skipped, ubuf_copy_pages};
+use netcopy_common::{Delivery, FlowKey, STACK_DEPTH, Skipped, ubuf_copy_pages};
 
 /// A signature-matched allocation is still stack-checked this often. A walk costs about 4 us
 /// on this VM: at one in 64 the audit was 40 % of this probe's cost, at one in 256 it is 15 %.
@@ -11,9 +11,7 @@ const RECHECK_EVERY: u32 = 256;
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{
-        DELIVERED_UP_TO, DELIVERING, Delivering, STACK_SCRATCH, flow_counters, offset, skipped,
-    },
+    maps::{DELIVERIES, DELIVERING, Delivering, STACK_SCRATCH, flow_counters, offset, skipped},
     skb::{
         IPPROTO_TCP, IPPROTO_UDP, Packet, carries_user_pages, fragment_bytes, ip_packet,
         payload_from_skb, shared_info, tcp_segment,
@@ -65,23 +63,23 @@ pub fn try_netif_receive_skb(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     }
     let key = sender(&packet).or_skip()?;
     let bytes = fragment_bytes(skb, shinfo).or_skip()?;
-    let again = if packet.protocol == IPPROTO_TCP {
-        let payload = payload_from_skb(skb, &packet).or_skip()?;
-        delivered_before(&key, &packet, payload, bytes)
-    } else {
-        0
-    };
     let pages = ubuf_copy_pages(
         bytes,
         u64::from(offset!(page_size)),
         u64::from(offset!(max_skb_frags)),
     );
+    let payload = payload_from_skb(skb, &packet).or_skip()?;
     set_delivering(key, pages);
+    if packet.protocol == IPPROTO_TCP {
+        record_delivery(key, &packet, payload, bytes);
+    }
     let counters = flow_counters(&key).or_skip()?;
     // SAFETY: a live per-CPU map value; see `flow_counters` for why plain adds are sound.
     unsafe {
-        (*counters).deferred_copy_bytes += bytes - again;
-        (*counters).recopied_bytes += again;
+        if packet.protocol == IPPROTO_UDP {
+            // A datagram has no sequence number: each one is delivered, and copied, once.
+            (*counters).deferred_copy_bytes += bytes;
+        }
         (*counters).deferred_copy_pages_required += pages;
     }
     Ok(())
@@ -109,24 +107,20 @@ fn sender(packet: &Packet) -> Option<FlowKey> {
     }
 }
 
-/// How many of this segment's `bytes` the flow already delivered (a retransmission of a
-/// segment copied once already); see [`DeliveredRanges`].
+/// Hands one pinned TCP segment's delivery to userspace, which tells first deliveries from
+/// repeated ones by sequence number. A full ring buffer is counted, never silent.
 #[inline(always)]
-fn delivered_before(key: &FlowKey, packet: &Packet, ip_payload: u32, bytes: u64) -> u64 {
+fn record_delivery(key: FlowKey, packet: &Packet, ip_payload: u32, bytes: u64) {
     let (seq, len) = tcp_segment(packet, ip_payload);
-    let fresh = match DELIVERED_UP_TO.get_ptr_mut(key) {
-        // SAFETY: a live map value, updated in place (no allocation per packet).
-        Some(ranges) => unsafe { (*ranges).deliver(seq, len) },
-        None => {
-            let mut ranges = DeliveredRanges::default();
-            let fresh = ranges.deliver(seq, len);
-            if DELIVERED_UP_TO.insert(key, ranges, 0).is_err() {
-                skipped(Skipped::DeliveryMapFull);
-            }
-            fresh
-        }
+    let record = Delivery {
+        key,
+        seq,
+        len,
+        bytes,
     };
-    bytes.saturating_sub(u64::from(fresh))
+    if DELIVERIES.output::<Delivery>(&record, 0).is_err() {
+        skipped(Skipped::DeliveryRecordLost);
+    }
 }
 
 /// Whether `skb_copy_ubufs` is on this allocation's kernel stack.

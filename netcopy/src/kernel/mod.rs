@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod btf;
+mod deliveries;
 mod hooks;
 pub mod kallsyms;
 pub mod netns;

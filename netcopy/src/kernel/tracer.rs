@@ -7,13 +7,13 @@ use std::{collections::BTreeMap, net::SocketAddr};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::tp_btf::BtfTracePointLinkId,
 };
 use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, Skipped, Watch, kernel_addr, names};
 
 use super::attach::{self, AnyLink, Choice};
-use super::{btf::Btf, btf_path};
+use super::{btf::Btf, btf_path, deliveries::Collector};
 pub use super::{
     hooks::{Attachment, HOOKS, Hook, Mechanism, WITHHOLD_ENV},
     offsets::resolve_offsets,
@@ -41,6 +41,8 @@ pub struct Tracer {
     links: Vec<(&'static Hook, &'static Attachment, AnyLink)>,
     /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
     run_stats: Option<std::os::fd::OwnedFd>,
+    /// The TCP deliveries of pinned skbs, read from the programs' ring buffer.
+    deliveries: Collector,
 }
 
 mod links;
@@ -148,6 +150,10 @@ impl Tracer {
                 .unwrap_or_default();
             return Err(Error::NoHookAttached { why });
         }
+        let ring = ebpf
+            .take_map(names::DELIVERIES)
+            .expect("object defines DELIVERIES");
+        let ring = RingBuf::try_from(ring).map_err(map_err(names::DELIVERIES))?;
         Ok(Self {
             ebpf,
             offsets,
@@ -158,6 +164,7 @@ impl Tracer {
             on_demand_links: Vec::new(),
             links,
             run_stats: None,
+            deliveries: Collector::start(ring),
         })
     }
 
@@ -331,6 +338,7 @@ impl Tracer {
                 total.accumulate(counters);
             }
         }
+        self.deliveries.add_to(slot, &mut flows);
         Ok(flows)
     }
 
@@ -366,16 +374,9 @@ impl Tracer {
         Ok(total)
     }
 
-    /// Forgets every count and delivery mark, so the next experiment starts from zero.
+    /// Forgets every count and delivery, so the next experiment starts from zero.
     pub fn clear(&mut self) -> Result<()> {
-        let map = self
-            .ebpf
-            .map_mut(names::DELIVERED_UP_TO)
-            .expect("object defines DELIVERED_UP_TO");
-        let mut marks: HashMap<_, FlowKey, netcopy_common::DeliveredRanges> =
-            HashMap::try_from(map).map_err(map_err(names::DELIVERED_UP_TO))?;
-        let keys = marks.keys().collect();
-        remove_all(names::DELIVERED_UP_TO, keys, |k| marks.remove(k))?;
+        self.deliveries.clear();
         let map = self
             .ebpf
             .map_mut(names::FLOWS)

@@ -194,17 +194,19 @@ fn run_served(
         .map_err(|e| Error::io("reading the listener's address", e))?;
     let port = endpoint.port();
     // An untraced run runs with every program detached; the kernel says how many were not.
-    let mut attached = shared.bench.with_tracer(&turn, |t| {
-        if detach {
-            t.detach()?;
-        } else {
-            t.attach()?;
-            t.clear()?;
-            t.watch_endpoint(endpoint, 1)?;
-        }
-        t.attached_in_kernel()
-    })?
-    .flatten();
+    let mut attached = shared
+        .bench
+        .with_tracer(&turn, |t| {
+            if detach {
+                t.detach()?;
+            } else {
+                t.attach()?;
+                t.clear()?;
+                t.watch_endpoint(endpoint, 1)?;
+            }
+            t.attached_in_kernel()
+        })?
+        .flatten();
     // A client silent for `idle` is dropped: it has that long to read the port and connect.
     let idle = deadline.min(Instant::now() + shared.options.idle);
     let ready = Reply::Ready {
