@@ -74,6 +74,7 @@ pub struct Row {
     pub k_unclassified_send_bytes: Option<u64>,
     pub k_deferred_copy_bytes: Option<u64>,
     pub k_recopied_bytes: Option<u64>,
+    pub k_deferred_copy_unseen_bytes: Option<u64>,
     pub k_deferred_copy_pages: Option<u64>,
     pub k_deferred_copy_pages_required: Option<u64>,
     pub k_fallback_pct: Option<f64>,
@@ -227,6 +228,8 @@ impl Row {
                 k.figure("k_unclassified_send_bytes", c.unclassified_send_bytes);
             self.k_deferred_copy_bytes = k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes);
             self.k_recopied_bytes = k.figure("k_recopied_bytes", c.recopied_bytes);
+            self.k_deferred_copy_unseen_bytes =
+                k.figure("k_deferred_copy_unseen_bytes", c.deferred_copy_unseen_bytes);
             self.k_deferred_copy_pages = k.deferred_copy_pages();
             self.k_deferred_copy_pages_required = k.figure(
                 "k_deferred_copy_pages_required",

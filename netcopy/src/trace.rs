@@ -47,6 +47,7 @@ pub struct TraceRow {
     pub k_unclassified_send_bytes: Option<u64>,
     pub k_deferred_copy_bytes: Option<u64>,
     pub k_recopied_bytes: Option<u64>,
+    pub k_deferred_copy_unseen_bytes: Option<u64>,
     pub k_deferred_copy_pages: Option<u64>,
     pub k_deferred_copy_pages_required: Option<u64>,
     pub k_fallback_pct: Option<f64>,
@@ -83,6 +84,8 @@ impl TraceRow {
                 .figure("k_unclassified_send_bytes", c.unclassified_send_bytes),
             k_deferred_copy_bytes: k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes),
             k_recopied_bytes: k.figure("k_recopied_bytes", c.recopied_bytes),
+            k_deferred_copy_unseen_bytes: k
+                .figure("k_deferred_copy_unseen_bytes", c.deferred_copy_unseen_bytes),
             k_deferred_copy_pages: k.deferred_copy_pages(),
             k_deferred_copy_pages_required: k.figure(
                 "k_deferred_copy_pages_required",

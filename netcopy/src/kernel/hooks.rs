@@ -254,6 +254,7 @@ pub const HOOKS: &[Hook] = &[
         feeds: &[
             "k_deferred_copy_bytes",
             "k_recopied_bytes",
+            "k_deferred_copy_unseen_bytes",
             "k_deferred_copy_pages",
             "k_deferred_copy_pages_required",
             "k_fallback_pct",
