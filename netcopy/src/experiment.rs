@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use netcopy_common::{FlowCounters, Skipped};
 
 use crate::{
-    error::{Error, Result},
+    error::Result,
     kernel::tracer::Tracer,
     workload::{Config, Figures, Mode, Prepared},
 };
