@@ -25,17 +25,11 @@ fn program(name: &str) -> PathBuf {
 }
 
 fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netcopy-checks-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::out_dir("checks", name)
 }
 
 fn read_trace(dir: &Path) -> Vec<TraceRow> {
-    csv::Reader::from_path(dir.join("trace.csv"))
-        .expect("trace.csv")
-        .deserialize()
-        .collect::<Result<_, _>>()
-        .expect("trace rows parse")
+    common::read_trace(dir)
 }
 
 /// Runs `netcopy trace ARGS -- python3 PROGRAM PROGRAM_ARGS` with `env`, at most `limit`.

@@ -22,17 +22,11 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const IPERF3_COOKIE: u64 = 37;
 
 fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netcopy-trace-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::out_dir("trace", name)
 }
 
 fn read_trace(dir: &Path) -> Vec<TraceRow> {
-    csv::Reader::from_path(dir.join("trace.csv"))
-        .expect("trace.csv")
-        .deserialize()
-        .collect::<Result<_, _>>()
-        .expect("trace rows parse")
+    common::read_trace(dir)
 }
 
 /// Whether a TCP socket listens on `ip:port` (from /proc/net/tcp: readiness, not a sleep).

@@ -4,7 +4,7 @@
 use aya::{
     Ebpf,
     programs::{
-        BtfTracePoint, FEntry, FExit, KProbe, ProgramError, fentry::FEntryLinkId,
+        BtfTracePoint, FEntry, FExit, KProbe, Program, ProgramError, fentry::FEntryLinkId,
         fexit::FExitLinkId, kprobe::KProbeLinkId, tp_btf::BtfTracePointLinkId,
     },
 };
@@ -155,17 +155,27 @@ fn load_and_attach(
     Ok(Some(link))
 }
 
-/// Attaches `att`'s loaded program.
-pub fn attach(ebpf: &mut Ebpf, hook: &'static Hook, att: &'static Attachment) -> Result<AnyLink> {
+/// `att`'s program in the object, and what an attach or detach failure of it says.
+fn program_of<'e>(
+    ebpf: &'e mut Ebpf,
+    hook: &'static Hook,
+    att: &'static Attachment,
+) -> Result<(&'e mut Program, impl Fn(ProgramError) -> Error)> {
     let program = ebpf.program_mut(att.program).ok_or(Error::ProgramMissing {
         program: att.program,
     })?;
-    let attach_err = |source: ProgramError| Error::Attach {
+    let attach_err = move |source: ProgramError| Error::Attach {
         program: att.program,
         hook: att.target,
         requirement: hook.requirement,
         source: Box::new(source),
     };
+    Ok((program, attach_err))
+}
+
+/// Attaches `att`'s loaded program.
+pub fn attach(ebpf: &mut Ebpf, hook: &'static Hook, att: &'static Attachment) -> Result<AnyLink> {
+    let (program, attach_err) = program_of(ebpf, hook, att)?;
     let wrong_type = |_| Error::ProgramMissing {
         program: att.program,
     };
@@ -196,15 +206,7 @@ pub fn detach(
     att: &'static Attachment,
     link: AnyLink,
 ) -> Result<()> {
-    let program = ebpf.program_mut(att.program).ok_or(Error::ProgramMissing {
-        program: att.program,
-    })?;
-    let attach_err = |source: ProgramError| Error::Attach {
-        program: att.program,
-        hook: att.target,
-        requirement: hook.requirement,
-        source: Box::new(source),
-    };
+    let (program, attach_err) = program_of(ebpf, hook, att)?;
     let wrong_type = |_| Error::ProgramMissing {
         program: att.program,
     };

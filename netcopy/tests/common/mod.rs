@@ -6,6 +6,22 @@ use std::io::Write as _;
 
 use netcopy::kernel::tracer::Tracer;
 
+/// A fresh folder for one test's results: `netcopy-{prefix}-{name}-{pid}` under the temp dir.
+pub fn out_dir(prefix: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("netcopy-{prefix}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The rows of the trace.csv `netcopy trace --out dir` wrote.
+pub fn read_trace(dir: &std::path::Path) -> Vec<netcopy::trace::TraceRow> {
+    csv::Reader::from_path(dir.join("trace.csv"))
+        .expect("trace.csv")
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .expect("trace rows parse")
+}
+
 /// True under CI, where a test that cannot load or attach its programs must fail, not skip.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")

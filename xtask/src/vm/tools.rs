@@ -23,15 +23,7 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("dpkg-deb", "dpkg"),
 ];
 
-pub fn status(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    if !status.success() {
-        bail!("{cmd:?} failed ({status})");
-    }
-    Ok(())
-}
+pub use crate::setup::status;
 
 fn on_path(program: &str) -> bool {
     let dirs = env::var_os("PATH").unwrap_or_default();
