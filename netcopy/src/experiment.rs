@@ -50,8 +50,8 @@ pub const MIXED_OUTCOMES: &str = "fallback not checked against the error queue: 
 /// alone fails no check.
 pub const PAGES_PROGRAM: &str = "mm_page_alloc";
 
-/// Why a missed run of [`PAGES_PROGRAM`] fails no check.
-pub const PAGES_MISSES: &str = "its only figure, the deferred copy's pages, is held exactly to the pages required, so a missed deferred-copy page fails that check";
+/// Why a missed run of [`PAGES_PROGRAM`] fails no check by itself.
+pub const PAGES_MISSES: &str = "a run the kernel skips is an allocation inside its own (a delivery interrupting it), which can be a deferred-copy page, so the pages seen may fall short of the pages required by at most that many, and by no more";
 
 /// Why the copy to user is unknown when UDP receives asked for MSG_TRUNC.
 pub const RECV_COPY_UNSEEN: &str = "k_recv_copy_bytes: UDP receives with MSG_TRUNC return the datagram's length, not the bytes copied";
@@ -317,14 +317,20 @@ pub fn kernel_checks(k: &KernelFigures) -> Vec<String> {
         ));
     }
     // Every page skb_copy_ubufs had to allocate for the pinned skbs delivered was seen
-    // allocated under it, and no other.
+    // allocated under it, and no other; short by no more than the page program's own runs
+    // the kernel skipped (it counts them: `recursion_misses`).
+    let skipped_pages = k
+        .missed_runs
+        .iter()
+        .find(|(p, _)| p == PAGES_PROGRAM)
+        .map_or(0, |(_, n)| *n);
+    let required = c.deferred_copy_pages_required;
     if let Some(observed) = k.deferred_copy_pages()
         && k.seen("k_deferred_copy_pages_required")
-        && observed != c.deferred_copy_pages_required
+        && !(observed <= required && required - observed <= skipped_pages)
     {
         out.push(format!(
-            "deferred-copy pages: observed {observed} != required {}",
-            c.deferred_copy_pages_required
+            "deferred-copy pages: observed {observed} != required {required} ({PAGES_PROGRAM} skipped {skipped_pages} runs)"
         ));
     }
     out

@@ -46,3 +46,29 @@ fn the_note_names_fallbacks_beside_empty_columns() {
     assert_eq!(k.figure("k_recv_bytes", 7), Some(7));
     assert_eq!(k.shown("k_zc_notifications", 0), "- (not seen)");
 }
+
+/// Pages seen may fall short of the pages required by the page program's skipped runs, and by
+/// no more; more pages than required always fail.
+#[test]
+fn the_pages_check_allows_only_the_runs_the_kernel_skipped() {
+    let mut k = KernelFigures {
+        missed_runs: vec![(PAGES_PROGRAM.to_owned(), 16)],
+        ..KernelFigures::default()
+    };
+    k.counters.deferred_copy_pages_required = 68_699;
+    k.counters.deferred_copy_pages = 68_683;
+    assert_eq!(kernel_checks(&k), Vec::<String>::new());
+    k.counters.deferred_copy_pages = 68_682;
+    assert_eq!(
+        kernel_checks(&k),
+        vec![
+            "deferred-copy pages: observed 68682 != required 68699 (mm_page_alloc skipped 16 runs)"
+                .to_owned()
+        ]
+    );
+    k.counters.deferred_copy_pages = 68_700;
+    assert_eq!(kernel_checks(&k).len(), 1);
+    k.missed_runs.clear();
+    k.counters.deferred_copy_pages = 68_683;
+    assert_eq!(kernel_checks(&k).len(), 1);
+}
