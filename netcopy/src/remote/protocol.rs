@@ -119,13 +119,7 @@ pub fn receive<T: for<'de> Deserialize<'de>>(
             Ok(_) if line.len() > MAX_LINE => return Err(LineError::TooLong),
             Ok(0) => return Err(LineError::Truncated),
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if only_waited(&e) => {}
             Err(e) => return Err(LineError::Io(e)),
         }
         if interrupt::requested() {
@@ -136,6 +130,17 @@ pub fn receive<T: for<'de> Deserialize<'de>>(
         }
     }
     decode(&line)
+}
+
+/// A read or write that only timed out, would block, or was interrupted: the connection is
+/// still whole, and the caller looks at its deadline and signals before trying again.
+pub fn only_waited(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
 }
 
 /// One control line's message.

@@ -36,14 +36,7 @@ pub(super) fn send<T: Serialize>(
         match stream.write(&line[at..]) {
             Ok(0) => return Err(io(std::io::ErrorKind::WriteZero.into())),
             Ok(n) => at += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if super::protocol::only_waited(&e) => {
                 if interrupt::requested() {
                     return Err(Error::Interrupted);
                 }
