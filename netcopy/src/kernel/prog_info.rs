@@ -49,7 +49,7 @@ pub fn recursion_misses(fd: BorrowedFd<'_>) -> std::io::Result<Option<u64>> {
 
 impl Tracer {
     /// The programs the gate chose on this kernel, one per attached hook.
-    fn programs(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub(in crate::kernel) fn programs(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.mechanisms().iter().map(|(_, att)| att.program)
     }
 

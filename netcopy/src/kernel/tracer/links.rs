@@ -38,12 +38,10 @@ impl Tracer {
         Ok(())
     }
 
-    /// The kernel's ids of this tracer's programs; a program this kernel refused was never
-    /// loaded, and has no id and no link.
+    /// The kernel's ids of the programs the gate chose (the on-demand ones included).
     fn program_ids(&self) -> Vec<u32> {
-        self.ebpf
-            .programs()
-            .filter_map(|(_, program)| program.info().ok())
+        self.programs()
+            .filter_map(|name| self.ebpf.program(name)?.info().ok())
             .map(|info| info.id())
             .collect()
     }
