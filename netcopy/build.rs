@@ -57,7 +57,9 @@ fn build() -> Result<(), String> {
         // Unit separators between flags; BTF so the loader can relocate and maps can be BTF.
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
-            format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf"),
+            format!(
+                "--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-cpu=v3"
+            ),
         )
         // The outer build's compiler is the stable one: the nightly must pick its own.
         .env_remove("RUSTC")

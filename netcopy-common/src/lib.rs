@@ -17,8 +17,14 @@ pub mod names {
     /// Hash map: connection ([`FlowKey`](super::FlowKey) with slot 0) -> slot: the sockets
     /// adopted from watched processes, each forgotten when it closes.
     pub const WATCHED_CONNS: &str = "WATCHED_CONNS";
-    /// Per-CPU hash map: [`FlowKey`](super::FlowKey) -> [`FlowCounters`](super::FlowCounters).
+    /// Per-CPU array: flow index -> [`FlowCounters`](super::FlowCounters).
     pub const FLOWS: &str = "FLOWS";
+    /// Array: flow index -> its [`FlowKey`](super::FlowKey) (slot `u32::MAX`: void).
+    pub const FLOW_KEYS: &str = "FLOW_KEYS";
+    /// Hash map: [`FlowKey`](super::FlowKey) -> flow index, where a flow's index is found once.
+    pub const FLOW_INDEX: &str = "FLOW_INDEX";
+    /// Array of one u64: the next free flow index.
+    pub const FLOW_NEXT: &str = "FLOW_NEXT";
     /// LRU hash map: task (pid_tgid) -> [`SendDecision`](super::SendDecision) of its send in
     /// progress.
     pub const SEND_DECISIONS: &str = "SEND_DECISIONS";
@@ -147,6 +153,8 @@ impl Watch {
 }
 /// Capacity of [`names::FLOWS`]: one entry per observed socket.
 pub const MAX_FLOWS: u32 = 8192;
+/// The slot of a [`names::FLOW_KEYS`] entry whose index was given up.
+pub const VOID_SLOT: u32 = u32::MAX;
 /// Length of [`names::OVERFLOW`]: slots run from 0 to this, exclusive.
 pub const MAX_SLOTS: u32 = 16;
 

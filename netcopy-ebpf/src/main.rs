@@ -6,7 +6,10 @@
 //! `cargo clippy --workspace` checks the probe code too.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
+mod flows;
 mod maps;
 mod probes;
 mod skb;

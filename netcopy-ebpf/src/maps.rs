@@ -2,9 +2,8 @@
 
 use aya_ebpf::{
     Global,
-    bindings::BPF_NOEXIST,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use netcopy_common::{
     DELIVERIES_BYTES, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_SLOTS,
@@ -25,10 +24,6 @@ pub static WATCHED_TGIDS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_WATC
 
 #[map(name = "WATCHED_CONNS")]
 pub static WATCHED_CONNS: HashMap<FlowKey, u32> = HashMap::with_max_entries(MAX_WATCHED_CONNS, 0);
-
-#[map(name = "FLOWS")]
-pub static FLOWS: PerCpuHashMap<FlowKey, FlowCounters> =
-    PerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// Per slot: the counters of sockets that found `FLOWS` full, together. A busy server has
 /// more connections than any map holds; their bytes still count, in one aggregate.
@@ -109,27 +104,3 @@ macro_rules! offset {
     }};
 }
 pub(crate) use offset;
-
-/// This CPU's counters for `key`, created zeroed on first use.
-///
-/// Plain (non-atomic) increments through this pointer are sound: the value is per-CPU, each
-/// field has one writing program, and the kernel never nests a tracing program inside itself
-/// on one CPU.
-#[inline(always)]
-pub fn flow_counters(key: &FlowKey) -> Option<*mut FlowCounters> {
-    if let Some(counters) = FLOWS.get_ptr_mut(key) {
-        return Some(counters);
-    }
-    // Another CPU may insert the same key between the lookup and here: NOEXIST then fails and
-    // the second lookup finds its entry, which is ours too (per-CPU values).
-    let _ = FLOWS.insert(key, FlowCounters::default(), u64::from(BPF_NOEXIST));
-    if let Some(counters) = FLOWS.get_ptr_mut(key) {
-        return Some(counters);
-    }
-    // The map is full: the socket counts in its slot's aggregate instead.
-    let counters = OVERFLOW.get_ptr_mut(key.slot);
-    if counters.is_none() {
-        skipped(Skipped::FlowMapFull);
-    }
-    counters
-}

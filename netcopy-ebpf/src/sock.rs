@@ -7,7 +7,8 @@ use aya_ebpf::{
 };
 use netcopy_common::{Addr, FlowKey, Skipped, Watch, same_addr, v4_mapped};
 
-use crate::maps::{FLOWS, PROVISIONAL, WATCHED_CONNS, WATCHED_PORTS, WATCHED_TGIDS, skipped};
+use crate::flows::forget_flow;
+use crate::maps::{PROVISIONAL, WATCHED_CONNS, WATCHED_PORTS, WATCHED_TGIDS, skipped};
 
 /// include/uapi/asm-generic/errno-base.h
 const EEXIST: i32 = 17;
@@ -180,7 +181,7 @@ pub fn confirm_adoption(task: u64, key: &FlowKey) {
         && same_addr(&held.remote_addr, &key.remote_addr);
     if !same {
         let _ = WATCHED_CONNS.remove(FlowKey { slot: 0, ..held });
-        let _ = FLOWS.remove(held);
+        forget_flow(&held);
     }
 }
 

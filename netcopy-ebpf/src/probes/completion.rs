@@ -4,7 +4,8 @@ use aya_ebpf::programs::BtfTracePointContext;
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{flow_counters, offset},
+    flows::flow_counters,
+    maps::offset,
     sock::{field, watched_flow},
 };
 

@@ -11,7 +11,8 @@ const RECHECK_EVERY: u32 = 256;
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{DELIVERIES, DELIVERING, Delivering, STACK_SCRATCH, flow_counters, offset, skipped},
+    flows::flow_counters,
+    maps::{DELIVERIES, DELIVERING, Delivering, STACK_SCRATCH, offset, skipped},
     skb::{
         IPPROTO_TCP, IPPROTO_UDP, Packet, carries_user_pages, fragment_bytes, ip_packet,
         payload_from_skb, shared_info, tcp_segment,

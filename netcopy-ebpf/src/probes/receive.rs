@@ -6,7 +6,8 @@ use super::{OrSkip as _, Skip};
 use netcopy_common::Skipped;
 
 use crate::{
-    maps::{CONSUMED, flow_counters, offset, skipped},
+    flows::flow_counters,
+    maps::{CONSUMED, offset, skipped},
     sock::{field, is_udp, read, watched_flow_or_adopt},
 };
 

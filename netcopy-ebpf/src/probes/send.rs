@@ -6,7 +6,8 @@ use netcopy_common::{SendDecision, Skipped};
 
 use super::{OrSkip as _, Skip};
 use crate::{
-    maps::{SEND_DECISIONS, flow_counters, offset, skipped},
+    flows::flow_counters,
+    maps::{SEND_DECISIONS, offset, skipped},
     skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
     sock::{
         adopt_at_transmit, confirm_adoption, field, is_udp, watched_flow, watched_flow_or_adopt,

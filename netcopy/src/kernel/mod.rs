@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod btf;
 mod deliveries;
+mod flow_table;
 mod hooks;
 pub mod kallsyms;
 pub mod netns;

@@ -7,13 +7,13 @@ use std::{collections::BTreeMap, net::SocketAddr};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::tp_btf::BtfTracePointLinkId,
 };
 use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, Skipped, Watch, kernel_addr, names};
 
 use super::attach::{self, AnyLink, Choice};
-use super::{btf::Btf, btf_path, deliveries::Collector};
+use super::{btf::Btf, btf_path, deliveries::Collector, flow_table};
 pub use super::{
     hooks::{Attachment, HOOKS, Hook, Mechanism, WITHHOLD_ENV},
     offsets::resolve_offsets,
@@ -48,7 +48,7 @@ pub struct Tracer {
 mod links;
 
 /// Removes every key of `map`; a key another reader removed first is fine.
-fn remove_all<K>(
+pub(super) fn remove_all<K>(
     map: &'static str,
     keys: std::result::Result<Vec<K>, aya::maps::MapError>,
     mut remove: impl FnMut(&K) -> std::result::Result<(), aya::maps::MapError>,
@@ -72,7 +72,7 @@ pub(super) fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::Progra
     }
 }
 
-fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
+pub(super) fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
     move |source| Error::Map {
         map,
         source: Box::new(source),
@@ -257,11 +257,6 @@ impl Tracer {
             .map_err(map_err(names::WATCHED_PORTS))
     }
 
-    fn flows_map(&self) -> Result<PerCpuHashMap<&MapData, FlowKey, FlowCounters>> {
-        let map = self.ebpf.map(names::FLOWS).expect("object defines FLOWS");
-        PerCpuHashMap::try_from(map).map_err(map_err(names::FLOWS))
-    }
-
     /// Counts, under `slot`, every socket whose local or remote port is `port`, whatever its
     /// address (`trace --port`).
     pub fn watch_port(&mut self, port: u16, slot: u32) -> Result<()> {
@@ -327,42 +322,14 @@ impl Tracer {
 
     /// Every socket counted under `slot`, each summed over CPUs.
     pub fn flows(&self, slot: u32) -> Result<BTreeMap<FlowKey, FlowCounters>> {
-        let mut flows = BTreeMap::new();
-        for entry in self.flows_map()?.iter() {
-            let (key, per_cpu) = entry.map_err(map_err(names::FLOWS))?;
-            if key.slot != slot {
-                continue;
-            }
-            let total: &mut FlowCounters = flows.entry(key).or_default();
-            for counters in per_cpu.iter() {
-                total.accumulate(counters);
-            }
-        }
+        let mut flows = flow_table::flows(&self.ebpf, slot)?;
         self.deliveries.add_to(slot, &mut flows);
         Ok(flows)
     }
 
-    /// The counters of `slot`'s sockets that found the flow map full, together.
+    /// The counters of `slot`'s sockets that found the flow table full, together.
     pub fn overflow(&self, slot: u32) -> Result<FlowCounters> {
-        let map = self
-            .ebpf
-            .map(names::OVERFLOW)
-            .expect("object defines OVERFLOW");
-        let array: PerCpuArray<&MapData, FlowCounters> =
-            PerCpuArray::try_from(map).map_err(map_err(names::OVERFLOW))?;
-        let mut total = FlowCounters::default();
-        if slot >= array.len() {
-            // Shrunk by NETCOPY_MAP_ENTRIES: the slot has no aggregate (events are skipped).
-            return Ok(total);
-        }
-        for counters in array
-            .get(&slot, 0)
-            .map_err(map_err(names::OVERFLOW))?
-            .iter()
-        {
-            total.accumulate(counters);
-        }
-        Ok(total)
+        flow_table::overflow(&self.ebpf, slot)
     }
 
     /// All of `slot`'s sockets folded into one set of counters, those in the overflow too.
@@ -377,28 +344,8 @@ impl Tracer {
     /// Forgets every count and delivery, so the next experiment starts from zero.
     pub fn clear(&mut self) -> Result<()> {
         self.deliveries.clear();
-        let map = self
-            .ebpf
-            .map_mut(names::FLOWS)
-            .expect("object defines FLOWS");
-        let mut flows: PerCpuHashMap<_, FlowKey, FlowCounters> =
-            PerCpuHashMap::try_from(map).map_err(map_err(names::FLOWS))?;
-        let keys = flows.keys().collect();
-        remove_all(names::FLOWS, keys, |k| flows.remove(k))?;
+        flow_table::clear(&mut self.ebpf)?;
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(what, e))?;
-        let map = self
-            .ebpf
-            .map_mut(names::OVERFLOW)
-            .expect("object defines OVERFLOW");
-        let mut overflow: PerCpuArray<_, FlowCounters> =
-            PerCpuArray::try_from(map).map_err(map_err(names::OVERFLOW))?;
-        for slot in 0..overflow.len() {
-            let zeros = PerCpuValues::try_from(vec![FlowCounters::default(); cpus])
-                .map_err(|e| Error::io("zeroing the overflow counters", e))?;
-            overflow
-                .set(slot, zeros, 0)
-                .map_err(map_err(names::OVERFLOW))?;
-        }
         let mut skipped = self.skipped_map()?;
         for reason in Skipped::ALL {
             let zeros = PerCpuValues::try_from(vec![0u64; cpus])
