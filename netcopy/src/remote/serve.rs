@@ -13,7 +13,7 @@ use std::{
 
 use super::{
     boot_id, control_timeout,
-    guard::{Bench, MemoryCap, Penalties, TICK},
+    guard::{Bench, MemoryCap, Penalties, TICK, Turn},
     protocol::{self, KernelSide, LineError, Reply, ServerReport},
     wire,
 };
@@ -193,20 +193,7 @@ fn run_served(
         .local_addr()
         .map_err(|e| Error::io("reading the listener's address", e))?;
     let port = endpoint.port();
-    // An untraced run runs with every program detached; the kernel says how many were not.
-    let mut attached = shared
-        .bench
-        .with_tracer(&turn, |t| {
-            if detach {
-                t.detach()?;
-            } else {
-                t.attach()?;
-                t.clear()?;
-                t.watch_endpoint(endpoint, 1)?;
-            }
-            t.attached_in_kernel()
-        })?
-        .flatten();
+    let mut attached = arm_tracer(shared, &turn, detach, endpoint)?;
     // A client silent for `idle` is dropped: it has that long to read the port and connect.
     let idle = deadline.min(Instant::now() + shared.options.idle);
     let ready = Reply::Ready {
@@ -230,23 +217,7 @@ fn run_served(
             drop(listener);
             workload::run_server(config, servers)
         });
-    let kernel = shared
-        .bench
-        .with_tracer(&turn, |t| {
-            if detach {
-                attached = attached.max(t.attached_in_kernel()?);
-                return Ok(None);
-            }
-            t.unwatch_port(port)?;
-            let flows = t.flows(1)?;
-            Ok(Some(KernelSide::split(
-                &flows,
-                |k| k.local_port == port,
-                t.unseen(config.net_path.is_sink()),
-                t.skipped()?,
-            )))
-        })?
-        .flatten();
+    let kernel = read_kernel_side(shared, &turn, config, detach, port, &mut attached)?;
     drop(turn);
     if refused > 3 {
         say(format_args!("refused {refused} data connections in all"));
@@ -264,4 +235,52 @@ fn run_served(
         zc_receive: f.zc_receive,
         attached_programs: attached,
     })))
+}
+
+/// Attaches and clears the programs and watches `endpoint`, or detaches them for an untraced
+/// run. Returns how many programs the kernel has attached (an untraced run's should be none).
+fn arm_tracer(
+    shared: &Shared,
+    turn: &Turn<'_>,
+    detach: bool,
+    endpoint: SocketAddr,
+) -> Result<Option<u32>> {
+    let attached = shared.bench.with_tracer(turn, |t| {
+        if detach {
+            t.detach()?;
+        } else {
+            t.attach()?;
+            t.clear()?;
+            t.watch_endpoint(endpoint, 1)?;
+        }
+        t.attached_in_kernel()
+    })?;
+    Ok(attached.flatten())
+}
+
+/// The kernel's figures for the served side of `port`, or, untraced, none (and the larger
+/// count of attached programs seen at the window's edges into `attached`).
+fn read_kernel_side(
+    shared: &Shared,
+    turn: &Turn<'_>,
+    config: &Config,
+    detach: bool,
+    port: u16,
+    attached: &mut Option<u32>,
+) -> Result<Option<KernelSide>> {
+    let kernel = shared.bench.with_tracer(turn, |t| {
+        if detach {
+            *attached = (*attached).max(t.attached_in_kernel()?);
+            return Ok(None);
+        }
+        t.unwatch_port(port)?;
+        let flows = t.flows(1)?;
+        Ok(Some(KernelSide::split(
+            &flows,
+            |k| k.local_port == port,
+            t.unseen(config.net_path.is_sink()),
+            t.skipped()?,
+        )))
+    })?;
+    Ok(kernel.flatten())
 }
