@@ -123,6 +123,17 @@ pub(crate) fn parse_token(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// `--token`, else NETCOPY_TOKEN; an empty one is refused, as `--token ""` is.
+pub(crate) fn token_or_env(token: Option<String>) -> Result<Option<String>, crate::Usage> {
+    match token.or_else(|| std::env::var("NETCOPY_TOKEN").ok()) {
+        Some(t) if t.is_empty() => Err(crate::Usage(
+            "NETCOPY_TOKEN is empty: an empty token protects nothing (give a secret, or unset it)"
+                .to_owned(),
+        )),
+        t => Ok(t),
+    }
+}
+
 /// `serve --max-memory`: a size above zero.
 pub(crate) fn parse_max_memory(s: &str) -> Result<u64, String> {
     match units::parse_size(s)? {

@@ -11,8 +11,9 @@ use std::time::Duration;
 use crate::{
     cpustat::CpuFigures,
     experiment::{KernelFigures, Outcome},
-    perf::{PerfFigures, Side, SideCounts},
+    perf::{PerfFigures, SideCounts},
     placement::cpu_list,
+    side::Side,
     workload::{Config, Figures, Mode, SendCounts, Workload},
 };
 

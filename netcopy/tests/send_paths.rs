@@ -6,8 +6,7 @@ mod common;
 use std::time::Duration;
 
 use netcopy::{
-    Error,
-    kernel::netns,
+    Error, netns,
     workload::{self, Config, Figures, Mode, Workload},
 };
 

@@ -5,7 +5,6 @@ pub mod btf;
 mod deliveries;
 mod hooks;
 pub mod kallsyms;
-pub mod netns;
 mod offsets;
 mod on_demand;
 pub mod prog_info;

@@ -39,8 +39,9 @@ use crate::{
     error::{Error, Result},
     interrupt,
     netpath::Network,
-    perf::{self, PerfFigures, Side},
+    perf::{self, PerfFigures},
     placement,
+    side::Side,
 };
 
 /// What one experiment measured in userspace.

@@ -18,7 +18,7 @@ use super::{
     Config, Figures, ObserverClock, Phase, PhaseClock, Ring, SendCounts, coordinate, crew::Crew,
     join_all, latency_histogram, message::Verifier, net, send::SendPath, spawn,
 };
-use crate::{error::Result, perf::Side};
+use crate::{error::Result, side::Side};
 
 struct SideOut {
     send_counts: SendCounts,

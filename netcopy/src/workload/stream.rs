@@ -23,7 +23,7 @@ use super::{
     spawn,
     zc_receive::{ZcReceiveCounters, ZcReceiver},
 };
-use crate::{error::Result, perf::Side};
+use crate::{error::Result, side::Side};
 
 /// Receive buffer per connection: large reads, as a real bulk receiver would make.
 const RECV_BUF: usize = 128 << 10;
