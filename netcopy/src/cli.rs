@@ -51,11 +51,11 @@ pub(crate) enum Command {
 
 #[derive(Args)]
 pub(crate) struct Serve {
-    /// Address to listen on (control and data); loopback unless told otherwise.
+    /// Address to listen on (requests and data); loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1")]
     pub(crate) bind: std::net::IpAddr,
-    /// Control port.
-    #[arg(long, default_value_t = netcopy::remote::DEFAULT_CONTROL_PORT)]
+    /// Port for requests (data ports are picked per experiment).
+    #[arg(long, default_value_t = netcopy::remote::DEFAULT_REQUEST_PORT)]
     pub(crate) port: u16,
     /// Run without eBPF; the server's kernel columns stay empty.
     #[arg(long)]

@@ -63,7 +63,7 @@ pub(crate) fn parse_message_size(s: &str) -> Result<usize, String> {
 pub(crate) fn parse_server(s: &str) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs as _;
     let with_port = if s.parse::<std::net::IpAddr>().is_ok() || !s.contains(':') {
-        format!("{s}:{}", netcopy::remote::DEFAULT_CONTROL_PORT)
+        format!("{s}:{}", netcopy::remote::DEFAULT_REQUEST_PORT)
     } else {
         s.to_owned()
     };

@@ -1,4 +1,4 @@
-//! What `serve` shares between its control connections, each bounded against a hostile
+//! What `serve` shares between its request connections, each bounded against a hostile
 //! client: the turn to run an experiment and the tracer (waits with a deadline, never a lock
 //! held across a network write), the memory a request may make it allocate, and a delay for
 //! an address that sent a wrong token.
