@@ -148,10 +148,8 @@ impl MemoryCap {
 
 /// `MemAvailable` from /proc/meminfo, bytes.
 fn mem_available() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    use procfs::Current as _;
+    procfs::Meminfo::current().ok()?.mem_available
 }
 
 /// Bytes for people, exact when they are a whole number of units.
