@@ -13,11 +13,12 @@ const MAX_FILE_LINES: usize = 450;
 const MAX_FN_LINES: usize = 80;
 
 /// Functions another change in flight owns, allowed over the limit until it lands:
-/// (file, function). The lead empties this list at merge; nothing else may be added.
+/// (module, function), the module as its file names it (`foo.rs` and `foo/mod.rs` are both
+/// `foo`). The lead empties this list at merge; nothing else may be added.
 const ALLOWED_UNTIL_MERGE: &[(&str, &str)] = &[
     // The sweep's scheduler (issue 28) rewrites these two.
-    ("netcopy/src/sweep.rs", "run"),
-    ("netcopy/src/commands/run_sweep.rs", "sweep"),
+    ("netcopy/src/sweep", "run"),
+    ("netcopy/src/commands/run_sweep", "sweep"),
 ];
 
 const TREES: [&str; 4] = [
@@ -242,8 +243,9 @@ fn no_function_is_over_80_lines() {
             if lines <= MAX_FN_LINES {
                 continue;
             }
-            if ALLOWED_UNTIL_MERGE.contains(&(file.as_str(), name.as_str())) {
-                allowed_seen.insert((file.clone(), name));
+            let module = file.trim_end_matches(".rs").trim_end_matches("/mod");
+            if ALLOWED_UNTIL_MERGE.contains(&(module, name.as_str())) {
+                allowed_seen.insert((module.to_owned(), name));
                 continue;
             }
             over.push(format!("{file}: fn {name}, {lines} lines"));
@@ -260,6 +262,18 @@ fn no_function_is_over_80_lines() {
             "{file}: fn {name} is within the limit now (or gone): take it off ALLOWED_UNTIL_MERGE"
         );
     }
+}
+
+#[test]
+fn one_module_style_no_file_beside_its_folder() {
+    let mut beside = Vec::new();
+    for file in all_files() {
+        let folder = file.trim_end_matches(".rs");
+        if root().join(folder).is_dir() {
+            beside.push(format!("{file} beside {folder}/ (make it {folder}/mod.rs)"));
+        }
+    }
+    assert!(beside.is_empty(), "{}", beside.join("\n"));
 }
 
 /// The paths a use tree names, from just after `crate::` or `super::` in `code` at `at`:
