@@ -31,7 +31,7 @@ pub(crate) enum Command {
     Check,
     /// Run one experiment and print its figures.
     BenchOne(BenchOne),
-    /// Run every send path once and print, side by side, where the kernel copied the bytes.
+    /// Run every send mode once and print, side by side, where the kernel copied the bytes.
     Compare(Compare),
     /// Run the grid (modes x sizes x threads x workloads, repeated) and write results.csv,
     /// results.json, plots and report.md into a new folder under --out.
@@ -51,11 +51,11 @@ pub(crate) enum Command {
 
 #[derive(Args)]
 pub(crate) struct Serve {
-    /// Address to listen on (control and data); loopback unless told otherwise.
+    /// Address to listen on (requests and data); loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1")]
     pub(crate) bind: std::net::IpAddr,
-    /// Control port.
-    #[arg(long, default_value_t = netcopy::remote::DEFAULT_CONTROL_PORT)]
+    /// Port for requests (data ports are picked per experiment).
+    #[arg(long, default_value_t = netcopy::remote::DEFAULT_REQUEST_PORT)]
     pub(crate) port: u16,
     /// Run without eBPF; the server's kernel columns stay empty.
     #[arg(long)]
@@ -104,7 +104,7 @@ pub(crate) struct Sweep {
     /// The preset that finishes within a minute (flags below still override it).
     #[arg(long)]
     pub(crate) quick: bool,
-    /// Send paths, comma-separated (default a1,a2,a3,a4,a5).
+    /// Send modes, comma-separated (default a1,a2,a3,a4,a5).
     #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
     pub(crate) modes: Vec<Mode>,
     /// Message sizes, comma-separated, with units: 256,1K,16KiB (default 256,1K,4K,16K,64K).
@@ -330,7 +330,7 @@ impl RunArgs {
 
 #[derive(Args)]
 pub(crate) struct BenchOne {
-    /// Send path: a1 (two-copy), a2 (one-copy), a3 (MSG_ZEROCOPY), a4 (io_uring SENDMSG_ZC).
+    /// Send mode: a1 (two-copy), a2 (one-copy), a3 (MSG_ZEROCOPY), a4 (io_uring SENDMSG_ZC).
     #[arg(long, value_parser = parse_mode, default_value = "a3")]
     pub(crate) mode: Mode,
     /// Server port (default: 8080 + mode number, a1 = 8080).

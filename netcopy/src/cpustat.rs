@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use crate::perf::Side;
 use crate::placement::Placement;
+use crate::side::Side;
 
 /// Busy and softirq time of each CPU, in clock ticks, at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

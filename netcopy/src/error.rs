@@ -88,7 +88,7 @@ pub enum Error {
         template: &'static str,
         what: String,
     },
-    /// The other end of a control connection said no, or said something out of turn.
+    /// The other end of a request connection said no, or said something out of turn.
     #[error("the server {0}")]
     Peer(String),
     /// An untraced run found some of netcopy's programs attached: its speed figures carry the

@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-use crate::{experiment::Outcome, workload::Mode};
+use crate::{
+    experiment::{KernelFigures, Outcome},
+    workload::Mode,
+};
 
 /// 1234567 -> "1 234 567": long byte counts stay readable.
 pub fn grouped(n: u64) -> String {
@@ -66,9 +69,36 @@ pub fn verdict(outcome: &Outcome) -> String {
 
 /// The drawing.
 pub fn draw(outcome: &Outcome) -> String {
+    let mut o = String::new();
+    heading(&mut o, outcome);
+    user_side(&mut o, outcome);
+    let Some(k) = &outcome.kernel else {
+        let _ = writeln!(o, "  (not traced)");
+        return o;
+    };
+    send_and_delivery(&mut o, outcome, k);
+    if outcome.config.mode.is_zero_copy() {
+        completions(&mut o, outcome, k);
+    }
+    let _ = writeln!(o, "  checks: {}", outcome.checks());
+    let _ = writeln!(o, "\nverdict: {}", verdict(outcome));
+    o
+}
+
+/// One stage of the drawing: its name, then what happened there.
+fn stage(o: &mut String, name: &str, what: String) {
+    let _ = writeln!(o, "  {name:<34} {what}");
+}
+
+/// The arrow between two stages, labelled.
+fn arrow(o: &mut String, label: &str) {
+    let _ = writeln!(o, "      |  {label}\n      v");
+}
+
+/// What ran, and whether its speed includes the observer's cost.
+fn heading(o: &mut String, outcome: &Outcome) {
     let cfg = &outcome.config;
     let f = &outcome.figures;
-    let mut o = String::new();
     let _ = writeln!(
         o,
         "{} ({}) on {}: {} {} x {} connection(s), {:.1}s measured\n",
@@ -88,14 +118,14 @@ pub fn draw(outcome: &Outcome) -> String {
             f.send_gbps()
         );
     }
-    let stage = |o: &mut String, name: &str, what: String| {
-        let _ = writeln!(o, "  {name:<34} {what}");
-    };
-    let arrow = |o: &mut String, label: &str| {
-        let _ = writeln!(o, "      |  {label}\n      v");
-    };
+}
+
+/// The sender's memory and its user-space copy, known without tracing.
+fn user_side(o: &mut String, outcome: &Outcome) {
+    let cfg = &outcome.config;
+    let f = &outcome.figures;
     stage(
-        &mut o,
+        o,
         if cfg.mode == Mode::A5 {
             "page cache: a memfd of messages"
         } else {
@@ -113,16 +143,17 @@ pub fn draw(outcome: &Outcome) -> String {
         0
     };
     arrow(
-        &mut o,
+        o,
         &format!("user copy (a1's memcpy): {} bytes", grouped(user_copy)),
     );
-    let Some(k) = &outcome.kernel else {
-        let _ = writeln!(o, "  (not traced)");
-        return o;
-    };
+}
+
+/// The send call, the device, and what the receiving side did, as the kernel counted them.
+fn send_and_delivery(o: &mut String, outcome: &Outcome, k: &KernelFigures) {
+    let cfg = &outcome.config;
     let c = &k.counters;
     stage(
-        &mut o,
+        o,
         "send call (tcp_sendmsg / transmit)",
         format!(
             "{} bytes copied, {} bytes pinned, {} bytes referenced (page cache)",
@@ -131,58 +162,57 @@ pub fn draw(outcome: &Outcome) -> String {
             grouped(c.tcp_referenced_at_send_bytes)
         ),
     );
-    arrow(&mut o, &format!("{} device", cfg.net_path));
+    arrow(o, &format!("{} device", cfg.net_path));
     let pages = match k.deferred_copy_pages() {
         Some(pages) => format!("{} fresh pages", grouped(pages)),
         None => format!("pages not measured: {}", k.note()),
     };
     if cfg.net_path.is_sink() {
         stage(
-            &mut o,
+            o,
             "ifb sink frees the packet",
             "no delivery, no copy".to_owned(),
         );
-    } else {
-        stage(
-            &mut o,
-            "local delivery (skb_copy_ubufs)",
-            format!(
-                "{} bytes copied late ({pages}), {} copied again",
-                grouped(c.deferred_copy_bytes),
-                grouped(c.recopied_bytes)
-            ),
-        );
-        arrow(&mut o, "receive queue");
-        let received = match &f.zc_receive {
-            Some(zc) => format!(
-                "{} bytes mapped (TCP_ZEROCOPY_RECEIVE), {} copied to user",
-                grouped(zc.mapped_bytes),
-                grouped(c.recv_copy_bytes)
-            ),
-            None => format!(
-                "{} bytes copied to user in {} calls",
-                grouped(c.recv_copy_bytes),
-                grouped(c.recv_calls)
-            ),
-        };
-        stage(&mut o, "receive call (copy to user)", received);
+        return;
     }
-    if cfg.mode.is_zero_copy() {
-        let p = &f.send_counts;
-        let _ = writeln!(
-            o,
-            "\n  completions: {} sends completed in {} notifications, {} flagged copied ({}); kernel saw {} error-queue reports",
-            grouped(p.zc_completed),
-            grouped(p.zc_notifications),
-            grouped(p.zc_copied),
-            p.copied_pct()
-                .map_or("n/a".to_owned(), |x| format!("{x:.0} %")),
-            grouped(c.zc_notifications)
-        );
-    }
-    let _ = writeln!(o, "  checks: {}", outcome.checks());
-    let _ = writeln!(o, "\nverdict: {}", verdict(outcome));
-    o
+    stage(
+        o,
+        "local delivery (skb_copy_ubufs)",
+        format!(
+            "{} bytes copied late ({pages}), {} copied again",
+            grouped(c.deferred_copy_bytes),
+            grouped(c.recopied_bytes)
+        ),
+    );
+    arrow(o, "receive queue");
+    let received = match &outcome.figures.zc_receive {
+        Some(zc) => format!(
+            "{} bytes mapped (TCP_ZEROCOPY_RECEIVE), {} copied to user",
+            grouped(zc.mapped_bytes),
+            grouped(c.recv_copy_bytes)
+        ),
+        None => format!(
+            "{} bytes copied to user in {} calls",
+            grouped(c.recv_copy_bytes),
+            grouped(c.recv_calls)
+        ),
+    };
+    stage(o, "receive call (copy to user)", received);
+}
+
+/// Zero-copy completions as the sender read them, and the kernel's own count of reports.
+fn completions(o: &mut String, outcome: &Outcome, k: &KernelFigures) {
+    let p = &outcome.figures.send_counts;
+    let _ = writeln!(
+        o,
+        "\n  completions: {} sends completed in {} notifications, {} flagged copied ({}); kernel saw {} error-queue reports",
+        grouped(p.zc_completed),
+        grouped(p.zc_notifications),
+        grouped(p.zc_copied),
+        p.copied_pct()
+            .map_or("n/a".to_owned(), |x| format!("{x:.0} %")),
+        grouped(k.counters.zc_notifications)
+    );
 }
 
 #[cfg(test)]

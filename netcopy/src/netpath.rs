@@ -16,7 +16,7 @@ use std::{
 
 use crate::{
     error::{Error, Result},
-    kernel::netns,
+    netns,
 };
 
 /// Which network path an experiment's bytes take.

@@ -63,7 +63,7 @@ pub(crate) fn parse_message_size(s: &str) -> Result<usize, String> {
 pub(crate) fn parse_server(s: &str) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs as _;
     let with_port = if s.parse::<std::net::IpAddr>().is_ok() || !s.contains(':') {
-        format!("{s}:{}", netcopy::remote::DEFAULT_CONTROL_PORT)
+        format!("{s}:{}", netcopy::remote::DEFAULT_REQUEST_PORT)
     } else {
         s.to_owned()
     };
@@ -121,6 +121,17 @@ pub(crate) fn parse_token(s: &str) -> Result<String, String> {
         return Err("an empty token protects nothing: give a secret, or no --token".into());
     }
     Ok(s.to_owned())
+}
+
+/// `--token`, else NETCOPY_TOKEN; an empty one is refused, as `--token ""` is.
+pub(crate) fn token_or_env(token: Option<String>) -> Result<Option<String>, crate::Usage> {
+    match token.or_else(|| std::env::var("NETCOPY_TOKEN").ok()) {
+        Some(t) if t.is_empty() => Err(crate::Usage(
+            "NETCOPY_TOKEN is empty: an empty token protects nothing (give a secret, or unset it)"
+                .to_owned(),
+        )),
+        t => Ok(t),
+    }
 }
 
 /// `serve --max-memory`: a size above zero.

@@ -7,19 +7,12 @@
 
 use std::{fs, io, path::Path};
 
+use crate::side::Side;
+
 use perf_event::{
     Builder, Counter, Group,
     events::{Cache, CacheId, CacheOp, CacheResult, Event, Hardware, Software},
 };
-
-/// Which end of an experiment a thread works for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// Threads that send the stream, or send requests (rr).
-    Client,
-    /// Threads that receive the stream, or answer requests (rr).
-    Server,
-}
 
 /// Counts for one side, summed over its threads (and over PMUs on hybrid CPUs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -11,7 +11,7 @@ use std::fmt;
 
 use nix::{sched::CpuSet, unistd::Pid};
 
-use crate::perf::Side;
+use crate::side::Side;
 
 /// How worker threads are placed on CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

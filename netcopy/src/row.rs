@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use crate::{
     cpustat::CpuFigures,
-    experiment::Outcome,
-    perf::{PerfFigures, Side, SideCounts},
+    experiment::{KernelFigures, Outcome},
+    perf::{PerfFigures, SideCounts},
     placement::cpu_list,
-    workload::{Config, Mode, Workload},
+    side::Side,
+    workload::{Config, Figures, Mode, SendCounts, Workload},
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -195,65 +196,13 @@ impl Row {
         } else {
             0
         });
-        if let Some(h) = f.send_latency.as_ref().filter(|h| !h.is_empty()) {
-            self.send_call_p50_us = Some(us(h.value_at_quantile(0.5)));
-            self.send_call_p99_us = Some(us(h.value_at_quantile(0.99)));
-        }
-        if let Some(h) = f.round_trip.as_ref().filter(|h| !h.is_empty()) {
-            self.rtt_p50_us = Some(us(h.value_at_quantile(0.5)));
-            self.rtt_p99_us = Some(us(h.value_at_quantile(0.99)));
-            self.rtt_p999_us = Some(us(h.value_at_quantile(0.999)));
-            self.rtt_mean_us = Some(h.mean() / 1e3);
-        }
+        self.latencies(f);
         if outcome.config.mode.is_zero_copy() {
-            let p = &f.send_counts;
-            self.zc_sends = Some(p.zc_sends);
-            self.zc_completed = Some(p.zc_completed);
-            self.zc_notifications = Some(p.zc_notifications);
-            self.zc_copied = Some(p.zc_copied);
-            self.zc_copied_pct = p.copied_pct();
-            self.enobufs_retries = Some(p.enobufs_retries);
+            self.zero_copy_sends(&f.send_counts);
         }
         self.checks = "not traced".to_owned();
         if let Some(k) = &outcome.kernel {
-            let c = &k.counters;
-            self.k_send_calls = k.figure("k_send_calls", c.send_calls);
-            self.k_send_bytes = k.figure("k_send_bytes", c.send_bytes);
-            self.k_copied_at_send_bytes =
-                k.figure("k_copied_at_send_bytes", c.copied_at_send_bytes());
-            self.k_pinned_bytes = k.figure("k_pinned_bytes", c.pinned_bytes());
-            self.k_referenced_at_send_bytes =
-                k.figure("k_referenced_at_send_bytes", c.tcp_referenced_at_send_bytes);
-            self.k_unclassified_send_bytes =
-                k.figure("k_unclassified_send_bytes", c.unclassified_send_bytes);
-            self.k_deferred_copy_bytes = k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes);
-            self.k_recopied_bytes = k.figure("k_recopied_bytes", c.recopied_bytes);
-            self.k_deferred_copy_unseen_bytes =
-                k.figure("k_deferred_copy_unseen_bytes", c.deferred_copy_unseen_bytes);
-            self.k_deferred_copy_pages = k.deferred_copy_pages();
-            self.k_deferred_copy_pages_required = k.figure(
-                "k_deferred_copy_pages_required",
-                c.deferred_copy_pages_required,
-            );
-            self.k_note = k.note();
-            self.k_fallback_pct = k.fallback_pct();
-            self.k_zc_notifications = k.figure("k_zc_notifications", c.zc_notifications);
-            self.k_recv_calls = k.figure("k_recv_calls", c.recv_calls);
-            self.k_recv_bytes = k.figure("k_recv_bytes", c.recv_bytes);
-            self.k_recv_copy_bytes = k.recv_copy_bytes();
-            self.k_skipped_events = Some(k.skipped_events());
-            // Only when every copy was seen: a partial sum is not a figure.
-            if let (true, Some(at_send), Some(deferred), Some(again), Some(to_user)) = (
-                f.bytes_sent > 0,
-                self.k_copied_at_send_bytes,
-                self.k_deferred_copy_bytes,
-                self.k_recopied_bytes,
-                self.k_recv_copy_bytes,
-            ) {
-                let copies =
-                    self.user_copy_bytes.unwrap_or(0) + at_send + deferred + again + to_user;
-                self.copies_per_byte = Some(copies as f64 / f.bytes_sent as f64);
-            }
+            self.kernel(k, f.bytes_sent);
             self.checks = outcome.checks();
         }
         self.perf(&f.perf, f.window_bytes_sent);
@@ -267,6 +216,70 @@ impl Row {
             _ => None,
         };
         self
+    }
+
+    /// Send-call and round-trip latency quantiles, where recorded.
+    fn latencies(&mut self, f: &Figures) {
+        if let Some(h) = f.send_latency.as_ref().filter(|h| !h.is_empty()) {
+            self.send_call_p50_us = Some(us(h.value_at_quantile(0.5)));
+            self.send_call_p99_us = Some(us(h.value_at_quantile(0.99)));
+        }
+        if let Some(h) = f.round_trip.as_ref().filter(|h| !h.is_empty()) {
+            self.rtt_p50_us = Some(us(h.value_at_quantile(0.5)));
+            self.rtt_p99_us = Some(us(h.value_at_quantile(0.99)));
+            self.rtt_p999_us = Some(us(h.value_at_quantile(0.999)));
+            self.rtt_mean_us = Some(h.mean() / 1e3);
+        }
+    }
+
+    /// What the sender read from the error queue.
+    fn zero_copy_sends(&mut self, p: &SendCounts) {
+        self.zc_sends = Some(p.zc_sends);
+        self.zc_completed = Some(p.zc_completed);
+        self.zc_notifications = Some(p.zc_notifications);
+        self.zc_copied = Some(p.zc_copied);
+        self.zc_copied_pct = p.copied_pct();
+        self.enobufs_retries = Some(p.enobufs_retries);
+    }
+
+    /// The kernel's columns: each figure its hooks saw, empty where none could.
+    fn kernel(&mut self, k: &KernelFigures, bytes_sent: u64) {
+        let c = &k.counters;
+        self.k_send_calls = k.figure("k_send_calls", c.send_calls);
+        self.k_send_bytes = k.figure("k_send_bytes", c.send_bytes);
+        self.k_copied_at_send_bytes = k.figure("k_copied_at_send_bytes", c.copied_at_send_bytes());
+        self.k_pinned_bytes = k.figure("k_pinned_bytes", c.pinned_bytes());
+        self.k_referenced_at_send_bytes =
+            k.figure("k_referenced_at_send_bytes", c.tcp_referenced_at_send_bytes);
+        self.k_unclassified_send_bytes =
+            k.figure("k_unclassified_send_bytes", c.unclassified_send_bytes);
+        self.k_deferred_copy_bytes = k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes);
+        self.k_recopied_bytes = k.figure("k_recopied_bytes", c.recopied_bytes);
+        self.k_deferred_copy_unseen_bytes =
+            k.figure("k_deferred_copy_unseen_bytes", c.deferred_copy_unseen_bytes);
+        self.k_deferred_copy_pages = k.deferred_copy_pages();
+        self.k_deferred_copy_pages_required = k.figure(
+            "k_deferred_copy_pages_required",
+            c.deferred_copy_pages_required,
+        );
+        self.k_note = k.note();
+        self.k_fallback_pct = k.fallback_pct();
+        self.k_zc_notifications = k.figure("k_zc_notifications", c.zc_notifications);
+        self.k_recv_calls = k.figure("k_recv_calls", c.recv_calls);
+        self.k_recv_bytes = k.figure("k_recv_bytes", c.recv_bytes);
+        self.k_recv_copy_bytes = k.recv_copy_bytes();
+        self.k_skipped_events = Some(k.skipped_events());
+        // Only when every copy was seen: a partial sum is not a figure.
+        if let (true, Some(at_send), Some(deferred), Some(again), Some(to_user)) = (
+            bytes_sent > 0,
+            self.k_copied_at_send_bytes,
+            self.k_deferred_copy_bytes,
+            self.k_recopied_bytes,
+            self.k_recv_copy_bytes,
+        ) {
+            let copies = self.user_copy_bytes.unwrap_or(0) + at_send + deferred + again + to_user;
+            self.copies_per_byte = Some(copies as f64 / bytes_sent as f64);
+        }
     }
 
     /// CPU time of the experiment's CPUs over the window, and per byte the clients sent in it.

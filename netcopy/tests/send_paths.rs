@@ -1,4 +1,4 @@
-//! The four send paths on real loopback sockets: every byte arrives, sampled messages arrive
+//! The four send modes on real loopback sockets: every byte arrives, sampled messages arrive
 //! byte-exact, and zero-copy sends all complete, all flagged as copied by the kernel.
 
 mod common;
@@ -6,8 +6,7 @@ mod common;
 use std::time::Duration;
 
 use netcopy::{
-    Error,
-    kernel::netns,
+    Error, netns,
     workload::{self, Config, Figures, Mode, Workload},
 };
 

@@ -256,7 +256,7 @@ fn a_token_is_required_when_set() {
     stop(serve);
 }
 
-/// A control connection that has sent `request` and read its `Ready`: (control, data port).
+/// A request connection that has sent `request` and read its `Ready`: (control, data port).
 fn ready(port: u16, request: &str) -> (BufReader<TcpStream>, u16) {
     let mut control = TcpStream::connect(("127.0.0.1", port)).unwrap();
     control

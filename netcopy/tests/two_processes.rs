@@ -89,7 +89,7 @@ impl Drop for Namespaces {
     }
 }
 
-/// Waits until `serve` accepts control connections (its first stderr line says so).
+/// Waits until `serve` accepts request connections (its first stderr line says so).
 fn wait_listening(server: &mut Child) {
     use std::io::{BufRead as _, BufReader};
     let stderr = server.stderr.take().expect("piped stderr");

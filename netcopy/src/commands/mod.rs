@@ -6,7 +6,7 @@ pub(crate) mod run_sweep;
 mod trace;
 
 pub(crate) use one::{bench_one, compare, explain};
-pub(crate) use run_sweep::{report, sweep, token_or_env};
+pub(crate) use run_sweep::{report, sweep};
 pub(crate) use trace::trace;
 
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use netcopy::kernel::{self, btf::Btf, tracer};
 
-use crate::cli::*;
+use crate::{cli::*, parse::token_or_env};
 
 pub(crate) fn check() -> Result<ExitCode> {
     let path = kernel::btf_path();

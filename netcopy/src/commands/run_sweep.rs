@@ -5,7 +5,7 @@ use std::{io::Write as _, process::ExitCode};
 use anyhow::{Context as _, Result, bail};
 use netcopy::{kernel::tracer, netpath::Network, output, row::Row, sweep, workload::Workload};
 
-use crate::{Usage, cli::*};
+use crate::{Usage, cli::*, parse::token_or_env};
 
 pub(crate) fn writable_folder(dir: &std::path::Path) -> Result<()> {
     let bad = |e: std::io::Error| {
@@ -156,7 +156,6 @@ pub(crate) fn report(args: Report) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The shared secret from NETCOPY_TOKEN, when set and not empty.
 /// The client of `--connect`'s serve, if any. The token matters only to a serve: a local
 /// sweep ignores NETCOPY_TOKEN.
 fn remote_client(args: &Sweep) -> Result<Option<netcopy::remote::Client>, Usage> {
@@ -167,15 +166,4 @@ fn remote_client(args: &Sweep) -> Result<Option<netcopy::remote::Client>, Usage>
         addr,
         token_or_env(args.token.clone())?,
     )))
-}
-
-/// `--token`, else NETCOPY_TOKEN; an empty one is refused, as `--token ""` is.
-pub(crate) fn token_or_env(token: Option<String>) -> Result<Option<String>, Usage> {
-    match token.or_else(|| std::env::var("NETCOPY_TOKEN").ok()) {
-        Some(t) if t.is_empty() => Err(Usage(
-            "NETCOPY_TOKEN is empty: an empty token protects nothing (give a secret, or unset it)"
-                .to_owned(),
-        )),
-        t => Ok(t),
-    }
 }

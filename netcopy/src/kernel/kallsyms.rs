@@ -1,31 +1,16 @@
-//! Kernel text addresses from /proc/kallsyms (root sees real addresses; others see zeros).
-
-use std::fs;
+//! Kernel text addresses from /proc/kallsyms (root sees real addresses; others see zeros),
+//! read by aya.
 
 /// The address range `[start, end)` of function `name`: from its address to the next higher
-/// symbol's. None when the symbol is absent or addresses are hidden.
+/// symbol's. None when the symbol is absent or addresses are hidden. Only core-kernel symbols
+/// match: aya keeps a module symbol's `[module]` column in its name. A symbol sharing its
+/// address with another is known by one of the names only (skb_copy_ubufs has no alias).
 pub fn function_range(name: &str) -> Option<(u64, u64)> {
-    let text = fs::read_to_string("/proc/kallsyms").ok()?;
-    let mut start = None;
-    let mut addresses = Vec::new();
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(addr), Some(kind), Some(sym)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let Ok(addr) = u64::from_str_radix(addr, 16) else {
-            continue;
-        };
-        // Module symbols carry a fourth column; the function is in the core kernel.
-        if parts.next().is_some() {
-            continue;
-        }
-        if sym == name && matches!(kind, "T" | "t") {
-            start = Some(addr);
-        }
-        addresses.push(addr);
+    let symbols = aya::util::kernel_symbols().ok()?;
+    let (&start, _) = symbols.iter().find(|(_, sym)| *sym == name)?;
+    if start == 0 {
+        return None;
     }
-    let start = start.filter(|&a| a != 0)?;
-    let end = addresses.into_iter().filter(|&a| a > start).min()?;
+    let (&end, _) = symbols.range(start + 1..).next()?;
     Some((start, end))
 }

@@ -6,7 +6,6 @@ mod deliveries;
 mod flow_table;
 mod hooks;
 pub mod kallsyms;
-pub mod netns;
 mod offsets;
 mod on_demand;
 pub mod prog_info;
@@ -53,13 +52,9 @@ const CAP_BPF: u32 = 39;
 
 /// This process's effective capabilities (`CapEff` in /proc/self/status); none if unreadable.
 fn effective_capabilities() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("CapEff:"))?;
-            u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
-        })
-        .unwrap_or(0)
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map_or(0, |s| s.capeff)
 }
 
 /// Whether this process may load and attach the tracing programs: CAP_BPF and CAP_PERFMON

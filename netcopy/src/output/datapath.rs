@@ -85,7 +85,38 @@ struct Stages {
 
 impl Stages {
     fn of(row: &Row) -> Self {
-        let source = if row.mode == "a5" {
+        Self {
+            source: Self::source(row),
+            buffer: stage(
+                1,
+                MID,
+                "a1's user buffer",
+                row.user_copy_bytes,
+                "the fields copied in",
+            ),
+            send: Self::send(row),
+            skb: stage(
+                3,
+                MID,
+                "skb",
+                row.k_send_bytes,
+                "accepted by the send calls",
+            ),
+            delivery: Self::delivery(row),
+            recv: stage(
+                5,
+                TOP + 45.0,
+                "receiver's copy",
+                row.k_recv_copy_bytes,
+                "copied into its buffer",
+            ),
+            mapped: Self::mapped(row),
+        }
+    }
+
+    /// Where the sent bytes lie: the user's fields, or a5's page cache.
+    fn source(row: &Row) -> Stage {
+        if row.mode == "a5" {
             stage(
                 0,
                 MID,
@@ -101,15 +132,12 @@ impl Stages {
                 row.bytes_sent,
                 "sent, 8 fields a message",
             )
-        };
-        let buffer = stage(
-            1,
-            MID,
-            "a1's user buffer",
-            row.user_copy_bytes,
-            "the fields copied in",
-        );
-        let send = [
+        }
+    }
+
+    /// What the send calls did with the bytes: copied, pinned, or referenced.
+    fn send(row: &Row) -> [Stage; 3] {
+        [
             (
                 TOP,
                 "copied at send",
@@ -129,15 +157,12 @@ impl Stages {
                 "the page cache's",
             ),
         ]
-        .map(|(y, title, v, detail)| stage(2, y, title, v, detail));
-        let skb = stage(
-            3,
-            MID,
-            "skb",
-            row.k_send_bytes,
-            "accepted by the send calls",
-        );
-        let delivery = if row.path == "ifb-sink" {
+        .map(|(y, title, v, detail)| stage(2, y, title, v, detail))
+    }
+
+    /// The deferred copy at local delivery, or the ifb sink that frees the packet.
+    fn delivery(row: &Row) -> Stage {
+        if row.path == "ifb-sink" {
             let mut s = stage(4, MID, "ifb sink frees it", None, "");
             s.figure = "no delivery, no copy".to_owned();
             s
@@ -148,14 +173,11 @@ impl Stages {
                     format!("at delivery, {} pages", grouped(p))
                 });
             stage(4, MID, "deferred copy", row.k_deferred_copy_bytes, &pages)
-        };
-        let recv = stage(
-            5,
-            TOP + 45.0,
-            "receiver's copy",
-            row.k_recv_copy_bytes,
-            "copied into its buffer",
-        );
+        }
+    }
+
+    /// The pages zero-copy receive mapped, or "not used".
+    fn mapped(row: &Row) -> Stage {
         let mut mapped = stage(
             5,
             BOTTOM - 45.0,
@@ -166,15 +188,7 @@ impl Stages {
         if !row.zerocopy_receive {
             mapped.figure = "not used".to_owned();
         }
-        Self {
-            source,
-            buffer,
-            send,
-            skb,
-            delivery,
-            recv,
-            mapped,
-        }
+        mapped
     }
 }
 

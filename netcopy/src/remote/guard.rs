@@ -1,4 +1,4 @@
-//! What `serve` shares between its control connections, each bounded against a hostile
+//! What `serve` shares between its request connections, each bounded against a hostile
 //! client: the turn to run an experiment and the tracer (waits with a deadline, never a lock
 //! held across a network write), the memory a request may make it allocate, and a delay for
 //! an address that sent a wrong token.
@@ -148,10 +148,8 @@ impl MemoryCap {
 
 /// `MemAvailable` from /proc/meminfo, bytes.
 fn mem_available() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    use procfs::Current as _;
+    procfs::Meminfo::current().ok()?.mem_available
 }
 
 /// Bytes for people, exact when they are a whole number of units.

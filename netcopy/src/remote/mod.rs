@@ -1,5 +1,5 @@
 //! One experiment, two processes: `netcopy serve` holds the receiving ends, `netcopy sweep
-//! --connect` the sending ends, possibly on two hosts. A control connection carries JSON
+//! --connect` the sending ends, possibly on two hosts. A request connection carries JSON
 //! lines: the client's request, the server's data port, and at the end the server's own
 //! figures (bytes received, its perf counters and, when traced, its kernel counters), so one
 //! row holds both sides.
@@ -34,12 +34,12 @@ use crate::{
 };
 use protocol::{KernelSide, Reply, ServerReport};
 
-/// The control port `serve` listens on unless told otherwise.
-pub const DEFAULT_CONTROL_PORT: u16 = 7070;
+/// The port `serve` takes requests on unless told otherwise.
+pub const DEFAULT_REQUEST_PORT: u16 = 7070;
 
-/// How long either side waits for the other on the control connection: an experiment's
+/// How long either side waits for the other on the request connection: an experiment's
 /// warmup and window plus the time its connections need to drain.
-fn control_timeout(config: &Config) -> Duration {
+fn exchange_timeout(config: &Config) -> Duration {
     config.warmup + config.duration + Duration::from_secs(30)
 }
 
@@ -50,21 +50,21 @@ fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// A control message from the server, as the client's error.
+/// A protocol message from the server, as the client's error.
 fn receive<T: for<'de> Deserialize<'de>>(
     reader: &mut BufReader<TcpStream>,
     limit: Duration,
 ) -> Result<T> {
     protocol::receive(reader, "answer from the server", limit)
-        .map_err(|e| Error::Peer(format!("control connection: {e}")))
+        .map_err(|e| Error::Peer(format!("request connection: {e}")))
 }
 
-/// The client's end of the control connection.
+/// The client's end of the request connection.
 pub struct Client {
     addr: SocketAddr,
     /// The server's shared secret, when it requires one.
     token: String,
-    control: Option<(BufReader<TcpStream>, TcpStream)>,
+    connection: Option<(BufReader<TcpStream>, TcpStream)>,
 }
 
 impl Client {
@@ -73,30 +73,30 @@ impl Client {
         Self {
             addr,
             token: token.unwrap_or_default(),
-            control: None,
+            connection: None,
         }
     }
 
-    fn control(&mut self) -> Result<&mut (BufReader<TcpStream>, TcpStream)> {
-        if self.control.is_none() {
+    fn connection(&mut self) -> Result<&mut (BufReader<TcpStream>, TcpStream)> {
+        if self.connection.is_none() {
             let stream =
                 TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).map_err(|e| {
                     Error::io(format!("connecting to netcopy serve at {}", self.addr), e)
                 })?;
             let writer = stream
                 .try_clone()
-                .map_err(|e| Error::io("duplicating the control connection", e))?;
-            self.control = Some((BufReader::new(stream), writer));
+                .map_err(|e| Error::io("duplicating the request connection", e))?;
+            self.connection = Some((BufReader::new(stream), writer));
         }
-        Ok(self.control.as_mut().expect("just connected"))
+        Ok(self.connection.as_mut().expect("just connected"))
     }
 
-    /// Runs one experiment with the server; a failure drops the control connection, so the
+    /// Runs one experiment with the server; a failure drops the request connection, so the
     /// next experiment starts clean.
     pub fn run(&mut self, config: &Config, observer: Observer<'_>) -> Result<Outcome> {
         let result = self.try_run(config, observer);
         if result.is_err() {
-            self.control = None;
+            self.connection = None;
         }
         result
     }
@@ -107,9 +107,9 @@ impl Client {
         let mut config = config.clone();
         config.net_path = NetPath::Remote;
         let host = self.addr.ip();
-        let timeout = control_timeout(&config);
+        let timeout = exchange_timeout(&config);
         let request = protocol::Request::of(&config, self.token.clone(), detach);
-        let (reader, writer) = self.control()?;
+        let (reader, writer) = self.connection()?;
         wire::send(writer, &request, Instant::now() + timeout)?;
         let (port, server_boot) = match receive(reader, timeout)? {
             Reply::Ready { port, boot_id } => (port, boot_id),
@@ -146,7 +146,7 @@ impl Client {
             None => None,
         };
         let mut figures = result?;
-        let (reader, _) = self.control()?;
+        let (reader, _) = self.connection()?;
         let report = match receive(reader, timeout)? {
             Reply::Report(report) => report,
             Reply::Failed(why) => return Err(Error::Peer(format!("side failed: {why}"))),

@@ -1,7 +1,7 @@
 //! `netcopy serve`: the receiving ends of experiments for clients that may be hostile. Every
 //! request is checked before anything runs (its fields, its token, the memory its buffers
 //! need), every wait has the request's deadline and wakes every [`TICK`], and data
-//! connections are taken from the control peer's address only.
+//! connections are taken from the request peer's address only.
 
 use std::{
     io::{BufReader, Write as _},
@@ -12,8 +12,8 @@ use std::{
 };
 
 use super::{
-    boot_id, control_timeout,
-    guard::{Bench, MemoryCap, Penalties, TICK},
+    boot_id, exchange_timeout,
+    guard::{Bench, MemoryCap, Penalties, TICK, Turn},
     protocol::{self, KernelSide, LineError, Reply, ServerReport},
     wire,
 };
@@ -36,7 +36,7 @@ pub struct ServeOptions {
     pub max_memory: MemoryCap,
 }
 
-/// Control connections handled at once; one more is told the server is busy.
+/// Request connections handled at once; one more is told the server is busy.
 const MAX_CLIENTS: usize = 8;
 
 /// What every client thread shares.
@@ -47,33 +47,28 @@ struct Shared {
     options: ServeOptions,
 }
 
-/// Serves experiments on `bind`:`control_port` until Ctrl-C, SIGTERM or SIGHUP. Each control
+/// Serves experiments on `bind`:`port` until Ctrl-C, SIGTERM or SIGHUP. Each request
 /// connection has a thread of its own, so a silent or slow client holds up no other;
 /// experiments run one at a time (they share the tracer, and would disturb each other's
 /// figures). Nothing a client sends can stop `serve`: a bad request gets one error line and
 /// the connection is closed.
-pub fn serve(
-    bind: IpAddr,
-    control_port: u16,
-    tracer: Option<Tracer>,
-    options: ServeOptions,
-) -> Result<()> {
+pub fn serve(bind: IpAddr, port: u16, tracer: Option<Tracer>, options: ServeOptions) -> Result<()> {
     if options.token.as_deref() == Some("") {
         return Err(Error::Unsupported(
             "an empty token protects nothing: give a secret, or no token".to_owned(),
         ));
     }
-    let control = TcpListener::bind((bind, control_port)).map_err(|source| Error::Port {
-        addr: format!("{bind}:{control_port}"),
+    let listener = TcpListener::bind((bind, port)).map_err(|source| Error::Port {
+        addr: format!("{bind}:{port}"),
         source,
     })?;
-    control
+    listener
         .set_nonblocking(true)
-        .map_err(|e| Error::io("configuring the control listener", e))?;
-    say(format_args!("listening on {bind}:{control_port}"));
+        .map_err(|e| Error::io("configuring the request listener", e))?;
+    say(format_args!("listening on {bind}:{port}"));
     if !bind.is_loopback() && options.token.is_none() {
         say(format_args!(
-            "warning: no --token, so anyone who can reach {bind}:{control_port} can make this host (as root) run experiments"
+            "warning: no --token, so anyone who can reach {bind}:{port} can make this host (as root) run experiments"
         ));
     }
     let shared = Arc::new(Shared {
@@ -85,7 +80,7 @@ pub fn serve(
     let mut clients: Vec<JoinHandle<()>> = Vec::new();
     while !interrupt::requested() {
         clients.retain(|c| !c.is_finished());
-        match control.accept() {
+        match listener.accept() {
             Ok((stream, peer)) => {
                 let _ = stream.set_nonblocking(false);
                 if clients.len() >= MAX_CLIENTS {
@@ -96,7 +91,7 @@ pub fn serve(
                 }
                 let shared = Arc::clone(&shared);
                 let spawned = std::thread::Builder::new()
-                    .name(format!("control-{peer}"))
+                    .name(format!("request-{peer}"))
                     .spawn(move || {
                         if let Err(e) = serve_client(stream, peer, &shared) {
                             say(format_args!("client {peer}: {e}"));
@@ -110,7 +105,7 @@ pub fn serve(
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 interrupt::sleep(Duration::from_millis(50));
             }
-            Err(e) => return Err(Error::io("accepting a control connection", e)),
+            Err(e) => return Err(Error::io("accepting a request connection", e)),
         }
     }
     // Every client thread's own waits wake within a tick of the signal.
@@ -136,7 +131,7 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Result<
     let options = &shared.options;
     let mut writer = stream
         .try_clone()
-        .map_err(|e| Error::io("duplicating the control connection", e))?;
+        .map_err(|e| Error::io("duplicating the request connection", e))?;
     let mut reader = BufReader::new(stream);
     loop {
         let request: protocol::Request =
@@ -163,7 +158,7 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Result<
         }
         // One deadline for the whole request: its turn, its data connections, its run and
         // its report.
-        let deadline = Instant::now() + control_timeout(&config);
+        let deadline = Instant::now() + exchange_timeout(&config);
         let detach = request.detach;
         let reply = match run_served(&config, detach, peer.ip(), shared, &mut writer, deadline) {
             Ok(reply) => reply,
@@ -193,20 +188,7 @@ fn run_served(
         .local_addr()
         .map_err(|e| Error::io("reading the listener's address", e))?;
     let port = endpoint.port();
-    // An untraced run runs with every program detached; the kernel says how many were not.
-    let mut attached = shared
-        .bench
-        .with_tracer(&turn, |t| {
-            if detach {
-                t.detach()?;
-            } else {
-                t.attach()?;
-                t.clear()?;
-                t.watch_endpoint(endpoint, 1)?;
-            }
-            t.attached_in_kernel()
-        })?
-        .flatten();
+    let mut attached = arm_tracer(shared, &turn, detach, endpoint)?;
     // A client silent for `idle` is dropped: it has that long to read the port and connect.
     let idle = deadline.min(Instant::now() + shared.options.idle);
     let ready = Reply::Ready {
@@ -230,23 +212,7 @@ fn run_served(
             drop(listener);
             workload::run_server(config, servers)
         });
-    let kernel = shared
-        .bench
-        .with_tracer(&turn, |t| {
-            if detach {
-                attached = attached.max(t.attached_in_kernel()?);
-                return Ok(None);
-            }
-            t.unwatch_port(port)?;
-            let flows = t.flows(1)?;
-            Ok(Some(KernelSide::split(
-                &flows,
-                |k| k.local_port == port,
-                t.unseen(config.net_path.is_sink()),
-                t.skipped()?,
-            )))
-        })?
-        .flatten();
+    let kernel = read_kernel_side(shared, &turn, config, detach, port, &mut attached)?;
     drop(turn);
     if refused > 3 {
         say(format_args!("refused {refused} data connections in all"));
@@ -264,4 +230,52 @@ fn run_served(
         zc_receive: f.zc_receive,
         attached_programs: attached,
     })))
+}
+
+/// Attaches and clears the programs and watches `endpoint`, or detaches them for an untraced
+/// run. Returns how many programs the kernel has attached (an untraced run's should be none).
+fn arm_tracer(
+    shared: &Shared,
+    turn: &Turn<'_>,
+    detach: bool,
+    endpoint: SocketAddr,
+) -> Result<Option<u32>> {
+    let attached = shared.bench.with_tracer(turn, |t| {
+        if detach {
+            t.detach()?;
+        } else {
+            t.attach()?;
+            t.clear()?;
+            t.watch_endpoint(endpoint, 1)?;
+        }
+        t.attached_in_kernel()
+    })?;
+    Ok(attached.flatten())
+}
+
+/// The kernel's figures for the served side of `port`, or, untraced, none (and the larger
+/// count of attached programs seen at the window's edges into `attached`).
+fn read_kernel_side(
+    shared: &Shared,
+    turn: &Turn<'_>,
+    config: &Config,
+    detach: bool,
+    port: u16,
+    attached: &mut Option<u32>,
+) -> Result<Option<KernelSide>> {
+    let kernel = shared.bench.with_tracer(turn, |t| {
+        if detach {
+            *attached = (*attached).max(t.attached_in_kernel()?);
+            return Ok(None);
+        }
+        t.unwatch_port(port)?;
+        let flows = t.flows(1)?;
+        Ok(Some(KernelSide::split(
+            &flows,
+            |k| k.local_port == port,
+            t.unseen(config.net_path.is_sink()),
+            t.skipped()?,
+        )))
+    })?;
+    Ok(kernel.flatten())
 }

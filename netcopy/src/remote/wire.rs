@@ -1,6 +1,6 @@
 //! The two network waits of a request besides reading its line, each bounded by the request's
-//! deadline and waking every [`TICK`]: writing a control message to a peer that may not read,
-//! and accepting the data connections, from the control peer's address only.
+//! deadline and waking every [`TICK`]: writing a protocol message to a peer that may not read,
+//! and accepting the data connections, from the request peer's address only.
 
 use std::{
     io::Write as _,
@@ -17,7 +17,7 @@ use crate::{
     workload::net,
 };
 
-/// Writes `value` as one control line, giving up at `deadline` (a peer that stops reading
+/// Writes `value` as one line of the protocol, giving up at `deadline` (a peer that stops reading
 /// fills the socket buffer; its write then waits in [`TICK`]s, not forever).
 pub(super) fn send<T: Serialize>(
     stream: &mut TcpStream,
@@ -25,11 +25,11 @@ pub(super) fn send<T: Serialize>(
     deadline: Instant,
 ) -> Result<()> {
     let mut line = serde_json::to_vec(value).map_err(|source| Error::Json {
-        what: "encoding a control message",
+        what: "encoding a protocol message",
         source,
     })?;
     line.push(b'\n');
-    let io = |e| Error::io("writing to the control connection", e);
+    let io = |e| Error::io("writing to the request connection", e);
     stream.set_write_timeout(Some(TICK)).map_err(io)?;
     let mut at = 0;
     while at < line.len() {
@@ -42,7 +42,7 @@ pub(super) fn send<T: Serialize>(
                 }
                 if Instant::now() >= deadline {
                     return Err(Error::Peer(
-                        "the peer read no control message before the deadline".to_owned(),
+                        "the peer read no protocol message before the deadline".to_owned(),
                     ));
                 }
             }

@@ -38,13 +38,9 @@ pub fn soak(
 
 /// This process's resident memory, KiB (0 when /proc cannot say).
 pub fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
+        .and_then(|s| s.vmrss)
         .unwrap_or(0)
 }

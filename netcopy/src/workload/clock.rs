@@ -9,10 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{
-    interrupt,
-    perf::{self, Side},
-};
+use crate::{interrupt, perf, side::Side};
 
 /// Where an experiment is in its life; loops read it once per message. It also collects the
 /// worker threads' ids as they start, so counters can be opened on them from outside.

@@ -1,4 +1,4 @@
-//! What an experiment is: its workload, send path, sizes, placement and options.
+//! What an experiment is: its workload, send mode, sizes, placement and options.
 
 use std::{
     net::{IpAddr, Ipv4Addr},

@@ -1,5 +1,5 @@
 //! An experiment's worker threads, stopped and joined on every exit path: a workload that
-//! fails while starting them (a thread that cannot be spawned, a send path that cannot open)
+//! fails while starting them (a thread that cannot be spawned, a send mode that cannot open)
 //! leaves none running into the next experiment.
 
 use std::{

@@ -33,7 +33,7 @@ fn drain_with(
         let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
         hdr.msg_control = control.as_mut_ptr().cast();
         hdr.msg_controllen = size_of_val(control);
-        // The a3 send path drains here between sends: a stack buffer and libc, no allocation
+        // The a3 send mode drains here between sends: a stack buffer and libc, no allocation
         // (nix's recvmsg takes its control buffer as a Vec).
         // SAFETY: hdr describes a live control buffer and no data buffers.
         let rc = unsafe {

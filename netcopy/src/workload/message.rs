@@ -1,4 +1,4 @@
-//! The message every send path sends: eight separately heap-allocated fields.
+//! The message every send mode sends: eight separately heap-allocated fields.
 //!
 //! A `size`-byte message has fields of `size / 8` bytes; when `size` is not a multiple of 8 the
 //! first `size % 8` fields carry one byte more, so a message is always exactly `size` bytes.

@@ -1,5 +1,5 @@
 //! The workloads: real servers and clients on real sockets, sending [`message::Message`]s
-//! through one [`send::SendPath`].
+//! through one [`send::Sender`].
 //!
 //! Measurement lives beside the hot loops, not in them: a loop only stamps, sends and (while
 //! the phase says so) records one latency; throughput windows, totals and checks are taken by
@@ -39,8 +39,9 @@ use crate::{
     error::{Error, Result},
     interrupt,
     netpath::Network,
-    perf::{self, PerfFigures, Side},
+    perf::{self, PerfFigures},
     placement,
+    side::Side,
 };
 
 /// What one experiment measured in userspace.
@@ -62,7 +63,7 @@ pub struct Figures {
     pub recv_calls: u64,
     /// Messages whose content was checked byte for byte.
     pub verified_messages: u64,
-    /// Send paths' own counts, summed over every sending socket.
+    /// The senders' own counts, summed over every sending socket.
     pub send_counts: SendCounts,
     /// Stream: duration of each message's send call(s), ns.
     pub send_latency: Option<Histogram<u64>>,
@@ -332,7 +333,7 @@ pub fn run_server(config: &Config, servers: Vec<TcpStream>) -> Result<Figures> {
 
 /// The buffer bytes the server half of `config` allocates, from the functions the allocating
 /// code sizes its buffers with: per connection, a stream receiver's read buffer, or an rr
-/// answerer's ring, request buffer and send path's own. `serve` refuses a request over its
+/// answerer's ring, request buffer and sender's own. `serve` refuses a request over its
 /// memory cap with this figure before allocating any of it.
 pub fn server_footprint(config: &Config) -> u64 {
     let per_connection = match config.workload {

@@ -74,7 +74,7 @@ pub enum Wait {
     Block,
     /// Spinning on `MSG_DONTWAIT` reads, yielding the CPU between tries so a peer pinned to
     /// the same CPU can run: no idle wake-up is ever paid. The socket itself stays blocking,
-    /// so the send paths on it are untouched.
+    /// so the senders on it are untouched.
     Spin,
 }
 

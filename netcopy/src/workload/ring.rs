@@ -34,11 +34,7 @@ impl Ring {
     /// Sends message `seq` through `sender`, reusing its slot only after release. Returns the
     /// nanoseconds the send call(s) took.
     #[inline]
-    pub(super) fn send(
-        &mut self,
-        sender: &mut dyn send::SendPath,
-        seq: u64,
-    ) -> std::io::Result<u64> {
+    pub(super) fn send(&mut self, sender: &mut dyn send::Sender, seq: u64) -> std::io::Result<u64> {
         let slot = (seq % self.messages.len() as u64) as usize;
         sender.wait_released(self.tickets[slot])?;
         let msg = &mut self.messages[slot];

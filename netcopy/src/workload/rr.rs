@@ -1,5 +1,5 @@
 //! Request-response: each connection sends one message and waits for the peer's reply of the
-//! same size, sent back through the same send path. Round trips are timed one by one.
+//! same size, sent back through the same send mode. Round trips are timed one by one.
 
 use std::{
     io,
@@ -16,9 +16,9 @@ use hdrhistogram::Histogram;
 
 use super::{
     Config, Figures, ObserverClock, Phase, PhaseClock, Ring, SendCounts, coordinate, crew::Crew,
-    join_all, latency_histogram, message::Verifier, net, send::SendPath, spawn,
+    join_all, latency_histogram, message::Verifier, net, send::Sender, spawn,
 };
-use crate::{error::Result, perf::Side};
+use crate::{error::Result, side::Side};
 
 struct SideOut {
     send_counts: SendCounts,
@@ -37,7 +37,7 @@ fn verify(verifier: &mut Verifier, buf: &[u8]) -> io::Result<()> {
 
 fn client_loop(
     mut stream: TcpStream,
-    mut sender: Box<dyn SendPath>,
+    mut sender: Box<dyn Sender>,
     config: Config,
     clock: PhaseClock,
 ) -> io::Result<SideOut> {
@@ -86,7 +86,7 @@ fn client_loop(
 }
 
 /// The buffer bytes one answering connection allocates: its ring of replies, the request it
-/// reads into, and what its send path holds (see [`server_loop`] and [`run`]).
+/// reads into, and what its sender holds (see [`server_loop`] and [`run`]).
 pub(super) fn server_footprint(config: &Config) -> u64 {
     Ring::footprint(config.size, config.ring_len())
         + request_len(config) as u64
@@ -100,7 +100,7 @@ fn request_len(config: &Config) -> usize {
 
 fn server_loop(
     mut stream: TcpStream,
-    mut sender: Box<dyn SendPath>,
+    mut sender: Box<dyn Sender>,
     config: Config,
     progress: Arc<AtomicU64>,
 ) -> io::Result<SideOut> {

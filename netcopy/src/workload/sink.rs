@@ -1,5 +1,5 @@
 //! Sink: every connection sends datagrams as fast as it can to an address where nothing
-//! listens; the device frees them. Only the send path is measured, which is the point: it is
+//! listens; the device frees them. Only the sending side is measured, which is the point: it is
 //! where a zero-copy send can keep its promise on one machine.
 
 use std::{

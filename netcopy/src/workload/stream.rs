@@ -19,11 +19,11 @@ use super::{
     crew::Crew,
     join_all, latency_histogram,
     message::Verifier,
-    send::SendPath,
+    send::Sender,
     spawn,
     zc_receive::{ZcReceiveCounters, ZcReceiver},
 };
-use crate::{error::Result, perf::Side};
+use crate::{error::Result, side::Side};
 
 /// Receive buffer per connection: large reads, as a real bulk receiver would make.
 const RECV_BUF: usize = 128 << 10;
@@ -41,9 +41,9 @@ struct ReceiverOut {
     zc: Option<ZcReceiveCounters>,
 }
 
-/// Sends as fast as the send path allows until the clock says stop, then waits for every release.
+/// Sends as fast as the sender allows until the clock says stop, then waits for every release.
 pub(super) fn send_loop(
-    mut sender: Box<dyn SendPath>,
+    mut sender: Box<dyn Sender>,
     config: Config,
     clock: PhaseClock,
 ) -> io::Result<SenderOut> {
@@ -72,13 +72,13 @@ pub(super) fn send_loop(
     })
 }
 
-/// Starts sender thread `i` on send path `sender`; `done` runs once every send was released (closing the
+/// Starts sender thread `i` with `sender`; `done` runs once every send was released (closing the
 /// connection's write side, or the socket).
 pub(super) fn spawn_sender(
     i: usize,
     config: &Config,
     clock: &PhaseClock,
-    sender: Box<dyn SendPath>,
+    sender: Box<dyn Sender>,
     done: impl FnOnce() -> io::Result<()> + Send + 'static,
 ) -> Result<JoinHandle<io::Result<SenderOut>>> {
     let (cfg, worker_clock) = (config.clone(), clock.clone());

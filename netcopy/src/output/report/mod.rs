@@ -52,23 +52,19 @@ pub struct Machine {
 
 impl Machine {
     pub fn detect() -> Self {
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-        let cpuinfo = read("/proc/cpuinfo");
-        let cpu = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split(':').nth(1))
-            .map_or("unknown".to_owned(), |s| s.trim().to_owned());
-        let memory = read("/proc/meminfo")
-            .lines()
-            .find(|l| l.starts_with("MemTotal"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or("unknown".to_owned(), |kb| {
-                format!("{:.1} GiB", kb as f64 / 1048576.0)
-            });
+        use procfs::Current as _;
+        let cpu = procfs::CpuInfo::current()
+            .ok()
+            .and_then(|c| Some(c.model_name(0)?.trim().to_owned()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let memory = procfs::Meminfo::current().map_or("unknown".to_owned(), |m| {
+            format!("{:.1} GiB", m.mem_total as f64 / (1u64 << 30) as f64)
+        });
         Self {
-            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             cpu,
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             memory,

@@ -300,7 +300,28 @@ pub fn lone_round_trip(o: &mut String, s: &Summary) {
 }
 
 pub(super) fn unexpected(o: &mut String, s: &Summary) {
-    let threads = s.min_threads();
+    let mut surprises = kernel_surprises(o, s);
+    for f in &s.failed {
+        surprises += 1;
+        let _ = writeln!(
+            o,
+            "- Failed: {} {} {} x {}: {}.",
+            f.mode,
+            f.workload,
+            size(f.size),
+            f.threads,
+            f.error.trim_end_matches('.')
+        );
+    }
+    surprises += speed_surprises(o, s);
+    if surprises == 0 {
+        let _ = writeln!(o, "Nothing beyond the above.");
+    }
+}
+
+/// What the kernel did that a reader would not expect: second copies, merged notifications,
+/// refused sends, disagreements. Returns how many were written.
+fn kernel_surprises(o: &mut String, s: &Summary) -> usize {
     let mut surprises = 0;
     let traced_rows = || s.points.iter().flat_map(|p| p.traced.iter());
     let recopied: u64 = traced_rows().filter_map(|r| r.k_recopied_bytes).sum();
@@ -344,18 +365,14 @@ pub(super) fn unexpected(o: &mut String, s: &Summary) {
             disagreements[0].checks.trim_end_matches('.')
         );
     }
-    for f in &s.failed {
-        surprises += 1;
-        let _ = writeln!(
-            o,
-            "- Failed: {} {} {} x {}: {}.",
-            f.mode,
-            f.workload,
-            size(f.size),
-            f.threads,
-            f.error.trim_end_matches('.')
-        );
-    }
+    surprises
+}
+
+/// Speed against expectation: throughput falling as messages grow, a3 at the smallest size.
+/// Returns how many were written.
+fn speed_surprises(o: &mut String, s: &Summary) -> usize {
+    let threads = s.min_threads();
+    let mut surprises = 0;
     for m in s.modes() {
         for pair in s.sizes().windows(2) {
             if let (Some(a), Some(b)) = (s.gbps(&m, pair[0], threads), s.gbps(&m, pair[1], threads))
@@ -386,7 +403,5 @@ pub(super) fn unexpected(o: &mut String, s: &Summary) {
             verdict_words(stats::compare(&a3, &a1))
         );
     }
-    if surprises == 0 {
-        let _ = writeln!(o, "Nothing beyond the above.");
-    }
+    surprises
 }

@@ -1,4 +1,4 @@
-//! The control protocol's tests, and its fuzz target.
+//! The request protocol's tests, and its fuzz target.
 
 use super::*;
 
@@ -69,7 +69,7 @@ fn decoding_refuses_what_is_not_a_request() {
     );
 }
 
-/// The fuzz target of the control protocol: whatever bytes a client sends, the decoder and
+/// The fuzz target of the request protocol: whatever bytes a client sends, the decoder and
 /// the validation answer with a request or a reason, never a panic. [`LINES`] arbitrary
 /// lines, [`REQUESTS`] requests with arbitrary field values, and [`STREAMS`] arbitrary byte
 /// streams through a real socket into the bounded line reader, every run. It takes about 4 s

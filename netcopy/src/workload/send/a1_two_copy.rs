@@ -6,7 +6,7 @@ use std::{
     os::fd::{AsRawFd as _, OwnedFd},
 };
 
-use super::{SendCounts, SendPath, Ticket};
+use super::{SendCounts, Sender, Ticket};
 use crate::workload::message::Message;
 
 pub struct TwoCopy {
@@ -31,7 +31,7 @@ impl TwoCopy {
     }
 }
 
-impl SendPath for TwoCopy {
+impl Sender for TwoCopy {
     fn send(&mut self, msg: &Message) -> io::Result<Ticket> {
         // The user copy, every message: this is what makes A1 two-copy.
         let mut at = 0;

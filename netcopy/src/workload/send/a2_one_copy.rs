@@ -6,7 +6,7 @@ use std::{
     os::fd::{AsRawFd as _, OwnedFd},
 };
 
-use super::{FIELDS, SendCounts, SendPath, Ticket, advance, sendmsg};
+use super::{FIELDS, SendCounts, Sender, Ticket, advance, sendmsg};
 use crate::workload::message::Message;
 
 pub struct OneCopy {
@@ -23,7 +23,7 @@ impl OneCopy {
     }
 }
 
-impl SendPath for OneCopy {
+impl Sender for OneCopy {
     fn send(&mut self, msg: &Message) -> io::Result<Ticket> {
         let mut iov = msg.iovecs();
         let mut start = 0;

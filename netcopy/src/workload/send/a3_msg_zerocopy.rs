@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use super::{FIELDS, SendCounts, SendPath, Ticket, advance, sendmsg};
+use super::{FIELDS, SendCounts, Sender, Ticket, advance, sendmsg};
 use crate::{
     error::{Error, Result},
     workload::{completions::Completions, errqueue, message::Message, net},
@@ -55,7 +55,7 @@ impl MsgZerocopy {
     }
 }
 
-impl SendPath for MsgZerocopy {
+impl Sender for MsgZerocopy {
     fn send(&mut self, msg: &Message) -> io::Result<Ticket> {
         let mut iov = msg.iovecs();
         let mut start = 0;

@@ -11,7 +11,7 @@ use std::{
 
 use io_uring::{IoUring, Probe, cqueue, opcode, types};
 
-use super::{FIELDS, SendCounts, SendPath, Ticket, advance};
+use super::{FIELDS, SendCounts, Sender, Ticket, advance};
 use crate::{
     error::{Error, Result},
     workload::{completions::Completions, message::Message},
@@ -147,7 +147,7 @@ impl UringSendZc {
     }
 }
 
-impl SendPath for UringSendZc {
+impl Sender for UringSendZc {
     fn send(&mut self, msg: &Message) -> io::Result<Ticket> {
         *self.iov = msg.iovecs();
         let mut start = 0;

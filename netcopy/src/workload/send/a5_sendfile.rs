@@ -20,7 +20,7 @@ use nix::{
     },
 };
 
-use super::{SendCounts, SendPath, Ticket};
+use super::{SendCounts, Sender, Ticket};
 use crate::{
     error::{Error, Result},
     workload::message::Message,
@@ -82,9 +82,9 @@ impl Sendfile {
     }
 }
 
-impl SendPath for Sendfile {
+impl Sender for Sendfile {
     /// Sends the file's copy of message `msg`'s slot; `msg` itself only gives the sequence
-    /// number (its stamp), so this path reads no user memory.
+    /// number (its stamp), so this sender reads no user memory.
     fn send(&mut self, msg: &Message) -> io::Result<Ticket> {
         let seq = msg.seq();
         let mut offset = ((seq % self.ring_len) * self.size as u64) as libc::off_t;

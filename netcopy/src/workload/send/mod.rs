@@ -1,4 +1,4 @@
-//! The five send paths, one module each, behind one trait. They differ only in how a message's
+//! The five send modes, one module each, behind one trait. They differ only in how a message's
 //! bytes reach the kernel; everything else (message, workload, measurement) is shared.
 
 mod a1_two_copy;
@@ -12,7 +12,7 @@ use std::{io, os::fd::BorrowedFd};
 use super::message::{FIELDS, Message};
 use crate::error::{Error, Result};
 
-/// Which send path.
+/// Which send mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mode {
     /// Two copies: the fields are copied into one buffer per message, then `send()`.
@@ -77,9 +77,9 @@ impl Mode {
         }
     }
 
-    /// Opens this send path on a connected socket, TCP or UDP (the path keeps its own
+    /// Opens this send mode on a connected socket, TCP or UDP (the sender keeps its own
     /// handle to it).
-    pub fn open(self, socket: BorrowedFd<'_>, size: usize) -> Result<Box<dyn SendPath>> {
+    pub fn open(self, socket: BorrowedFd<'_>, size: usize) -> Result<Box<dyn Sender>> {
         let socket = socket
             .try_clone_to_owned()
             .map_err(|e| Error::io("duplicating a socket", e))?;
@@ -99,7 +99,7 @@ named_choice!(Mode, "mode", "a1, a2, a3, a4 or a5");
 /// `None`: the kernel copied the bytes before the send call returned.
 pub type Ticket = Option<u64>;
 
-/// What a send path did, as userspace saw it.
+/// What a send mode did, as userspace saw it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SendCounts {
     /// System calls (or io_uring submissions) that sent bytes.
@@ -137,11 +137,11 @@ impl SendCounts {
 }
 
 /// One way of getting a message's bytes into the kernel.
-pub trait SendPath: Send {
+pub trait Sender: Send {
     /// Sends the whole message, however many calls that takes.
     fn send(&mut self, msg: &Message) -> io::Result<Ticket>;
     /// Returns once the kernel no longer reads the memory of the send behind `ticket`. A
-    /// copying path holds nothing once its send call returns.
+    /// copying sender holds nothing once its send call returns.
     fn wait_released(&mut self, _ticket: Ticket) -> io::Result<()> {
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! The control protocol's messages, and reading them from a peer that may be hostile: every
+//! The request protocol's messages, and reading them from a peer that may be hostile: every
 //! line is bounded in length and in time, every field of a request is bounded and validated
 //! before anything runs, and a signal ends a wait.
 
@@ -20,7 +20,7 @@ use crate::{
     workload::{Config, Mode, SendCounts, Workload, message, zc_receive::ZcReceiveCounters},
 };
 
-/// Longest control line accepted, bytes: a request is a few hundred.
+/// Longest protocol line accepted, bytes: a request is a few hundred.
 pub const MAX_LINE: usize = 16 << 10;
 /// Longest warmup and window a client may ask for.
 const MAX_WARMUP: Duration = Duration::from_secs(60);
@@ -64,7 +64,7 @@ pub enum Reply {
     Failed(String),
 }
 
-/// Why a control line could not be read.
+/// Why a protocol line could not be read.
 #[derive(Debug)]
 pub enum LineError {
     /// The peer closed the connection before a line began: it is done.
@@ -89,10 +89,10 @@ impl std::fmt::Display for LineError {
             Self::Closed => write!(f, "the peer closed the connection"),
             Self::TimedOut(what, limit) => write!(f, "no {what} within {limit:?}"),
             Self::Interrupted => write!(f, "interrupted"),
-            Self::TooLong => write!(f, "a control line longer than {MAX_LINE} bytes"),
+            Self::TooLong => write!(f, "a protocol line longer than {MAX_LINE} bytes"),
             Self::Truncated => write!(f, "the peer closed the connection mid-line"),
-            Self::Malformed(why) => write!(f, "a malformed control message: {why}"),
-            Self::Io(e) => write!(f, "the control connection failed: {e}"),
+            Self::Malformed(why) => write!(f, "a malformed protocol message: {why}"),
+            Self::Io(e) => write!(f, "the request connection failed: {e}"),
         }
     }
 }
@@ -143,7 +143,7 @@ pub fn only_waited(e: &std::io::Error) -> bool {
     )
 }
 
-/// One control line's message.
+/// One protocol line's message.
 pub fn decode<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T, LineError> {
     let text = std::str::from_utf8(line).map_err(|e| LineError::Malformed(e.to_string()))?;
     serde_json::from_str(text.trim_end()).map_err(|e| LineError::Malformed(e.to_string()))

@@ -249,45 +249,45 @@ impl Btf {
             })
     }
 
-    /// Byte offset of `path` (members separated by dots, e.g. `__sk_common.skc_num`) inside
-    /// `struct_name`.
-    pub fn member_offset(&self, struct_name: &str, path: &str) -> Result<u32, Error> {
-        self.member_layout(struct_name, path)
+    /// Byte offset of the member chain `chain` (members separated by dots, e.g.
+    /// `__sk_common.skc_num`) inside `struct_name`.
+    pub fn member_offset(&self, struct_name: &str, chain: &str) -> Result<u32, Error> {
+        self.member_layout(struct_name, chain)
             .map(|(offset, _)| offset)
     }
 
-    /// Byte offset and size of `path` inside `struct_name`.
-    pub fn member_layout(&self, struct_name: &str, path: &str) -> Result<(u32, u32), Error> {
-        let (bits, type_id) = self.member_path(struct_name, path)?;
+    /// Byte offset and size of `chain` inside `struct_name`.
+    pub fn member_layout(&self, struct_name: &str, chain: &str) -> Result<(u32, u32), Error> {
+        let (bits, type_id) = self.member_chain(struct_name, chain)?;
         Ok((bits / 8, self.size_of(type_id).unwrap_or(0)))
     }
 
-    /// Number of elements of the array member `path` of `struct_name` (for example
+    /// Number of elements of the array member `chain` of `struct_name` (for example
     /// `skb_shared_info.frags`, whose length is the kernel's MAX_SKB_FRAGS).
-    pub fn array_len(&self, struct_name: &str, path: &str) -> Result<u32, Error> {
-        let (_, type_id) = self.member_path(struct_name, path)?;
+    pub fn array_len(&self, struct_name: &str, chain: &str) -> Result<u32, Error> {
+        let (_, type_id) = self.member_chain(struct_name, chain)?;
         match self.resolve(type_id) {
             // btf_array: element type, index type, nelems.
             Some((_, e)) if e.kind == KIND_ARRAY => u32_at(&self.data, e.extra + 8),
             _ => None,
         }
         .ok_or_else(|| Error::BtfMissing {
-            what: format!("array struct {struct_name} member {path}"),
+            what: format!("array struct {struct_name} member {chain}"),
         })
     }
 
-    /// Bit offset and type id of `path` inside `struct_name`; a bitfield is refused (a byte
+    /// Bit offset and type id of `chain` inside `struct_name`; a bitfield is refused (a byte
     /// read of it would take its neighbours' bits too).
-    fn member_path(&self, struct_name: &str, path: &str) -> Result<(u32, u32), Error> {
+    fn member_chain(&self, struct_name: &str, chain: &str) -> Result<(u32, u32), Error> {
         let missing = || Error::BtfMissing {
-            what: format!("struct {struct_name} member {path}"),
+            what: format!("struct {struct_name} member {chain}"),
         };
         let (_, mut entry) = self
             .find(struct_name, &[KIND_STRUCT, KIND_UNION])
             .ok_or_else(missing)?;
         let mut bits = 0;
         let mut last = None;
-        let mut parts = path.split('.').peekable();
+        let mut parts = chain.split('.').peekable();
         while let Some(part) = parts.next() {
             let m = self.member(entry, part).ok_or_else(missing)?;
             bits += m.bits;
@@ -299,7 +299,9 @@ impl Btf {
         let last = last.ok_or_else(missing)?;
         if bits % 8 != 0 || self.is_bitfield(last.type_id, last.width) {
             return Err(Error::BtfMissing {
-                what: format!("byte-aligned struct {struct_name} member {path} (it is a bitfield)"),
+                what: format!(
+                    "byte-aligned struct {struct_name} member {chain} (it is a bitfield)"
+                ),
             });
         }
         Ok((bits, last.type_id))

@@ -84,8 +84,8 @@ fn bar_top(e: &Estimate) -> f64 {
     }
 }
 
-fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &LinePlot) -> Result<()> {
-    root.fill(&WHITE).map_err(err)?;
+/// The smallest and largest x, and the highest bar's top; an error when there is no point.
+fn extent(plot: &LinePlot) -> Result<(f64, f64, f64)> {
     let points = plot.series.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0f64);
     for (x, e) in points {
@@ -96,6 +96,26 @@ fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &LinePlot)
     if x0 > x1 {
         return Err(err("no point to draw"));
     }
+    Ok((x0, x1, y1))
+}
+
+/// The x axis's label at `v` (log2 of a size when `log_x`).
+fn x_label(v: f64, log_x: bool) -> String {
+    if log_x {
+        // Powers of two only: between them a size label means nothing.
+        if (v - v.round()).abs() < 0.01 {
+            crate::units::format_size(2f64.powf(v.round()) as usize)
+        } else {
+            String::new()
+        }
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &LinePlot) -> Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let (x0, x1, y1) = extent(plot)?;
     let tx = |x: f64| if plot.log_x { x.log2() } else { x };
     let (lo, hi) = (tx(x0), tx(x1).max(tx(x0) + 1.0));
     let mut chart = ChartBuilder::on(&root)
@@ -110,18 +130,7 @@ fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &LinePlot)
         .configure_mesh()
         .x_desc(plot.x_label)
         .y_desc(plot.y_label)
-        .x_label_formatter(&|v| {
-            if log_x {
-                // Powers of two only: between them a size label means nothing.
-                if (v - v.round()).abs() < 0.01 {
-                    crate::units::format_size(2f64.powf(v.round()) as usize)
-                } else {
-                    String::new()
-                }
-            } else {
-                format!("{v:.0}")
-            }
-        })
+        .x_label_formatter(&|v| x_label(*v, log_x))
         .draw()
         .map_err(err)?;
     for (i, (label, pts)) in plot.series.iter().enumerate() {

@@ -1,5 +1,6 @@
-//! Private network namespaces: experiments that change kernel settings (optmem_max) or build
-//! devices run inside one, so the machine's own network is never touched.
+//! Network setup: private network namespaces, interfaces brought up, a namespace's sysctls.
+//! Experiments that change kernel settings (optmem_max) or build devices run inside their own
+//! namespace, so the machine's own network is never touched.
 
 use std::{
     fs::File,
