@@ -10,7 +10,7 @@ use aya::{
 };
 use netcopy_common::{FlowCounters, FlowKey, VOID_SLOT, names};
 
-use super::tracer::{map_err, remove_all};
+use super::map_access::{map_err, remove_all};
 use crate::error::{Error, Result};
 
 fn array<'a, V: aya::Pod>(ebpf: &'a Ebpf, name: &'static str) -> Result<Array<&'a MapData, V>> {

@@ -6,6 +6,7 @@ mod deliveries;
 mod flow_table;
 mod hooks;
 pub mod kallsyms;
+mod map_access;
 mod offsets;
 mod on_demand;
 pub mod prog_info;

@@ -13,6 +13,7 @@ use aya::{
 use netcopy_common::{FlowCounters, FlowKey, KernelOffsets, Skipped, Watch, kernel_addr, names};
 
 use super::attach::{self, AnyLink, Choice};
+use super::map_access::map_err;
 use super::{btf::Btf, btf_path, deliveries::Collector, flow_table};
 pub use super::{
     hooks::{Attachment, HOOKS, Hook, Mechanism, WITHHOLD_ENV},
@@ -47,34 +48,12 @@ pub struct Tracer {
 
 mod links;
 
-/// Removes every key of `map`; a key another reader removed first is fine.
-pub(super) fn remove_all<K>(
-    map: &'static str,
-    keys: std::result::Result<Vec<K>, aya::maps::MapError>,
-    mut remove: impl FnMut(&K) -> std::result::Result<(), aya::maps::MapError>,
-) -> Result<()> {
-    for key in keys.map_err(map_err(map))? {
-        match remove(&key) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(err) => return Err(map_err(map)(err)),
-        }
-    }
-    Ok(())
-}
-
 /// An attach failure of `hook`, saying what the kernel lacks.
 pub(super) fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
     move |source| Error::Attach {
         program: hook.program,
         hook: hook.event(),
         requirement: hook.requirement,
-        source: Box::new(source),
-    }
-}
-
-pub(super) fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
-    move |source| Error::Map {
-        map,
         source: Box::new(source),
     }
 }
