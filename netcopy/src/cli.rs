@@ -136,7 +136,7 @@ pub(crate) struct Sweep {
     /// throughput, rr median round trip) is within ± this many percent of its mean.
     #[arg(long, value_parser = parse_ci_target)]
     pub(crate) ci_target: Option<f64>,
-    /// No repetition past --min-reps starts after this long (default 8m; 45s with --quick).
+    /// No repetition past --min-reps starts after this long (default 9m; 45s with --quick).
     #[arg(long, value_parser = parse_positive_duration)]
     pub(crate) budget: Option<Duration>,
     /// Trace every repetition, not only one per point (the speed figures then include the

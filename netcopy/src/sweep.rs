@@ -1,26 +1,20 @@
 //! The grid and its scheduler. Every grid point gets one traced run for the kernel's accounting
 //! and untraced timing runs for its speed figures, repeated until the 95 % confidence interval
 //! of the point's primary figure is narrow enough (or its repetitions or the time budget run
-//! out). Timing runs go in rounds over the points still short of their goal (first twice the
-//! target's width, then the target), so every point's repetitions are spread over the whole
-//! run and a slow minute of the machine is shared out instead of landing on one point. Each experiment is isolated (fresh connections on a port
-//! the kernel picks, nothing shared but the tracer) and each row is written the moment it
-//! exists.
+//! out). Timing runs go in rounds, each in a random order, planned from every point's runs so
+//! far (`schedule`), so every point's repetitions are spread over the whole run and a slow
+//! minute of the machine is shared out instead of landing on one point. Each experiment is
+//! isolated (fresh connections on a port the kernel picks, nothing shared but the tracer) and
+//! each row is written the moment it exists.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{
-    error::{Error, Result},
-    experiment::Observer,
-    interrupt,
-    kernel::tracer::Tracer,
     netpath::{MAX_DATAGRAM, NetPath, Network},
-    output::ResultsDir,
     placement::{Placement, Policy},
     remote,
     row::Row,
-    units::format_size,
-    workload::{Config, Mode, Prepared, Workload},
+    workload::{Config, Mode, Workload},
 };
 
 /// Which runs of a point are traced.
@@ -71,7 +65,7 @@ pub struct Grid {
 impl Grid {
     /// `cargo xtask run`'s grid: the assignment's sizes and threads plus 64 KiB, both
     /// workloads, every mode; each point to ±5 %, then ±2.5 %, at 95 % confidence where the
-    /// 8-minute budget allows, so the whole job stays within 10 minutes on 2 cores.
+    /// 9-minute budget allows, so the whole job stays within 10 minutes on 2 cores.
     pub fn default_run() -> Self {
         Self {
             modes: Mode::ALL.to_vec(),
@@ -95,7 +89,7 @@ impl Grid {
                 // Runs on this kind of VM spread by 5-15 % (the host's load, not netcopy's:
                 // CPU busy time stays flat while throughput moves), so ±5 % takes up to ~24.
                 max_reps: 24,
-                budget: Some(Duration::from_secs(480)),
+                budget: Some(Duration::from_secs(540)),
             },
             tracing: Tracing::Accounting,
         }
@@ -257,170 +251,13 @@ impl<'a> Target<'a> {
     }
 }
 
-/// Runs `grid` against `target`, writing each row to `out` as soon as it exists and keeping
-/// it in `ended`, so whatever ends the sweep (an error included) leaves every finished row
-/// with the caller. Failed experiments become failed rows and the sweep goes on; Ctrl-C ends
-/// it after the experiment in progress is abandoned.
-pub fn run(
-    grid: &Grid,
-    mut target: Target<'_>,
-    mut tracer: Option<&mut Tracer>,
-    out: &mut ResultsDir,
-    ended: &mut Ended,
-) -> Result<()> {
-    let started = Instant::now();
-    let points = grid.points();
-    let c = &grid.confidence;
-    let tracing = if tracer.is_none() {
-        Tracing::Never
-    } else {
-        grid.tracing
-    };
-    let accounting_runs = if tracing == Tracing::Accounting {
-        points.len()
-    } else {
-        0
-    };
-    let bar = Progress::new(accounting_runs + points.len() * c.min_reps as usize);
-    let mut state: Vec<PointState> = points.iter().map(|_| PointState::default()).collect();
-    let mut experiment = 0u32;
-    // The schedule: round 0 traces every point once, rounds 1.. time the points that still
-    // want it (`Confidence::round`).
-    let mut round = if tracing == Tracing::Accounting { 0 } else { 1 };
-    'rounds: loop {
-        let order = if round == 0 {
-            (0..points.len()).collect()
-        } else {
-            c.round(round, &state, affordable_runs(c, started, experiment))
-        };
-        if order.is_empty() {
-            break;
-        }
-        for i in order {
-            if interrupt::requested() {
-                ended.interrupted = true;
-                break 'rounds;
-            }
-            let extra = round > c.min_reps;
-            if extra && c.budget.is_some_and(|b| started.elapsed() >= b) {
-                break 'rounds;
-            }
-            if extra {
-                bar.inc_length(1);
-            }
-            let traced = match tracing {
-                Tracing::Accounting => round == 0,
-                Tracing::Every => true,
-                Tracing::Never => false,
-            };
-            let config = points[i].clone();
-            let point = &mut state[i];
-            // Round 0 is the point's one accounting run.
-            let rep = if round == 0 {
-                1
-            } else {
-                point.timing_reps += 1;
-                point.timing_reps
-            };
-            experiment += 1;
-            // Drawn between experiments only, never inside a measured window.
-            bar.set_message(format!(
-                "{} {} {} x{} {} {rep}",
-                config.mode,
-                config.workload,
-                format_size(config.size),
-                config.threads,
-                if round == 0 { "traced" } else { "rep" }
-            ));
-            let mut planned = Row::planned(out.id(), experiment, rep, traced, &config);
-            planned.ci_target_pct = Some(c.target_pct);
-            let observer = Observer::new(tracer.as_deref_mut(), traced);
-            let Some(row) = run_one(planned, config, &mut target, observer, &bar, ended)? else {
-                break 'rounds;
-            };
-            if round > 0
-                && let Some(v) = row.primary().filter(|_| row.is_ok())
-            {
-                point.samples.push(v);
-            }
-            out.write(&row)?;
-            ended.rows.push(row);
-            bar.inc();
-        }
-        round += 1;
-    }
-    // Zero-copy receive, once per mode, traced: what this kernel maps (see README).
-    for config in grid.zero_copy_receive_probes() {
-        if tracing == Tracing::Never || ended.interrupted || interrupt::requested() {
-            break;
-        }
-        experiment += 1;
-        let planned = Row::planned(out.id(), experiment, 1, true, &config);
-        let Some(row) = run_one(
-            planned,
-            config,
-            &mut target,
-            Observer::new(tracer.as_deref_mut(), true),
-            &bar,
-            ended,
-        )?
-        else {
-            break;
-        };
-        out.write(&row)?;
-        ended.rows.push(row);
-    }
-    bar.finish();
-    Ok(())
-}
-
-/// Runs one experiment of a sweep and returns its row (failed, if it failed); None when
-/// netcopy was interrupted, which `ended` then records.
-fn run_one(
-    planned: Row,
-    config: Config,
-    target: &mut Target<'_>,
-    observer: Observer<'_>,
-    bar: &Progress,
-    ended: &mut Ended,
-) -> Result<Option<Row>> {
-    let clock = Instant::now();
-    let result = match target {
-        Target::Local(network) => Prepared::bind_on(config, network).and_then(|p| observer.run(p)),
-        Target::Remote(client) => client.run(&config, observer),
-    };
-    let mut row = match result {
-        Ok(outcome) => planned.measured(&outcome),
-        Err(Error::Interrupted) => {
-            ended.interrupted = true;
-            return Ok(None);
-        }
-        // A tracer that stops working is not one experiment's problem.
-        Err(e @ Error::Map { .. }) => return Err(e),
-        Err(e @ Error::StillAttached { programs }) => {
-            let mut row = planned.failed(&e.to_string());
-            row.attached_programs = Some(programs);
-            row
-        }
-        Err(e) => planned.failed(&e.to_string()),
-    };
-    row.elapsed_s = Some(clock.elapsed().as_secs_f64());
-    if !row.is_ok() {
-        ended.failed += 1;
-        bar.suspend(|| eprintln!("netcopy: experiment failed: {}", row.error));
-    } else if row.checks != "ok" && row.checks != "not traced" {
-        ended.disagreed += 1;
-        bar.suspend(|| eprintln!("netcopy: kernel and userspace disagree: {}", row.checks));
-    }
-    Ok(Some(row))
-}
-
 mod progress;
+mod runner;
 mod schedule;
 mod soak;
 #[cfg(test)]
 mod tests;
 
 use progress::Progress;
-use schedule::{PointState, affordable_runs};
+pub use runner::run;
 pub use soak::{resident_kib, soak};
