@@ -4,11 +4,13 @@
 //! Then each round is planned from every point's runs so far: a point's next goal is ±5 %
 //! (twice the default target's width) until it is there, then the target; the runs it needs
 //! for that goal are projected from its spread with the t quantile shrinking as runs are
-//! added, and priced in seconds of machine time at its own pace. The points whose goal is
-//! cheapest get a run this round, as many as the time left can finish; a round's runs go in a
+//! added, and priced in seconds of machine time at its own pace. Every ±5 % goal comes before
+//! any sharpening to the target, each kind cheapest first, and gets a run this round if the
+//! time left can finish it; a round's runs go in a
 //! random order, so a slow minute of the machine lands on many points a little rather than on
-//! a few. When no goal fits the time left, every point short of the target gets a run while
-//! the budget lasts.
+//! a few. When no goal fits the time left, every point that could still reach its goal within
+//! the maximum of runs gets a run while the budget lasts, and when none could, every point
+//! short of the target.
 //!
 //! Windows fit the noise: at the end of its first runs, each point compares the spread inside
 //! its windows (their 50 ms slices) with the spread between its runs. Noise inside a window
@@ -159,30 +161,42 @@ impl Confidence {
         let open: Vec<usize> = (0..state.len())
             .filter(|&i| state[i].timing_reps < self.max_reps && !state[i].within(self.target_pct))
             .collect();
-        let mut priced: Vec<(f64, usize)> = open
+        // (whether the goal is the target itself, seconds to it, point): every reachable
+        // ±5 % goal before any sharpening to the target, each kind cheapest first.
+        let mut priced: Vec<(bool, f64, usize)> = open
             .iter()
             .filter_map(|&i| {
                 let p = &state[i];
-                let goal = if p.within(self.first_goal_pct()) {
+                let sharpening = p.within(self.first_goal_pct());
+                let goal = if sharpening {
                     self.target_pct
                 } else {
                     self.first_goal_pct()
                 };
                 let runs = p.runs_needed(goal, self.max_reps - p.timing_reps)?;
-                Some((f64::from(runs) * p.cost(base, p.stretch), i))
+                Some((sharpening, f64::from(runs) * p.cost(base, p.stretch), i))
             })
             .collect();
-        priced.sort_by(|a, b| a.0.total_cmp(&b.0));
+        priced.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         let mut left = seconds_left;
         let fitting: Vec<usize> = priced
-            .into_iter()
-            .take_while(|(seconds, _)| {
-                left -= seconds;
-                left >= 0.0
+            .iter()
+            .filter(|(_, seconds, _)| {
+                let fits = *seconds <= left;
+                if fits {
+                    left -= seconds;
+                }
+                fits
             })
-            .map(|(_, i)| i)
+            .map(|(_, _, i)| *i)
             .collect();
-        if fitting.is_empty() { open } else { fitting }
+        // No goal fits the time left: the points that could still reach theirs within the
+        // maximum, then the rest.
+        match (fitting.is_empty(), priced.is_empty()) {
+            (false, _) => fitting,
+            (true, false) => priced.into_iter().map(|(_, _, i)| i).collect(),
+            (true, true) => open,
+        }
     }
 }
 

@@ -68,14 +68,27 @@ fn cheapest_goals_first_as_many_as_the_time_left_finishes() {
         // ±6.2 %: ±5 % in 1 more run (0.35 s).
         plain(&[100.0, 105.0, 110.0, 105.0]),
     ];
+    // Every ±5 % goal first, cheapest first, then the sharpening to ±2.5 %.
     assert_eq!(
         c.round(4, &state, BASE, f64::INFINITY, &mut keep),
-        vec![3, 1, 2]
+        vec![3, 2, 1]
     );
-    // 2.5 s left: the goals of 0.35 and 0.7 s fit, the one of 2.45 s no longer does.
+    // 2.5 s left: the goal of 0.35 s fits, the one of 2.45 s no longer does, the sharpening
+    // of 0.7 s does.
     assert_eq!(c.round(4, &state, BASE, 2.5, &mut keep), vec![3, 1]);
-    // 0.1 s: no goal fits, so every point short of the target gets a run.
-    assert_eq!(c.round(4, &state, BASE, 0.1, &mut keep), vec![1, 2, 3]);
+    // 0.1 s: no goal fits, so every point that can reach its goal within the maximum gets a
+    // run (the round's shuffle then orders them).
+    assert_eq!(c.round(4, &state, BASE, 0.1, &mut keep), vec![3, 2, 1]);
+    // One that cannot (±40 % after 4 runs: ±5 % would take about 190) waits for the others.
+    let mut with_hopeless = state.to_vec();
+    with_hopeless.push(plain(&[60.0, 100.0, 140.0, 100.0]));
+    assert_eq!(
+        c.round(4, &with_hopeless, BASE, 0.1, &mut keep),
+        vec![3, 2, 1]
+    );
+    with_hopeless.truncate(1);
+    with_hopeless.push(plain(&[60.0, 100.0, 140.0, 100.0]));
+    assert_eq!(c.round(4, &with_hopeless, BASE, 0.1, &mut keep), vec![1]);
 }
 
 #[test]

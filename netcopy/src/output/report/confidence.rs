@@ -126,17 +126,32 @@ fn spent(o: &mut String, s: &Summary) {
     let (timing, timing_s) = seconds(true);
     let budget = all.iter().find_map(|r| r.budget_s);
     let stretched = s.points.iter().filter(|p| stretched(p)).count();
+    let runs = if s.speed_traced() {
+        format!("{timing} runs, every one traced, took {}", clock(timing_s))
+    } else {
+        format!(
+            "{} took {}, {} {}",
+            plural(traced, "traced run"),
+            clock(traced_s),
+            plural(timing, "timing run"),
+            clock(timing_s)
+        )
+    };
     let _ = writeln!(
         o,
-        "\nTime: the sweep ran {}{}; {traced} traced runs took {}, {timing} timing runs {} ({stretched} points with a window longer than the grid's, where the noise inside a window outweighed the noise between runs).",
+        "\nTime: the sweep ran {}{}; {runs} ({} with a window longer than the grid's, where the noise inside a window outweighed the noise between runs).",
         clock(span),
         budget.map_or(" (no budget)".to_owned(), |b| format!(
             " of its {} budget",
             clock(b)
         )),
-        clock(traced_s),
-        clock(timing_s),
+        plural(stretched, "point"),
     );
+}
+
+/// `1 run`, `2 runs`.
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Whether any of a point's timing runs had a longer window than its first.
@@ -162,7 +177,12 @@ fn left_out(o: &mut String, s: &Summary) {
     } else {
         let _ = writeln!(
             o,
-            "\n**{failed} timing runs failed and are in no mean** (a run is left out only when it failed: it has no figure; its row says why)."
+            "\n**{} in no mean** (a run is left out only when it failed: it has no figure; its row says why).",
+            if failed == 1 {
+                "1 timing run failed and is".to_owned()
+            } else {
+                format!("{failed} timing runs failed and are")
+            }
         );
     }
 }
