@@ -143,6 +143,12 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
+/// The `slice_gbps` cell: each slice's rate, space-separated.
+fn slices_cell(rates: &[f64]) -> String {
+    let cells: Vec<String> = rates.iter().map(|r| format!("{r:.4}")).collect();
+    cells.join(" ")
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -195,12 +201,7 @@ impl Row {
             || !outcome.config.net_path.is_sink())
         .then(|| f.recv_gbps());
         self.messages_per_s = Some(f.messages_per_sec());
-        self.slice_gbps = f
-            .slice_gbps
-            .iter()
-            .map(|r| format!("{r:.4}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+        self.slice_gbps = slices_cell(&f.slice_gbps);
         self.bytes_sent = Some(f.bytes_sent);
         self.bytes_received = Some(f.bytes_received);
         self.send_calls = Some(f.send_counts.send_calls);

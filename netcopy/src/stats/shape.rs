@@ -66,8 +66,15 @@ fn best_cut(samples: &[f64]) -> Option<(f64, usize)> {
 }
 
 /// The 95th percentile of the best cut's GVF over `DRAWS` samples of `n` standard normal
-/// runs (fixed seed).
+/// runs (fixed seed); drawn once per `n` in a process.
 pub fn critical_fit(n: usize) -> f64 {
+    static DRAWN: std::sync::Mutex<std::collections::BTreeMap<usize, f64>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut drawn = DRAWN.lock().unwrap_or_else(|e| e.into_inner());
+    *drawn.entry(n).or_insert_with(|| draw_critical_fit(n))
+}
+
+fn draw_critical_fit(n: usize) -> f64 {
     let mut normal = normal_source(0x9e37_79b9_7f4a_7c15 ^ n as u64);
     let mut fits: Vec<f64> = (0..DRAWS)
         .filter_map(|_| best_cut(&(0..n).map(|_| normal()).collect::<Vec<_>>()).map(|f| f.0))

@@ -126,7 +126,7 @@ impl PointState {
         (1..=left).find(|&j| {
             let all = n + f64::from(j);
             let var = (n * old + f64::from(j) * new) / all;
-            stats::t_95(all as usize - 1) * (var / all).sqrt() * 100.0 <= goal
+            t_95(all as usize - 1) * (var / all).sqrt() * 100.0 <= goal
         })
     }
 }
@@ -198,6 +198,14 @@ impl Confidence {
             (true, true) => open,
         }
     }
+}
+
+/// `stats::t_95`, read from a table made once: the plan asks for it thousands of times a
+/// round.
+fn t_95(df: usize) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..=256).map(stats::t_95).collect());
+    table.get(df).copied().unwrap_or_else(|| stats::t_95(df))
 }
 
 /// A small, fast generator for the rounds' order (splitmix64): the order needs no more than
