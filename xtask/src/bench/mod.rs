@@ -47,9 +47,14 @@ pub fn run(parts: Parts) -> Result<()> {
         .arg("+%Y-%m-%d %H:%M UTC")
         .output()?;
     let _ = writeln!(md, "# netcopy benchmark\n");
+    let method = if parts.sweep_only {
+        "Default sweeps only (`--sweep-only`)".to_owned()
+    } else {
+        format!("Medians of {REPS} interleaved repetitions, {DURATION} each")
+    };
     let _ = writeln!(
         md,
-        "{} on {}. Medians of {REPS} interleaved repetitions, {DURATION} each.\n",
+        "{} on {}. {method}.\n",
         String::from_utf8_lossy(&date.stdout).trim(),
         util::machine()
     );
