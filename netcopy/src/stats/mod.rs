@@ -144,7 +144,7 @@ pub fn ratio(a: &Estimate, b: &Estimate) -> Option<Estimate> {
     })
 }
 
-mod shape;
+pub(crate) mod shape;
 pub use shape::{MIN_RUNS as MIN_SPLIT_RUNS, Split, two_groups};
 
 #[cfg(test)]

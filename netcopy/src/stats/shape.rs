@@ -85,7 +85,7 @@ fn draw_critical_fit(n: usize) -> f64 {
 
 /// Standard normal draws (Box-Muller over a xorshift seeded with `seed`): reproducible samples
 /// of a known distribution.
-pub(super) fn normal_source(seed: u64) -> impl FnMut() -> f64 {
+pub(crate) fn normal_source(seed: u64) -> impl FnMut() -> f64 {
     let mut x = seed.max(1);
     let mut uniform = move || {
         x ^= x << 13;
