@@ -119,7 +119,8 @@ pub(crate) struct Sweep {
     /// Measured window per experiment (default 200ms; 150ms with --quick).
     #[arg(long, value_parser = parse_positive_duration)]
     pub(crate) duration: Option<Duration>,
-    /// Traffic before each window (default 150ms; 100ms with --quick).
+    /// Traffic before each window, every workload (default 150ms for stream and 25ms for rr;
+    /// 100ms and 25ms with --quick).
     #[arg(long, value_parser = units::parse_duration)]
     pub(crate) warmup: Option<Duration>,
     /// Exactly this many timing repetitions of every point, whatever the interval (sets
@@ -129,14 +130,14 @@ pub(crate) struct Sweep {
     /// Timing repetitions every point gets (default 3).
     #[arg(long, value_parser = parse_reps)]
     pub(crate) min_reps: Option<u32>,
-    /// Repetitions after which a point stops, converged or not (default 24; 8 with --quick).
+    /// Repetitions after which a point stops, converged or not (default 40; 8 with --quick).
     #[arg(long, value_parser = parse_reps)]
     pub(crate) max_reps: Option<u32>,
     /// Repeat a point until the 95 % confidence interval of its primary figure (stream
     /// throughput, rr median round trip) is within ± this many percent of its mean.
     #[arg(long, value_parser = parse_ci_target)]
     pub(crate) ci_target: Option<f64>,
-    /// No repetition past --min-reps starts after this long (default 8m; 45s with --quick).
+    /// No repetition past --min-reps starts after this long (default 9m; 45s with --quick).
     #[arg(long, value_parser = parse_positive_duration)]
     pub(crate) budget: Option<Duration>,
     /// Trace every repetition, not only one per point (the speed figures then include the
@@ -197,7 +198,11 @@ impl Sweep {
             grid.workloads = dedup(&self.workload);
         }
         grid.duration = self.duration.unwrap_or(grid.duration);
-        grid.warmup = self.warmup.unwrap_or(grid.warmup);
+        if let Some(warmup) = self.warmup {
+            // Asked for: every workload's.
+            grid.warmup = warmup;
+            grid.rr_warmup = None;
+        }
         let c = &mut grid.confidence;
         c.min_reps = self.reps.or(self.min_reps).unwrap_or(c.min_reps);
         c.max_reps = self

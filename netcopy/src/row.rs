@@ -22,8 +22,15 @@ pub struct Row {
     pub run: String,
     pub experiment: u32,
     pub rep: u32,
+    /// The sweep's round the experiment ran in (0: the traced round); empty outside a sweep
+    /// and in results written before the column existed.
+    #[serde(default)]
+    pub round: Option<u32>,
     pub traced: bool,
     pub started_utc: String,
+    /// Seconds from the sweep's start to the experiment's; empty outside a sweep.
+    #[serde(default)]
+    pub sweep_s: Option<f64>,
     /// The release of the kernel the experiment ran on (`uname -r`). Defaulted when reading a
     /// results.csv written before the column existed.
     #[serde(default)]
@@ -40,8 +47,14 @@ pub struct Row {
     pub busy_poll: bool,
     pub zerocopy_receive: bool,
     pub ci_target_pct: Option<f64>,
+    /// The sweep's time budget, s: no timing run past the minimum starts after it.
+    #[serde(default)]
+    pub budget_s: Option<f64>,
     pub warmup_s: f64,
     pub duration_s: f64,
+    /// The receivers' rate in each 50 ms slice of the window, Gbit/s, space-separated.
+    #[serde(default)]
+    pub slice_gbps: String,
     pub status: String,
     pub error: String,
     pub send_gbps: Option<f64>,
@@ -131,6 +144,12 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
+/// The `slice_gbps` cell: each slice's rate, space-separated.
+fn slices_cell(rates: &[f64]) -> String {
+    let cells: Vec<String> = rates.iter().map(|r| format!("{r:.4}")).collect();
+    cells.join(" ")
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -183,6 +202,7 @@ impl Row {
             || !outcome.config.net_path.is_sink())
         .then(|| f.recv_gbps());
         self.messages_per_s = Some(f.messages_per_sec());
+        self.slice_gbps = slices_cell(&f.slice_gbps);
         self.bytes_sent = Some(f.bytes_sent);
         self.bytes_received = Some(f.bytes_received);
         self.send_calls = Some(f.send_counts.send_calls);
@@ -351,6 +371,14 @@ impl Row {
 
     pub fn is_ok(&self) -> bool {
         self.status == OK
+    }
+
+    /// The rates of the window's slices (see `slice_gbps`); empty when not measured.
+    pub fn slice_rates(&self) -> Vec<f64> {
+        self.slice_gbps
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect()
     }
 
     /// The point's primary figure, the one its repetitions are repeated until confident of:

@@ -224,6 +224,42 @@ fn assert_zero_copy_receive_probes(probes: &[&Row]) {
 /// The grid points of a quick sweep: modes x sizes x connections x workloads.
 const QUICK_POINTS: usize = 5 * 2 * 2 * 2;
 
+/// The schedule's marks on every row of the grid: the traced round is 0 and every timing run
+/// in a later one, a point at most once per round; when it ran, in the sweep's order, and
+/// within the quick sweep's budget past the minimum runs; a window of 1, 2 or 4 times the
+/// grid's, read in slices of 50 ms or more.
+fn assert_scheduled(rows: &[&Row]) {
+    let mut seen = BTreeSet::new();
+    let mut last = -1.0;
+    for r in rows {
+        let round = r.round.expect("round");
+        assert_eq!(r.traced, round == 0, "{r:?}");
+        let key = (r.mode.clone(), r.workload.clone(), r.size, r.threads, round);
+        assert!(seen.insert(key), "a point twice in round {round}");
+        let at = r.sweep_s.expect("sweep_s");
+        assert!(at > last, "rows out of order");
+        last = at;
+        assert_eq!(r.budget_s, Some(45.0));
+        if round > 3 {
+            assert!(
+                at < 45.0,
+                "a run past the minimum started after the budget: {at}"
+            );
+        }
+        let stretch = r.duration_s / 0.15;
+        assert!(
+            [1.0, 2.0, 4.0].iter().any(|m| (stretch - m).abs() < 1e-9),
+            "{}",
+            r.duration_s
+        );
+        // A slice the machine made late is longer, so a loaded window may have fewer.
+        let slices = r.slice_rates();
+        let most = (r.duration_s / 0.05).round() as usize;
+        assert!((1..=most).contains(&slices.len()), "{:?}", r.slice_gbps);
+        assert!(slices.iter().all(|s| *s >= 0.0), "{:?}", r.slice_gbps);
+    }
+}
+
 /// Every point has exactly one traced run, with every check ok, and at least three untraced
 /// timing runs; untraced rows carry no kernel figure; points.csv's mean of each point is the
 /// mean of its untraced runs only; CPU time per byte is in every row and drawn.
@@ -233,6 +269,7 @@ fn assert_timing_and_accounting_apart(rows: &[Row], run: &Path) {
     let mut timing: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
     let (probes, rows): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| r.zerocopy_receive);
     assert_zero_copy_receive_probes(&probes);
+    assert_scheduled(&rows);
     for row in rows {
         assert_eq!(row.status, "ok", "{row:?}");
         assert!(row.elapsed_s.is_some_and(|e| e > 0.0) && !row.started_utc.is_empty());

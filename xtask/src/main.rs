@@ -45,9 +45,16 @@ enum Command {
     /// Set up, build, then measure netcopy against iperf3, the cost of tracing, the copy
     /// limit and the sweeps' wall time; writes bench/latest.md. Root.
     Bench {
-        /// Leave out the 8-minute default sweep from part 4.
+        /// Leave out the 9-minute default sweep from part 5.
         #[arg(long)]
         skip_default_sweep: bool,
+        /// Only part 5's default sweep (no quick sweep), `--sweeps` times in a row: its
+        /// coverage, wall time, CPU model and load; writes bench/sweep.md.
+        #[arg(long, conflicts_with_all = ["skip_default_sweep", "observer_only"])]
+        sweep_only: bool,
+        /// How many default sweeps part 5 runs, one after the other (each a fresh run).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+        sweeps: u32,
         /// Only the observer's parts (2 and 3): one CPU traced / untraced, and a traced
         /// sweep's untraced rows against a --no-trace sweep's.
         #[arg(long)]
@@ -79,8 +86,15 @@ fn main() -> ExitCode {
         Command::Run { args } => cmd::run(&args),
         Command::Bench {
             skip_default_sweep,
+            sweep_only,
+            sweeps,
             observer_only,
-        } => bench::run(skip_default_sweep, observer_only),
+        } => bench::run(bench::Parts {
+            skip_default_sweep,
+            sweep_only,
+            sweeps,
+            observer_only,
+        }),
         Command::Soak { minutes } => bench::soak(minutes),
         Command::Vm(args) => return vm::main(args),
     };

@@ -24,33 +24,8 @@ pub(crate) fn writable_folder(dir: &std::path::Path) -> Result<()> {
 pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
     let grid = args.grid()?;
     writable_folder(&args.out)?;
-    if args.path.is_sink() && grid.workloads == [Workload::Rr] {
-        return Err(Usage(format!(
-            "the {} path cannot run rr (nothing replies from a sink)",
-            args.path
-        ))
-        .into());
-    }
-    if grid.zerocopy_receive && grid.workloads == [Workload::Rr] {
-        return Err(Usage(
-            "--zerocopy-receive maps a stream's pages: it cannot run rr alone".to_owned(),
-        )
-        .into());
-    }
-    let mut tracer = if args.no_trace {
-        None
-    } else {
-        let mut tracer = tracer::Tracer::load()?;
-        // The kernel's BPF statistics need CAP_SYS_ADMIN; without them only observer_ms is
-        // left empty.
-        if let Err(e) = tracer.time_programs() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "netcopy: observer_ms and observer_pct stay empty: {e}"
-            );
-        }
-        Some(tracer)
-    };
+    refuse_what_cannot_run(&args, &grid)?;
+    let mut tracer = (!args.no_trace).then(load_tracer).transpose()?;
     let network = Network::create(args.path)?;
     let mut remote = remote_client(&args)?;
     let mut out = output::ResultsDir::create(&args.out)?;
@@ -97,11 +72,49 @@ pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
     // The rows, plots and report are written whatever stopped the sweep; now say what did.
     result?;
     written?;
+    exit_code(&ended, out.dir(), args.keep_going)
+}
+
+/// A grid the path or the receive mode cannot run at all: a usage error before anything runs.
+fn refuse_what_cannot_run(args: &Sweep, grid: &sweep::Grid) -> Result<()> {
+    if args.path.is_sink() && grid.workloads == [Workload::Rr] {
+        return Err(Usage(format!(
+            "the {} path cannot run rr (nothing replies from a sink)",
+            args.path
+        ))
+        .into());
+    }
+    if grid.zerocopy_receive && grid.workloads == [Workload::Rr] {
+        return Err(Usage(
+            "--zerocopy-receive maps a stream's pages: it cannot run rr alone".to_owned(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The tracer, loaded, with the kernel's BPF statistics on where they can be.
+fn load_tracer() -> Result<tracer::Tracer> {
+    let mut tracer = tracer::Tracer::load()?;
+    // The kernel's BPF statistics need CAP_SYS_ADMIN; without them only observer_ms is
+    // left empty.
+    if let Err(e) = tracer.time_programs() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "netcopy: observer_ms and observer_pct stay empty: {e}"
+        );
+    }
+    Ok(tracer)
+}
+
+/// What the sweep's end says to the shell: 130 when interrupted, an error when experiments
+/// failed or (without `keep_going`) disagreed.
+fn exit_code(ended: &sweep::Ended, dir: &std::path::Path, keep_going: bool) -> Result<ExitCode> {
     if ended.interrupted {
         let _ = writeln!(
             std::io::stderr(),
             "netcopy: interrupted; every finished row is in {}",
-            out.dir().display()
+            dir.display()
         );
         return Ok(ExitCode::from(130));
     }
@@ -111,7 +124,7 @@ pub(crate) fn sweep(args: Sweep) -> Result<ExitCode> {
             ended.failed
         );
     }
-    if ended.disagreed > 0 && !args.keep_going {
+    if ended.disagreed > 0 && !keep_going {
         bail!(
             "{} experiment(s) where kernel and userspace disagree (see the checks column; --keep-going to exit 0)",
             ended.disagreed

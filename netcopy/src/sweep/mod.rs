@@ -1,26 +1,20 @@
 //! The grid and its scheduler. Every grid point gets one traced run for the kernel's accounting
 //! and untraced timing runs for its speed figures, repeated until the 95 % confidence interval
 //! of the point's primary figure is narrow enough (or its repetitions or the time budget run
-//! out). Timing runs go in rounds over the points still short of their goal (first twice the
-//! target's width, then the target), so every point's repetitions are spread over the whole
-//! run and a slow minute of the machine is shared out instead of landing on one point. Each experiment is isolated (fresh connections on a port
-//! the kernel picks, nothing shared but the tracer) and each row is written the moment it
-//! exists.
+//! out). Timing runs go in rounds, each in a random order, planned from every point's runs so
+//! far (`schedule`), so every point's repetitions are spread over the whole run and a slow
+//! minute of the machine is shared out instead of landing on one point. Each experiment is
+//! isolated (fresh connections on a port the kernel picks, nothing shared but the tracer) and
+//! each row is written the moment it exists.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{
-    error::{Error, Result},
-    experiment::Observer,
-    interrupt,
-    kernel::tracer::Tracer,
     netpath::{MAX_DATAGRAM, NetPath, Network},
-    output::ResultsDir,
     placement::{Placement, Policy},
     remote,
     row::Row,
-    units::format_size,
-    workload::{Config, Mode, Prepared, Workload},
+    workload::{Config, Mode, Workload},
 };
 
 /// Which runs of a point are traced.
@@ -57,6 +51,10 @@ pub struct Grid {
     pub workloads: Vec<Workload>,
     pub duration: Duration,
     pub warmup: Duration,
+    /// rr's warmup, when shorter: a request-response loop runs at its pace from its first
+    /// round trip (measured: the first 50 ms slice after no warmup at all was the median of
+    /// the rest in 54 rr runs), so it need not pay the stream's.
+    pub rr_warmup: Option<Duration>,
     pub net_path: NetPath,
     pub placement: Placement,
     pub busy_poll: bool,
@@ -71,7 +69,7 @@ pub struct Grid {
 impl Grid {
     /// `cargo xtask run`'s grid: the assignment's sizes and threads plus 64 KiB, both
     /// workloads, every mode; each point to ±5 %, then ±2.5 %, at 95 % confidence where the
-    /// 8-minute budget allows, so the whole job stays within 10 minutes on 2 cores.
+    /// 9-minute budget allows, so the whole job stays within 10 minutes on 2 cores.
     pub fn default_run() -> Self {
         Self {
             modes: Mode::ALL.to_vec(),
@@ -83,6 +81,7 @@ impl Grid {
             // faster than fewer long ones.
             duration: Duration::from_millis(200),
             warmup: Duration::from_millis(150),
+            rr_warmup: Some(Duration::from_millis(25)),
             net_path: NetPath::Loopback,
             placement: Placement::on_this_machine(Policy::default())
                 .unwrap_or_else(|_| Placement::unpinned()),
@@ -93,9 +92,11 @@ impl Grid {
                 target_pct: 2.5,
                 min_reps: 3,
                 // Runs on this kind of VM spread by 5-15 % (the host's load, not netcopy's:
-                // CPU busy time stays flat while throughput moves), so ±5 % takes up to ~24.
-                max_reps: 24,
-                budget: Some(Duration::from_secs(480)),
+                // CPU busy time stays flat while throughput moves): at 12 %, ±5 % takes 25
+                // runs. Replaying the spreads of a default run through the schedule put 2-4
+                // points in 100 more within ±5 % at 40 than at 24.
+                max_reps: 40,
+                budget: Some(Duration::from_secs(540)),
             },
             tracing: Tracing::Accounting,
         }
@@ -211,7 +212,10 @@ impl Grid {
                     for &mode in &modes {
                         let mut config = Config::new(mode, workload, size, threads);
                         config.duration = self.duration;
-                        config.warmup = self.warmup;
+                        config.warmup = match (workload, self.rr_warmup) {
+                            (Workload::Rr, Some(rr)) => rr.min(self.warmup),
+                            _ => self.warmup,
+                        };
                         config.net_path = self.net_path;
                         config.placement = self.placement.clone();
                         config.busy_poll = self.busy_poll;
@@ -257,170 +261,13 @@ impl<'a> Target<'a> {
     }
 }
 
-/// Runs `grid` against `target`, writing each row to `out` as soon as it exists and keeping
-/// it in `ended`, so whatever ends the sweep (an error included) leaves every finished row
-/// with the caller. Failed experiments become failed rows and the sweep goes on; Ctrl-C ends
-/// it after the experiment in progress is abandoned.
-pub fn run(
-    grid: &Grid,
-    mut target: Target<'_>,
-    mut tracer: Option<&mut Tracer>,
-    out: &mut ResultsDir,
-    ended: &mut Ended,
-) -> Result<()> {
-    let started = Instant::now();
-    let points = grid.points();
-    let c = &grid.confidence;
-    let tracing = if tracer.is_none() {
-        Tracing::Never
-    } else {
-        grid.tracing
-    };
-    let accounting_runs = if tracing == Tracing::Accounting {
-        points.len()
-    } else {
-        0
-    };
-    let bar = Progress::new(accounting_runs + points.len() * c.min_reps as usize);
-    let mut state: Vec<PointState> = points.iter().map(|_| PointState::default()).collect();
-    let mut experiment = 0u32;
-    // The schedule: round 0 traces every point once, rounds 1.. time the points that still
-    // want it (`Confidence::round`).
-    let mut round = if tracing == Tracing::Accounting { 0 } else { 1 };
-    'rounds: loop {
-        let order = if round == 0 {
-            (0..points.len()).collect()
-        } else {
-            c.round(round, &state, affordable_runs(c, started, experiment))
-        };
-        if order.is_empty() {
-            break;
-        }
-        for i in order {
-            if interrupt::requested() {
-                ended.interrupted = true;
-                break 'rounds;
-            }
-            let extra = round > c.min_reps;
-            if extra && c.budget.is_some_and(|b| started.elapsed() >= b) {
-                break 'rounds;
-            }
-            if extra {
-                bar.inc_length(1);
-            }
-            let traced = match tracing {
-                Tracing::Accounting => round == 0,
-                Tracing::Every => true,
-                Tracing::Never => false,
-            };
-            let config = points[i].clone();
-            let point = &mut state[i];
-            // Round 0 is the point's one accounting run.
-            let rep = if round == 0 {
-                1
-            } else {
-                point.timing_reps += 1;
-                point.timing_reps
-            };
-            experiment += 1;
-            // Drawn between experiments only, never inside a measured window.
-            bar.set_message(format!(
-                "{} {} {} x{} {} {rep}",
-                config.mode,
-                config.workload,
-                format_size(config.size),
-                config.threads,
-                if round == 0 { "traced" } else { "rep" }
-            ));
-            let mut planned = Row::planned(out.id(), experiment, rep, traced, &config);
-            planned.ci_target_pct = Some(c.target_pct);
-            let observer = Observer::new(tracer.as_deref_mut(), traced);
-            let Some(row) = run_one(planned, config, &mut target, observer, &bar, ended)? else {
-                break 'rounds;
-            };
-            if round > 0
-                && let Some(v) = row.primary().filter(|_| row.is_ok())
-            {
-                point.samples.push(v);
-            }
-            out.write(&row)?;
-            ended.rows.push(row);
-            bar.inc();
-        }
-        round += 1;
-    }
-    // Zero-copy receive, once per mode, traced: what this kernel maps (see README).
-    for config in grid.zero_copy_receive_probes() {
-        if tracing == Tracing::Never || ended.interrupted || interrupt::requested() {
-            break;
-        }
-        experiment += 1;
-        let planned = Row::planned(out.id(), experiment, 1, true, &config);
-        let Some(row) = run_one(
-            planned,
-            config,
-            &mut target,
-            Observer::new(tracer.as_deref_mut(), true),
-            &bar,
-            ended,
-        )?
-        else {
-            break;
-        };
-        out.write(&row)?;
-        ended.rows.push(row);
-    }
-    bar.finish();
-    Ok(())
-}
-
-/// Runs one experiment of a sweep and returns its row (failed, if it failed); None when
-/// netcopy was interrupted, which `ended` then records.
-fn run_one(
-    planned: Row,
-    config: Config,
-    target: &mut Target<'_>,
-    observer: Observer<'_>,
-    bar: &Progress,
-    ended: &mut Ended,
-) -> Result<Option<Row>> {
-    let clock = Instant::now();
-    let result = match target {
-        Target::Local(network) => Prepared::bind_on(config, network).and_then(|p| observer.run(p)),
-        Target::Remote(client) => client.run(&config, observer),
-    };
-    let mut row = match result {
-        Ok(outcome) => planned.measured(&outcome),
-        Err(Error::Interrupted) => {
-            ended.interrupted = true;
-            return Ok(None);
-        }
-        // A tracer that stops working is not one experiment's problem.
-        Err(e @ Error::Map { .. }) => return Err(e),
-        Err(e @ Error::StillAttached { programs }) => {
-            let mut row = planned.failed(&e.to_string());
-            row.attached_programs = Some(programs);
-            row
-        }
-        Err(e) => planned.failed(&e.to_string()),
-    };
-    row.elapsed_s = Some(clock.elapsed().as_secs_f64());
-    if !row.is_ok() {
-        ended.failed += 1;
-        bar.suspend(|| eprintln!("netcopy: experiment failed: {}", row.error));
-    } else if row.checks != "ok" && row.checks != "not traced" {
-        ended.disagreed += 1;
-        bar.suspend(|| eprintln!("netcopy: kernel and userspace disagree: {}", row.checks));
-    }
-    Ok(Some(row))
-}
-
 mod progress;
+mod runner;
 mod schedule;
 mod soak;
 #[cfg(test)]
 mod tests;
 
 use progress::Progress;
-use schedule::{PointState, affordable_runs};
+pub use runner::run;
 pub use soak::{resident_kib, soak};

@@ -46,6 +46,11 @@ impl PhaseClock {
         interrupt::sleep_unless(d, || self.failed.load(Ordering::Relaxed));
     }
 
+    /// Whether a worker failed.
+    pub(super) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
     /// A worker failed: the experiment stops now, and its coordinator knows why.
     pub(super) fn fail(&self) {
         self.failed.store(true, Ordering::Relaxed);

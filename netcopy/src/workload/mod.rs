@@ -78,6 +78,10 @@ pub struct Figures {
     pub observer_time: Option<Duration>,
     /// With zero-copy receive: what the receivers mapped and copied.
     pub zc_receive: Option<zc_receive::ZcReceiveCounters>,
+    /// The receivers' rate in each [`SLICE`] of the window, Gbit/s (stream: the data; rr:
+    /// the requests); empty when this process receives nothing (a sink, a `--connect`
+    /// client). Their spread is the window's own noise, which a longer window averages out.
+    pub slice_gbps: Vec<f64>,
 }
 
 impl Figures {
@@ -105,6 +109,10 @@ impl Figures {
 pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid")
 }
+
+/// The window is read in slices this long (the last one may be shorter): their rates show
+/// how much the figure moves within one run.
+pub const SLICE: Duration = Duration::from_millis(50);
 
 /// How long the coordinator waits for every worker to start before counting without it.
 const START_WAIT: Duration = Duration::from_secs(5);
@@ -142,7 +150,7 @@ fn coordinate(
     counters.enable();
     clock.set(Phase::Measure);
     let start = Instant::now();
-    clock.wait(config.duration);
+    let slice_gbps = measure_slices(clock, config.duration, start, before, sum);
     clock.set(Phase::Stop);
     counters.disable();
     let window = start.elapsed();
@@ -162,8 +170,43 @@ fn coordinate(
             config.threads,
         ),
         observer_time,
+        slice_gbps: if received.is_empty() {
+            Vec::new()
+        } else {
+            slice_gbps
+        },
         ..Figures::default()
     }
+}
+
+/// Waits out the window from `start` in [`SLICE`]s, reading the bytes received (`sum`, at
+/// `before` when the window opened) at each edge; the rate of each slice, Gbit/s. Reading the
+/// counters is a few atomic loads: nothing a worker waits on.
+fn measure_slices(
+    clock: &PhaseClock,
+    duration: Duration,
+    start: Instant,
+    before: u64,
+    sum: impl Fn() -> u64,
+) -> Vec<f64> {
+    let mut rates = Vec::with_capacity(duration.div_duration_f64(SLICE).ceil() as usize);
+    let (mut edge, mut bytes) = (start, before);
+    while let Some(left) = duration
+        .checked_sub(start.elapsed())
+        .filter(|d| !d.is_zero())
+    {
+        clock.wait(left.min(SLICE));
+        if clock.failed() || interrupt::requested() {
+            break;
+        }
+        let (now, total) = (Instant::now(), sum());
+        let secs = now.duration_since(edge).as_secs_f64();
+        if secs > 0.0 {
+            rates.push((total - bytes) as f64 * 8.0 / secs / 1e9);
+        }
+        (edge, bytes) = (now, total);
+    }
+    rates
 }
 
 /// Starts worker `i` of `side`, pinned where the placement says; it pins itself and

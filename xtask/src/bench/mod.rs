@@ -25,7 +25,15 @@ const HARNESS_REPS: usize = 9;
 const OBSERVER_REPS: usize = 5;
 const DURATION: &str = "2s";
 
-pub fn run(skip_default_sweep: bool, observer_only: bool) -> Result<()> {
+/// Which parts to run (`cargo xtask bench` flags).
+pub struct Parts {
+    pub skip_default_sweep: bool,
+    pub sweep_only: bool,
+    pub sweeps: u32,
+    pub observer_only: bool,
+}
+
+pub fn run(parts: Parts) -> Result<()> {
     if !setup::is_root() {
         bail!("the benchmark traces the kernel: run it as root");
     }
@@ -39,13 +47,30 @@ pub fn run(skip_default_sweep: bool, observer_only: bool) -> Result<()> {
         .arg("+%Y-%m-%d %H:%M UTC")
         .output()?;
     let _ = writeln!(md, "# netcopy benchmark\n");
+    let method = if parts.sweep_only {
+        "Default sweeps only (`--sweep-only`)".to_owned()
+    } else {
+        format!("Medians of {REPS} interleaved repetitions, {DURATION} each")
+    };
     let _ = writeln!(
         md,
-        "{} on {}. Medians of {REPS} interleaved repetitions, {DURATION} each.\n",
+        "{} on {}. {method}.\n",
         String::from_utf8_lossy(&date.stdout).trim(),
         util::machine()
     );
-    if !observer_only {
+    if parts.sweep_only {
+        eprintln!("bench: 5/5 default sweep only");
+        sweep_cost(
+            &mut md,
+            &netcopy,
+            &scratch,
+            Some(&root),
+            parts.sweeps,
+            false,
+        )?;
+        return write(&root, "sweep.md", &md, &scratch);
+    }
+    if !parts.observer_only {
         eprintln!("bench: 1/5 harness vs iperf3");
         harness::harness(&mut md, &netcopy, &scratch)?;
     }
@@ -54,48 +79,72 @@ pub fn run(skip_default_sweep: bool, observer_only: bool) -> Result<()> {
     observer::program_costs(&mut md, &netcopy)?;
     eprintln!("bench: 3/5 untraced rows of a traced sweep against a --no-trace sweep");
     untraced::untraced_rows(&mut md, &netcopy, &scratch)?;
-    if !observer_only {
+    if !parts.observer_only {
         eprintln!("bench: 4/5 copy limit");
         harness::copy_limit(&mut md, &copies);
         eprintln!("bench: 5/5 sweep cost");
-        let root = (!skip_default_sweep).then_some(root.as_path());
-        sweep_cost(&mut md, &netcopy, &scratch, root)?;
+        let default = (!parts.skip_default_sweep).then_some(root.as_path());
+        sweep_cost(&mut md, &netcopy, &scratch, default, parts.sweeps, true)?;
     }
-    let _ = std::fs::remove_dir_all(&scratch);
-    let dir = root.join("bench");
-    std::fs::create_dir_all(&dir)?;
     // A partial run does not replace the whole one.
-    let path = dir.join(if observer_only {
+    let name = if parts.observer_only {
         "observer.md"
     } else {
         "latest.md"
-    });
-    std::fs::write(&path, &md)?;
+    };
+    write(&root, name, &md, &scratch)
+}
+
+/// Writes `md` to bench/`name` and shows it.
+fn write(root: &Path, name: &str, md: &str, scratch: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(scratch);
+    let dir = root.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, md)?;
     print!("{md}");
     eprintln!("bench: written to {}", path.display());
     Ok(())
 }
 
-/// The quick sweep's wall time, and the default sweep's when `root` is given (its results
-/// are kept there, like any `cargo xtask run`: they are the README's example).
-fn sweep_cost(md: &mut String, netcopy: &Path, scratch: &Path, root: Option<&Path>) -> Result<()> {
+/// The quick sweep's wall time (with `quick`), and the default sweep's, `sweeps` times, when
+/// `root` is given (its results are kept there, like any `cargo xtask run`: they are the
+/// README's example), each with the machine and its load, which the figures depend on.
+fn sweep_cost(
+    md: &mut String,
+    netcopy: &Path,
+    scratch: &Path,
+    root: Option<&Path>,
+    sweeps: u32,
+    quick: bool,
+) -> Result<()> {
     let _ = writeln!(
         md,
         "\n## 5. Sweep cost (wall time: one traced run per point, timing runs to the confidence target)\n"
     );
-    let quick = runs::timed_sweep(netcopy, &["--quick"], &scratch.join("timed"))?;
-    let _ = writeln!(md, "- `cargo xtask run -- --quick`: {quick} (target: 60 s)");
-    match root {
-        None => {
-            let _ = writeln!(md, "- default sweep: not run (--skip-default-sweep)");
-        }
-        Some(root) => {
-            let full = runs::timed_sweep(netcopy, &[], &root.join("results"))?;
-            let _ = writeln!(
-                md,
-                "- `cargo xtask run` (default grid): {full} (targets: 600 s, 80 % within ±5 %)"
-            );
-        }
+    if quick {
+        let quick = runs::timed_sweep(netcopy, &["--quick"], &scratch.join("timed"))?;
+        let _ = writeln!(md, "- `cargo xtask run -- --quick`: {quick} (target: 60 s)");
+    }
+    let Some(root) = root else {
+        let _ = writeln!(md, "- default sweep: not run (--skip-default-sweep)");
+        return Ok(());
+    };
+    for i in 1..=sweeps {
+        eprintln!("bench: default sweep {i} of {sweeps}");
+        let before = util::load_average();
+        let full = runs::timed_sweep(netcopy, &[], &root.join("results"))?;
+        let _ = writeln!(
+            md,
+            "- `cargo xtask run` (default grid), run {i} of {sweeps}, on {}, load average {before} before and {} after: {full} (targets: sweep ≤ 600 s, ≥ 90 % within ±5 %, ≥ 50 % within ±2.5 %: {})",
+            util::machine(),
+            util::load_average(),
+            if full.meets_targets() {
+                "met"
+            } else {
+                "not met"
+            }
+        );
     }
     Ok(())
 }

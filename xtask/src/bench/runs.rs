@@ -144,6 +144,17 @@ pub struct TimedSweep {
     within_2_5: usize,
 }
 
+impl TimedSweep {
+    /// Issue 28's targets: the sweep within 10 minutes, ≥ 90 % of points within ±5 % and
+    /// ≥ 50 % within ±2.5 %.
+    pub fn meets_targets(&self) -> bool {
+        let n = self.points.max(1) as f64;
+        self.seconds <= 600.0
+            && self.within_5 as f64 >= 0.9 * n
+            && self.within_2_5 as f64 >= 0.5 * n
+    }
+}
+
 impl std::fmt::Display for TimedSweep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let share = |n: usize| 100.0 * n as f64 / self.points.max(1) as f64;

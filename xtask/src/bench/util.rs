@@ -131,6 +131,14 @@ pub fn memcpy_gbps(size: usize, resident: bool) -> f64 {
     copied as f64 / started.elapsed().as_secs_f64() / 1e9
 }
 
+/// The 1-minute load average (`/proc/loadavg`), or `unknown`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 pub fn machine() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")

@@ -123,56 +123,6 @@ pub fn header(o: &mut String, s: &Summary, run: &str, machine: &Machine, command
     }
 }
 
-/// How many points reached each interval width; false when no timing run finished.
-pub fn confidence_shares(o: &mut String, s: &Summary) -> bool {
-    let (loose, n) = s.converged_share(LOOSE_PCT);
-    let (tight, _) = s.converged_share(TIGHT_PCT);
-    if n == 0 {
-        let _ = writeln!(o, "No timing runs finished: nothing to state.");
-        return false;
-    }
-    let pct = |k: usize| k as f64 * 100.0 / n as f64;
-    let target = s.points.iter().find_map(|p| p.target_pct);
-    let _ = writeln!(
-        o,
-        "Of {n} points, **{loose} ({:.0} %) are within ±{LOOSE_PCT} %** and **{tight} ({:.0} %) within ±{TIGHT_PCT} %** of their mean at 95 % confidence (primary figure: stream throughput, rr median round trip){}.",
-        pct(loose),
-        pct(tight),
-        target.map_or(String::new(), |t| format!("; the sweep aimed for ±{t} %"))
-    );
-    true
-}
-
-/// How many points reached each interval width, and which did not converge.
-pub fn confidence(o: &mut String, s: &Summary) {
-    let _ = writeln!(o, "\n## Confidence\n");
-    if !confidence_shares(o, s) {
-        return;
-    }
-    let target = s.points.iter().find_map(|p| p.target_pct);
-    let mut short: Vec<(f64, &Point)> = s
-        .points
-        .iter()
-        .filter(|p| !p.within(target.unwrap_or(TIGHT_PCT)))
-        .map(|p| (p.primary().map_or(f64::INFINITY, |e| e.relative_pct()), p))
-        .collect();
-    short.sort_by(|a, b| b.0.total_cmp(&a.0));
-    if short.is_empty() {
-        let _ = writeln!(o, "Every point converged.");
-        return;
-    }
-    let _ = writeln!(
-        o,
-        "\nNot converged ({}; widest first): {}.",
-        short.len(),
-        short
-            .iter()
-            .map(|(pct, p)| format!("{} ±{pct:.1} % after {} runs", p.label(), p.timing.len()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-}
-
 /// What this machine could and could not measure.
 pub fn measured(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "\n## What was and was not measured\n");
@@ -400,12 +350,14 @@ fn observer_cell(e: Option<Estimate>) -> String {
 }
 
 mod beyond;
+mod confidence;
 mod questions;
 #[cfg(test)]
 mod sentences;
 #[cfg(test)]
 mod tests;
 
+pub use confidence::{confidence, confidence_shares};
 pub use questions::{crossover, lone_round_trip, questions};
 
 /// The plots drawn, as images, and one sentence for each plot left out.

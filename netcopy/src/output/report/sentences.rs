@@ -114,7 +114,28 @@ fn grid() -> Vec<Row> {
     probe.zc_copied_bytes = Some(400_000);
     rows.push(probe);
     rows.push(base("a4", "rr", 1024, 1, false).failed("connection refused"));
+    // One run that stalled: a1's two-connection round trips now split 3 and 1.
+    let mut stalled = base("a1", "rr", 16384, 2, false);
+    stalled.rtt_p50_us = Some(40.0);
+    stalled.attached_programs = Some(0);
+    rows.push(stalled);
+    scheduled(&mut rows, 20.0);
     rows
+}
+
+/// Stamps `rows` as a sweep of `budget` s ran them, one every 0.35 s (traced rows in round 0,
+/// the rest in rounds 1..), the last point with a window twice as long.
+fn scheduled(rows: &mut [Row], budget: f64) {
+    let last = rows.len() - 1;
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.sweep_s = Some(i as f64 * 0.35);
+        r.elapsed_s = Some(0.35);
+        r.budget_s = Some(budget);
+        r.round = Some(if r.traced { 0 } else { 1 + i as u32 % 3 });
+        if i == last {
+            r.duration_s *= 2.0;
+        }
+    }
 }
 
 fn machine() -> Machine {
@@ -182,9 +203,12 @@ fn plot_set() -> PlotSet {
 }
 
 /// The whole report.md of `rows`, compared line by line with `expected`.
-fn assert_report(rows: &[Row], expected: &str) {
+fn assert_report(rows: &[Row], name: &str, expected: &str) {
     let s = Summary::from_rows(rows);
     let text = render(&s, "RUN", &machine(), &plot_set(), "netcopy sweep --quick");
+    if let Ok(path) = std::env::var("BLESS_REPORT") {
+        std::fs::write(format!("{path}/{name}"), &text).unwrap();
+    }
     for (i, (got, want)) in text.lines().zip(expected.lines()).enumerate() {
         assert_eq!(got, want, "line {}", i + 1);
     }
@@ -193,25 +217,38 @@ fn assert_report(rows: &[Row], expected: &str) {
 
 #[test]
 fn every_sentence_of_a_traced_grid() {
-    assert_report(&grid(), include_str!("expected/traced_grid.md"));
+    assert_report(
+        &grid(),
+        "traced_grid.md",
+        include_str!("expected/traced_grid.md"),
+    );
 }
 
 #[test]
 fn every_sentence_of_an_untraced_run_with_a_pmu() {
     assert_report(
         &untraced_with_pmu(),
+        "untraced_with_pmu.md",
         include_str!("expected/untraced_with_pmu.md"),
     );
 }
 
 #[test]
 fn every_sentence_of_a_run_traced_throughout() {
-    assert_report(&trace_all(), include_str!("expected/trace_all.md"));
+    assert_report(
+        &trace_all(),
+        "trace_all.md",
+        include_str!("expected/trace_all.md"),
+    );
 }
 
 /// A run that ended before any timing run: what the report can and cannot say.
 #[test]
 fn every_sentence_of_a_run_with_only_failures() {
     let rows = vec![base("a1", "stream", 1024, 1, false).failed("no route to host.")];
-    assert_report(&rows, include_str!("expected/only_failures.md"));
+    assert_report(
+        &rows,
+        "only_failures.md",
+        include_str!("expected/only_failures.md"),
+    );
 }

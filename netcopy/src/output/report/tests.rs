@@ -128,7 +128,20 @@ fn confidence_states_both_shares_and_lists_the_unconverged() {
         o.contains("Of 3 points, **2 (67 %) are within ±5 %** and **1 (33 %) within ±2.5 %**"),
         "{o}"
     );
-    assert!(o.contains("Not converged (2; widest first): a2 stream 1KiB x 1 ±7.5 % after 3 runs, a3 stream 1KiB x 1 ±3.7 % after 3 runs."), "{o}");
+    assert!(o.contains("Not converged (2; widest first; 0 whose runs disagree, 2 stopped short): a2 stream 1KiB x 1 ±7.5 % after 3 runs (no budget recorded), a3 stream 1KiB x 1 ±3.7 % after 3 runs (no budget recorded)."), "{o}");
+    // The last timing run ended at the 10 s budget: it ran out, and the runs each point
+    // still needs at its spread are stated (a2: cv 3 %, ±2.5 % at 9 runs; a3: 1.5 %, at 4).
+    for (i, r) in rows.iter_mut().enumerate() {
+        (r.sweep_s, r.elapsed_s, r.budget_s) = (Some(i as f64 * 0.9), Some(0.35), Some(10.0));
+    }
+    let mut o = String::new();
+    confidence(&mut o, &Summary::from_rows(&rows));
+    assert!(o.contains("(2; widest first; 0 whose runs disagree, 2 for want of budget): a2 stream 1KiB x 1 ±7.5 % after 3 runs (budget ran out; about 6 more at its spread), a3 stream 1KiB x 1 ±3.7 % after 3 runs (budget ran out; about 1 more at its spread)."), "{o}");
+    // With time to spare, a point stops short only at its maximum of runs.
+    rows.iter_mut().for_each(|r| r.budget_s = Some(60.0));
+    let mut o = String::new();
+    confidence(&mut o, &Summary::from_rows(&rows));
+    assert!(o.contains("2 at their maximum of runs): a2 stream 1KiB x 1 ±7.5 % after 3 runs (at the maximum of runs),"), "{o}");
 }
 
 #[test]
