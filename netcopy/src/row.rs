@@ -30,6 +30,13 @@ pub struct Row {
     pub elapsed_s: Option<f64>,
     pub mode: String,
     pub path: String,
+    /// The path's sending device, its driver and its offloads, as its kernel reported them.
+    #[serde(default)]
+    pub device: String,
+    #[serde(default)]
+    pub device_driver: String,
+    #[serde(default)]
+    pub device_offloads: String,
     pub workload: String,
     pub size: u64,
     pub threads: u32,
@@ -163,6 +170,16 @@ impl Row {
             duration_s: config.duration.as_secs_f64(),
             ..Self::default()
         }
+        .with_device(config)
+    }
+
+    fn with_device(mut self, config: &Config) -> Self {
+        if let Some(d) = &config.device {
+            self.device = d.name.clone();
+            self.device_driver = d.driver.clone();
+            self.device_offloads = d.offloads.describe();
+        }
+        self
     }
 
     /// A row for an experiment that could not run or finish.
@@ -175,6 +192,7 @@ impl Row {
 
     /// Every figure of a finished experiment.
     pub fn measured(mut self, outcome: &Outcome) -> Self {
+        self = self.with_device(&outcome.config);
         let f = &outcome.figures;
         self.status = OK.to_owned();
         self.send_gbps = Some(f.send_gbps());

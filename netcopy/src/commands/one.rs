@@ -206,6 +206,19 @@ pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool
         config.warmup.as_secs_f64()
     );
     println!("placement:  {}", config.placement);
+    if let Some(d) = &config.device {
+        let driver = if d.driver.is_empty() {
+            "no driver"
+        } else {
+            &d.driver
+        };
+        println!(
+            "path:       {} through {} ({driver}): {}",
+            config.net_path,
+            d.name,
+            d.offloads.describe()
+        );
+    }
     println!(
         "throughput: {:.3} Gbit/s sent, {:.3} Gbit/s received, {:.0} messages/s{}",
         f.send_gbps(),

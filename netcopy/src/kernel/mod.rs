@@ -6,6 +6,7 @@ mod deliveries;
 mod hooks;
 pub mod kallsyms;
 pub mod netns;
+pub mod nic;
 mod offsets;
 mod on_demand;
 pub mod prog_info;

@@ -231,8 +231,9 @@ fn script(run_dir: &Path, body: &str, nic_pair: bool) -> String {
 }
 
 /// With `--nic-pair`: loads the driver (no udev in the guest to do it), and hands the guest
-/// command the pair's interface names in `NETCOPY_VM_NICS`, also left in `$R/nics`. Their
-/// addresses are the command's to give, from 192.0.2.0/24 only.
+/// command the pair's interface names in `NETCOPY_VM_NICS`, also left in `$R/nics`, and in
+/// `NETCOPY_NICS`, where netcopy's nic paths find them. Their addresses are the command's to
+/// give, from 192.0.2.0/24 only.
 const NIC_PAIR_SETUP: &str = "modprobe e1000\n\
     NETCOPY_VM_NICS=\n\
     for d in /sys/class/net/*; do\n\
@@ -240,6 +241,7 @@ const NIC_PAIR_SETUP: &str = "modprobe e1000\n\
     NETCOPY_VM_NICS=\"$NETCOPY_VM_NICS${NETCOPY_VM_NICS:+ }$(basename \"$d\")\"\n\
     done\n\
     export NETCOPY_VM_NICS\n\
+    export NETCOPY_NICS=\"$NETCOPY_VM_NICS\"\n\
     echo \"$NETCOPY_VM_NICS\" > \"$R/nics\"\n";
 
 /// The QEMU options of two e1000 NICs joined back to back over 127.0.0.1.
