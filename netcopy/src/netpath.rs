@@ -251,10 +251,10 @@ impl Network {
         if pair.moved[0] {
             let _ = nic::move_to(&pair.client, &ns.original);
         }
-        if let (true, Some(server)) = (pair.moved[1], ns.server.as_ref()) {
-            if netns::enter(server.as_fd()).is_ok() {
-                let _ = nic::move_to(&pair.server, &ns.original);
-            }
+        if let (true, Some(server)) = (pair.moved[1], ns.server.as_ref())
+            && netns::enter(server.as_fd()).is_ok()
+        {
+            let _ = nic::move_to(&pair.server, &ns.original);
         }
     }
 

@@ -85,6 +85,8 @@ pub struct Row {
     pub k_deferred_copy_pages: Option<u64>,
     pub k_deferred_copy_pages_required: Option<u64>,
     pub k_fallback_pct: Option<f64>,
+    pub k_copied_at_transmit_bytes: Option<u64>,
+    pub zc_underreport_pct: Option<f64>,
     pub k_zc_notifications: Option<u64>,
     pub k_recv_calls: Option<u64>,
     pub k_recv_bytes: Option<u64>,
@@ -132,6 +134,11 @@ pub struct Row {
 pub const OK: &str = "ok";
 /// `status` of a row whose experiment failed; `error` says why.
 pub const FAILED: &str = "failed";
+
+/// The error queue's copied share of a zero-copy mode's completed sends.
+fn p_copied_pct(f: &crate::workload::Figures) -> Option<f64> {
+    f.send_counts.copied_pct()
+}
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
@@ -255,6 +262,8 @@ impl Row {
             );
             self.k_note = k.note();
             self.k_fallback_pct = k.fallback_pct();
+            self.k_copied_at_transmit_bytes = k.copied_at_transmit_bytes();
+            self.zc_underreport_pct = k.underreport_pct(outcome.config.mode, p_copied_pct(f));
             self.k_zc_notifications = k.figure("k_zc_notifications", c.zc_notifications);
             self.k_recv_calls = k.figure("k_recv_calls", c.recv_calls);
             self.k_recv_bytes = k.figure("k_recv_bytes", c.recv_bytes);

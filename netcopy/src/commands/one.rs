@@ -73,6 +73,12 @@ pub(crate) fn bench_one(args: BenchOne) -> Result<ExitCode> {
     }
     if let Some(k) = &outcome.kernel {
         print_kernel(k);
+        let copied_pct = outcome.figures.send_counts.copied_pct();
+        if let Some(u) = k.underreport_pct(outcome.config.mode, copied_pct) {
+            println!(
+                "error queue: {u:.1} % of completed sends flagged not copied whose bytes were copied (under-report)"
+            );
+        }
         println!("checks:     {}", outcome.checks());
         if !outcome.disagreements.is_empty() {
             bail!("kernel and userspace disagree: {}", outcome.checks());
@@ -175,6 +181,11 @@ pub(crate) fn print_kernel(k: &experiment::KernelFigures) {
         show("k_recopied_bytes", c.recopied_bytes),
         k.fallback_pct()
             .map_or("n/a (nothing pinned)".to_owned(), |p| format!("{p:.1} %"))
+    );
+    println!(
+        "            {} bytes copied at transmit (TCP payload reaching the driver in linear memory)",
+        k.copied_at_transmit_bytes()
+            .map_or_else(|| "- (not seen)".to_owned(), |v| v.to_string()),
     );
     println!(
         "            {} receive calls, {} bytes copied to user; {} zero-copy notifications",
