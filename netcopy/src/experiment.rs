@@ -45,9 +45,6 @@ pub fn missed_since(before: &[(&str, u64)], after: &[(&'static str, u64)]) -> Ve
 /// Why the fallback check is skipped when sends had different outcomes.
 pub const MIXED_OUTCOMES: &str = "fallback not checked against the error queue: some pinned bytes were copied at delivery and some were not, and the kernel merges completion ranges without comparing their COPIED flag (a merged range keeps its last send's)";
 
-/// Why the fallback is not checked against the error queue after copies at transmit.
-pub const UNDERREPORT: &str = "fallback not checked against the error queue: pinned bytes were copied at transmit (no scatter-gather on the device), and software GSO's copy (skb_segment) marks no completion copied, only linearisation (__pskb_pull_tail) does: zc_underreport_pct is the share of completed sends flagged not copied whose bytes were copied";
-
 /// The program that sees the deferred copy's pages. It runs at every page allocation on the
 /// machine, in any context, so an interrupt that allocates while it runs is a missed run; that
 /// alone fails no check.
@@ -159,48 +156,6 @@ impl KernelFigures {
     pub fn mixed_outcomes(&self) -> bool {
         self.fallback_pct()
             .is_some_and(|p| p > FALLBACK_TOLERANCE_PP && p < 100.0 - FALLBACK_TOLERANCE_PP)
-    }
-
-    /// Bytes copied at transmit (no scatter-gather on the device), when a hook sees them.
-    pub fn copied_at_transmit_bytes(&self) -> Option<u64> {
-        self.figure(
-            "k_copied_at_transmit_bytes",
-            self.counters.copied_at_transmit_bytes,
-        )
-    }
-
-    /// Pinned bytes the kernel copied anyway, at delivery or at transmit (in a zero-copy
-    /// mode every byte sent is pinned, so every byte copied at transmit was): None unless
-    /// both are seen. A retransmission copies again: capped at the bytes pinned.
-    fn pinned_copied_bytes(&self) -> Option<u64> {
-        let at_transmit = self.copied_at_transmit_bytes()?;
-        let c = &self.counters;
-        self.seen("k_deferred_copy_bytes")
-            .then(|| (c.deferred_copy_bytes + at_transmit).min(c.pinned_bytes()))
-    }
-
-    /// The error queue's under-report: the share of completed sends it flagged "not copied"
-    /// although their bytes were copied. Known exactly when every pinned byte was copied (all
-    /// flagged ones were copied; `100 - copied_pct`) or none was (0); None for a copying mode,
-    /// or when some were and some were not (merged completion ranges cannot tell which).
-    pub fn underreport_pct(&self, mode: Mode, copied_pct: Option<f64>) -> Option<f64> {
-        if !mode.is_zero_copy() {
-            return None;
-        }
-        let (copied, pinned) = (self.pinned_copied_bytes()?, self.counters.pinned_bytes());
-        match copied {
-            _ if pinned == 0 => None,
-            0 => Some(0.0),
-            c if c == pinned => copied_pct.map(|p| 100.0 - p),
-            _ => None,
-        }
-    }
-
-    /// Whether pinned bytes were copied at transmit: then the error queue's COPIED flags
-    /// under-report (software GSO's copy sets none), and the fallback is not checked against
-    /// them (see [`UNDERREPORT`]).
-    pub fn copied_pinned_at_transmit(&self) -> bool {
-        self.copied_at_transmit_bytes().is_some_and(|b| b > 0) && self.counters.pinned_bytes() > 0
     }
 
     /// Deferred-copied bytes as a percentage of pinned bytes; None when nothing was pinned,
@@ -469,7 +424,9 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
 }
 
 mod observer;
+mod transmit;
 pub use observer::{Observer, run_detached};
+pub use transmit::UNDERREPORT;
 
 #[cfg(test)]
 mod tests;
