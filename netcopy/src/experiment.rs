@@ -136,6 +136,9 @@ impl KernelFigures {
         }
         if self.copied_pinned_at_transmit() {
             notes.push(UNDERREPORT.to_owned());
+            if self.partly_copied_at_transmit() {
+                notes.push(transmit::PARTLY.to_owned());
+            }
         } else if self.mixed_outcomes() {
             notes.push(MIXED_OUTCOMES.to_owned());
         }

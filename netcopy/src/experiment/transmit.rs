@@ -7,7 +7,16 @@ use crate::workload::Mode;
 /// Why the fallback is not checked against the error queue after copies at transmit.
 pub const UNDERREPORT: &str = "fallback not checked against the error queue: pinned bytes were copied at transmit (no scatter-gather on the device), and software GSO's copy (skb_segment) marks no completion copied, only linearisation (__pskb_pull_tail) does: zc_underreport_pct is the share of completed sends flagged not copied whose bytes were copied";
 
+/// Why `zc_underreport_pct` is empty when only some pinned bytes were copied.
+pub const PARTLY: &str = "zc_underreport_pct: some pinned bytes were copied and some were not, and merged completion ranges cannot say which sends";
+
 impl KernelFigures {
+    /// Whether some pinned bytes, not all, were copied (at delivery or at transmit).
+    pub fn partly_copied_at_transmit(&self) -> bool {
+        self.pinned_copied_bytes()
+            .is_some_and(|c| c > 0 && c < self.counters.pinned_bytes())
+    }
+
     /// Bytes copied at transmit (no scatter-gather on the device), when a hook sees them.
     pub fn copied_at_transmit_bytes(&self) -> Option<u64> {
         self.figure(
