@@ -325,11 +325,7 @@ pub struct FlowCounters {
     /// receive and splice calls after consuming); UDP, the datagram bytes receive calls took.
     /// What was consumed and not copied to user was mapped (`TCP_ZEROCOPY_RECEIVE`).
     pub recv_consumed_bytes: u64,
-    /// TCP payload bytes that reached the driver in the skb's linear part
-    /// (`net:net_dev_start_xmit`): TCP sends payload in page fragments, so these were copied
-    /// on the way out, by software GSO (`skb_segment`) or linearisation (`__pskb_pull_tail`)
-    /// for a device without scatter-gather. Every transmission counts, retransmissions too.
-    pub copied_at_transmit_bytes: u64,
+    pub copied_at_transmit_bytes: u64, // TCP payload sent linear: see probes/transmit.rs
 }
 
 impl FlowCounters {
