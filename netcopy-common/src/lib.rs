@@ -295,6 +295,7 @@ pub struct FlowCounters {
     /// receive and splice calls after consuming); UDP, the datagram bytes receive calls took.
     /// What was consumed and not copied to user was mapped (`TCP_ZEROCOPY_RECEIVE`).
     pub recv_consumed_bytes: u64,
+    pub copied_at_transmit_bytes: u64, // TCP payload sent linear: see probes/transmit.rs
 }
 
 impl FlowCounters {
@@ -320,6 +321,7 @@ impl FlowCounters {
         self.recv_copy_bytes += other.recv_copy_bytes;
         self.recv_copy_unseen_calls += other.recv_copy_unseen_calls;
         self.recv_consumed_bytes += other.recv_consumed_bytes;
+        self.copied_at_transmit_bytes += other.copied_at_transmit_bytes;
     }
 
     /// Sent bytes copied from user memory at send time, TCP and UDP. The two are counted by

@@ -121,6 +121,12 @@ pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     run(|| probes::connection::try_inet_sock_set_state(&ctx))
 }
 
+/// `net:net_dev_start_xmit(skb, dev)`: TCP payload leaving in linear memory, copied at transmit.
+#[btf_tracepoint(function = "net_dev_start_xmit")]
+pub fn copied_at_transmit(ctx: BtfTracePointContext) -> i32 {
+    run(|| probes::transmit::try_copied_at_transmit(ctx.arg(0)))
+}
+
 #[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -32,6 +32,7 @@ macro_rules! named_choice {
 }
 
 pub mod cpustat;
+pub mod device;
 pub mod error;
 pub mod experiment;
 pub mod explain;

@@ -67,7 +67,29 @@ pub fn enter_private() -> Result<()> {
 
 /// Sets interface `name` up in the calling thread's namespace.
 pub fn set_link_up(name: &str) -> Result<()> {
-    let fail = |what: &str| Error::Netns(format!("{what} {name}: {}", io::Error::last_os_error()));
+    let (socket, mut req) = flags_request(name)?;
+    // SAFETY: flags_request filled the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: a live socket and an ifreq whose name fits and stays NUL-terminated; the
+    // kernel only reads req.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
+        return Err(Error::Netns(format!(
+            "setting up {name}: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// Interface `name`'s flags (IFF_UP, IFF_RUNNING...) in the calling thread's namespace.
+pub fn link_flags(name: &str) -> Result<libc::c_short> {
+    let (_socket, req) = flags_request(name)?;
+    // SAFETY: flags_request filled the flags member of the union.
+    Ok(unsafe { req.ifr_ifru.ifru_flags })
+}
+
+/// A socket for the interface ioctls and an ifreq holding `name`'s flags.
+fn flags_request(name: &str) -> Result<(OwnedFd, libc::ifreq)> {
     // A plain datagram socket, only for the interface ioctls; closed when dropped.
     let socket = socket(
         AddressFamily::Inet,
@@ -76,7 +98,6 @@ pub fn set_link_up(name: &str) -> Result<()> {
         None,
     )
     .map_err(|e| Error::Netns(format!("socket for {name}: {e}")))?;
-    let fd = socket.as_raw_fd();
     // SAFETY: ifreq is plain data, all-zero valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     if name.len() >= req.ifr_name.len() {
@@ -87,16 +108,13 @@ pub fn set_link_up(name: &str) -> Result<()> {
     }
     // nix wraps no interface-flag ioctl. SAFETY: a live socket and an ifreq whose name fits
     // and stays NUL-terminated (checked above); the kernel writes only ifr_ifru.
-    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } != 0 {
-        return Err(fail("reading flags of"));
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
+        return Err(Error::Netns(format!(
+            "reading flags of {name}: {}",
+            io::Error::last_os_error()
+        )));
     }
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-    // SAFETY: as for SIOCGIFFLAGS; the kernel only reads req.
-    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } != 0 {
-        return Err(fail("setting up"));
-    }
-    Ok(())
+    Ok((socket, req))
 }
 
 /// Writes a sysctl of the calling thread's network namespace, e.g. `net/core/optmem_max`.

@@ -38,6 +38,13 @@ pub struct Row {
     pub elapsed_s: Option<f64>,
     pub mode: String,
     pub path: String,
+    /// The path's sending device, its driver and its offloads, as its kernel reported them.
+    #[serde(default)]
+    pub device: String,
+    #[serde(default)]
+    pub device_driver: String,
+    #[serde(default)]
+    pub device_offloads: String,
     pub workload: String,
     pub size: u64,
     pub threads: u32,
@@ -92,6 +99,8 @@ pub struct Row {
     pub k_deferred_copy_pages: Option<u64>,
     pub k_deferred_copy_pages_required: Option<u64>,
     pub k_fallback_pct: Option<f64>,
+    pub k_copied_at_transmit_bytes: Option<u64>,
+    pub zc_underreport_pct: Option<f64>,
     pub k_zc_notifications: Option<u64>,
     pub k_recv_calls: Option<u64>,
     pub k_recv_bytes: Option<u64>,
@@ -140,6 +149,11 @@ pub const OK: &str = "ok";
 /// `status` of a row whose experiment failed; `error` says why.
 pub const FAILED: &str = "failed";
 
+/// The error queue's copied share of a zero-copy mode's completed sends.
+fn p_copied_pct(f: &crate::workload::Figures) -> Option<f64> {
+    f.send_counts.copied_pct()
+}
+
 fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
@@ -183,6 +197,16 @@ impl Row {
             duration_s: config.duration.as_secs_f64(),
             ..Self::default()
         }
+        .with_device(config)
+    }
+
+    fn with_device(mut self, config: &Config) -> Self {
+        if let Some(d) = &config.device {
+            self.device = d.name.clone();
+            self.device_driver = d.driver.clone();
+            self.device_offloads = d.offloads.describe();
+        }
+        self
     }
 
     /// A row for an experiment that could not run or finish.
@@ -195,6 +219,7 @@ impl Row {
 
     /// Every figure of a finished experiment.
     pub fn measured(mut self, outcome: &Outcome) -> Self {
+        self = self.with_device(&outcome.config);
         let f = &outcome.figures;
         self.status = OK.to_owned();
         self.send_gbps = Some(f.send_gbps());
@@ -222,7 +247,7 @@ impl Row {
         }
         self.checks = "not traced".to_owned();
         if let Some(k) = &outcome.kernel {
-            self.kernel(k, f.bytes_sent);
+            self.kernel(k, f, outcome.config.mode);
             self.checks = outcome.checks();
         }
         self.perf(&f.perf, f.window_bytes_sent);
@@ -263,8 +288,9 @@ impl Row {
     }
 
     /// The kernel's columns: each figure its hooks saw, empty where none could.
-    fn kernel(&mut self, k: &KernelFigures, bytes_sent: u64) {
+    fn kernel(&mut self, k: &KernelFigures, f: &crate::workload::Figures, mode: Mode) {
         let c = &k.counters;
+        let bytes_sent = f.bytes_sent;
         self.k_send_calls = k.figure("k_send_calls", c.send_calls);
         self.k_send_bytes = k.figure("k_send_bytes", c.send_bytes);
         self.k_copied_at_send_bytes = k.figure("k_copied_at_send_bytes", c.copied_at_send_bytes());
@@ -284,6 +310,8 @@ impl Row {
         );
         self.k_note = k.note();
         self.k_fallback_pct = k.fallback_pct();
+        self.k_copied_at_transmit_bytes = k.copied_at_transmit_bytes();
+        self.zc_underreport_pct = k.underreport_pct(mode, p_copied_pct(f));
         self.k_zc_notifications = k.figure("k_zc_notifications", c.zc_notifications);
         self.k_recv_calls = k.figure("k_recv_calls", c.recv_calls);
         self.k_recv_bytes = k.figure("k_recv_bytes", c.recv_bytes);

@@ -87,6 +87,7 @@ pub fn test(repeat: Option<u32>, filters: &[String], args: &[String], guest: boo
     repeat_tests(&env, 4, &exact, args)?;
     if guest {
         crate::vm::ci_suite(&env)?;
+        crate::vm::nic_ci_suite(&env)?;
     }
     Ok(())
 }

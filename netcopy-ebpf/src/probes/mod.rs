@@ -5,6 +5,7 @@ pub mod connection;
 pub mod deferred_copy;
 pub mod receive;
 pub mod send;
+pub mod transmit;
 
 /// Why a probe counted nothing. The wrappers turn it into a non-zero return, which the kernel
 /// ignores for tracing programs; it exists so each step reads as `?`.

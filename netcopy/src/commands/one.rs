@@ -73,6 +73,12 @@ pub(crate) fn bench_one(args: BenchOne) -> Result<ExitCode> {
     }
     if let Some(k) = &outcome.kernel {
         print_kernel(k);
+        let copied_pct = outcome.figures.send_counts.copied_pct();
+        if let Some(u) = k.underreport_pct(outcome.config.mode, copied_pct) {
+            println!(
+                "error queue: {u:.1} % of completed sends flagged not copied whose bytes were copied (under-report)"
+            );
+        }
         println!("checks:     {}", outcome.checks());
         if !outcome.disagreements.is_empty() {
             bail!("kernel and userspace disagree: {}", outcome.checks());
@@ -98,60 +104,98 @@ pub(crate) fn compare(Compare { run: args }: Compare) -> Result<ExitCode> {
             "untraced"
         }
     );
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    match network.device() {
+        Some(d) => println!(
+            "path {} through {} ({}) on kernel {}: {}",
+            args.path,
+            d.name,
+            if d.driver.is_empty() {
+                "no driver"
+            } else {
+                &d.driver
+            },
+            release.trim(),
+            d.offloads.describe()
+        ),
+        None => println!("path {} on kernel {}", args.path, release.trim()),
+    }
     println!(
-        "{:<4} {:>9} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9}  checks",
-        "mode", "Gbit/s", "copy@send", "pinned", "referenced", "deferred", "to user", "fallback"
+        "{:<4} {:>9} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}  checks",
+        "mode",
+        "Gbit/s",
+        "copy@send",
+        "pinned",
+        "referenced",
+        "deferred",
+        "copy@xmit",
+        "to user",
+        "fallback",
+        "underrep"
     );
     let mut failed = Vec::new();
     for mode in Mode::ALL {
-        let outcome = match workload::Prepared::bind_on(args.config(mode)?, &network)
+        match workload::Prepared::bind_on(args.config(mode)?, &network)
             .and_then(|p| experiment::run(p, tracer.as_mut(), 1))
         {
-            Ok(outcome) => outcome,
+            Ok(outcome) => {
+                println!("{}", compare_line(&outcome));
+                if !outcome.disagreements.is_empty() {
+                    failed.push(mode.name());
+                }
+            }
             Err(err) => {
                 println!("{:<4} failed: {err}", mode.name());
                 failed.push(mode.name());
-                continue;
             }
-        };
-        let sent = outcome.figures.bytes_sent.max(1) as f64;
-        let per_byte = |v: u64| format!("{:.2}", v as f64 / sent);
-        let (copied, pinned, referenced, deferred, to_user, fallback) = match &outcome.kernel {
-            Some(k) => (
-                per_byte(k.counters.copied_at_send_bytes()),
-                per_byte(k.counters.pinned_bytes()),
-                per_byte(k.counters.tcp_referenced_at_send_bytes),
-                per_byte(k.counters.deferred_copy_bytes),
-                per_byte(k.counters.recv_copy_bytes),
-                k.fallback_pct()
-                    .map_or("-".to_owned(), |p| format!("{p:.0} %")),
-            ),
-            None => Default::default(),
-        };
-        println!(
-            "{:<4} {:>9.3} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9}  {}",
-            mode.name(),
-            outcome.figures.send_gbps(),
-            copied,
-            pinned,
-            referenced,
-            deferred,
-            to_user,
-            fallback,
-            if outcome.kernel.is_some() {
-                outcome.checks()
-            } else {
-                "not traced".to_owned()
-            }
-        );
-        if !outcome.disagreements.is_empty() {
-            failed.push(mode.name());
         }
     }
     if !failed.is_empty() {
         bail!("{} failed or disagreed", failed.join(", "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One mode's line of `compare`: its figures per byte sent, fallback, under-report, checks.
+fn compare_line(outcome: &experiment::Outcome) -> String {
+    let sent = outcome.figures.bytes_sent.max(1) as f64;
+    let per_byte = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{:.2}", v as f64 / sent));
+    let pct = |p: Option<f64>| p.map_or("-".to_owned(), |p| format!("{p:.1} %"));
+    let cells: [String; 8] = match &outcome.kernel {
+        Some(k) => {
+            let c = &k.counters;
+            let copied_pct = outcome.figures.send_counts.copied_pct();
+            [
+                per_byte(k.figure("k_copied_at_send_bytes", c.copied_at_send_bytes())),
+                per_byte(k.figure("k_pinned_bytes", c.pinned_bytes())),
+                per_byte(k.figure("k_referenced_at_send_bytes", c.tcp_referenced_at_send_bytes)),
+                per_byte(k.figure("k_deferred_copy_bytes", c.deferred_copy_bytes)),
+                per_byte(k.copied_at_transmit_bytes()),
+                per_byte(k.recv_copy_bytes()),
+                pct(k.fallback_pct()),
+                pct(k.underreport_pct(outcome.config.mode, copied_pct)),
+            ]
+        }
+        None => Default::default(),
+    };
+    format!(
+        "{:<4} {:>9.3} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
+        outcome.config.mode.name(),
+        outcome.figures.send_gbps(),
+        cells[0],
+        cells[1],
+        cells[2],
+        cells[3],
+        cells[4],
+        cells[5],
+        cells[6],
+        cells[7],
+        if outcome.kernel.is_some() {
+            outcome.checks()
+        } else {
+            "not traced".to_owned()
+        }
+    )
 }
 
 pub(crate) fn print_kernel(k: &experiment::KernelFigures) {
@@ -177,6 +221,11 @@ pub(crate) fn print_kernel(k: &experiment::KernelFigures) {
             .map_or("n/a (nothing pinned)".to_owned(), |p| format!("{p:.1} %"))
     );
     println!(
+        "            {} bytes copied at transmit (TCP payload reaching the driver in linear memory)",
+        k.copied_at_transmit_bytes()
+            .map_or_else(|| "- (not seen)".to_owned(), |v| v.to_string()),
+    );
+    println!(
         "            {} receive calls, {} bytes copied to user; {} zero-copy notifications",
         show("k_recv_calls", c.recv_calls),
         k.recv_copy_bytes()
@@ -190,6 +239,23 @@ pub(crate) fn print_kernel(k: &experiment::KernelFigures) {
 }
 
 /// Prints one experiment's userspace figures; `traced` says its speed carries the observer.
+/// The device a path sends through, when it has one of its own.
+fn print_device(config: &workload::Config) {
+    if let Some(d) = &config.device {
+        let driver = if d.driver.is_empty() {
+            "no driver"
+        } else {
+            &d.driver
+        };
+        println!(
+            "path:       {} through {} ({driver}): {}",
+            config.net_path,
+            d.name,
+            d.offloads.describe()
+        );
+    }
+}
+
 pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool) {
     println!(
         "experiment: {} ({}), {}, {} x {}, {:.2}s window after {:.2}s warmup",
@@ -206,6 +272,7 @@ pub(crate) fn print_figures(config: &workload::Config, f: &Figures, traced: bool
         config.warmup.as_secs_f64()
     );
     println!("placement:  {}", config.placement);
+    print_device(config);
     println!(
         "throughput: {:.3} Gbit/s sent, {:.3} Gbit/s received, {:.0} messages/s{}",
         f.send_gbps(),

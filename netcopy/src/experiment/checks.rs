@@ -112,7 +112,11 @@ fn receive_checks(out: &mut Vec<String>, f: &Figures, k: &KernelFigures) {
 /// Zero-copy modes: the kernel's fallback against the error queue's copied share; copying
 /// modes: nothing pinned.
 fn pinning_checks(out: &mut Vec<String>, config: &Config, f: &Figures, k: &KernelFigures) {
-    if config.mode.is_zero_copy() && !k.mixed_outcomes() && k.seen("k_fallback_pct") {
+    if config.mode.is_zero_copy()
+        && !k.mixed_outcomes()
+        && !k.copied_pinned_at_transmit()
+        && k.seen("k_fallback_pct")
+    {
         match (k.fallback_pct(), f.send_counts.copied_pct()) {
             (Some(kernel), Some(user)) if (kernel - user).abs() > FALLBACK_TOLERANCE_PP => out
                 .push(format!(

@@ -134,7 +134,12 @@ impl KernelFigures {
         if self.counters.recv_copy_unseen_calls > 0 {
             notes.push(RECV_COPY_UNSEEN.to_owned());
         }
-        if self.mixed_outcomes() {
+        if self.copied_pinned_at_transmit() {
+            notes.push(UNDERREPORT.to_owned());
+            if self.partly_copied_at_transmit() {
+                notes.push(transmit::PARTLY.to_owned());
+            }
+        } else if self.mixed_outcomes() {
             notes.push(MIXED_OUTCOMES.to_owned());
         }
         if let Some((_, n)) = self.missed_runs.iter().find(|(p, _)| p == PAGES_PROGRAM) {
@@ -241,8 +246,10 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
 
 mod checks;
 mod observer;
+mod transmit;
 pub use checks::{classification_check, consumed_check, cross_check, kernel_checks};
 pub use observer::{Observer, run_detached};
+pub use transmit::UNDERREPORT;
 
 #[cfg(test)]
 mod tests;

@@ -246,6 +246,15 @@ pub const HOOKS: &[Hook] = &[
         ],
     },
     Hook {
+        program: "copied_at_transmit",
+        attachments: &[tp("net:net_dev_start_xmit", "copied_at_transmit")],
+        requirement: "tracepoint net:net_dev_start_xmit and tp_btf (BTF)",
+        // Every packet on the machine passes here; only traced runs pay for it.
+        on_demand: false,
+        absent_means: None,
+        feeds: &["k_copied_at_transmit_bytes", "zc_underreport_pct"],
+    },
+    Hook {
         program: "netif_receive_skb",
         attachments: &[tp("net:netif_receive_skb", "netif_receive_skb")],
         requirement: "tracepoint net:netif_receive_skb and tp_btf (BTF)",

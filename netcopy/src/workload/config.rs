@@ -7,6 +7,7 @@ use std::{
 
 use super::Mode;
 use crate::{
+    device::Device,
     error::{Error, Result},
     netpath::{MAX_DATAGRAM, NetPath},
     placement::{Placement, Policy},
@@ -66,6 +67,8 @@ pub struct Config {
     /// stream: receivers map whole pages with `TCP_ZEROCOPY_RECEIVE` instead of copying
     /// (see [`zc_receive`]).
     pub zerocopy_receive: bool,
+    /// The device the path sends through, read from the kernel when the path was bound.
+    pub device: Option<Device>,
 }
 
 impl Config {
@@ -102,6 +105,7 @@ impl Config {
                 .unwrap_or_else(|_| Placement::unpinned()),
             busy_poll: false,
             zerocopy_receive: false,
+            device: None,
         }
     }
 }

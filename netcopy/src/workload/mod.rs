@@ -270,6 +270,7 @@ impl Prepared {
     /// one that built it).
     pub fn bind_on(mut config: Config, network: &Network) -> Result<Self> {
         config.net_path = network.path();
+        config.device = network.device();
         check_fits(&config)?;
         let addr = network.server_addr(config.bind);
         if config.net_path.is_sink() {

@@ -4,6 +4,7 @@
 
 mod guest;
 mod kernels;
+mod nic;
 mod tests;
 mod tools;
 
@@ -20,9 +21,10 @@ use anyhow::{Context as _, Result};
 use crate::{cmd, setup};
 use guest::{Accel, Boot, Outcome};
 
+pub use nic::ci_suite as nic_ci_suite;
 pub use tests::{GUEST_SUITE_IN_CI, ci_suite};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Args {
     /// The guest's kernel: a pinned Debian package by name (6.1, 6.12) or a kernel image path.
     #[arg(long, default_value = "6.1")]
@@ -44,7 +46,9 @@ pub struct Args {
     #[arg(long, default_value_t = 3600)]
     timeout: u64,
     /// After `--`: netcopy's arguments (`check`, `bench-one --mode a3 --size 16K`, ...), or
-    /// `test [NAME...] [FILTER...]` for the kernel-facing test binaries.
+    /// `test [NAME...] [FILTER...]` for the kernel-facing test binaries, or `nic` for
+    /// zero-copy through the NIC pair (loopback, nic and nic-no-sg side by side, then serve
+    /// and sweep --connect across the pair).
     #[arg(last = true, required = true)]
     args: Vec<String>,
 }
@@ -71,6 +75,15 @@ fn run(args: &Args) -> Result<Outcome> {
     let env = setup::run()?;
     let job = if args.args.first().map(String::as_str) == Some("test") {
         tests::job(&env, &args.args[1..], &[])?
+    } else if args.args == ["nic"] {
+        if !args.nic_pair {
+            eprintln!("vm: nic runs with --nic-pair");
+        }
+        let args = Args {
+            nic_pair: true,
+            ..args.clone()
+        };
+        return boot(&args, &nic::job(&env)?);
     } else {
         let netcopy = cmd::build_release(&env)?;
         Job {
@@ -231,8 +244,9 @@ fn script(run_dir: &Path, body: &str, nic_pair: bool) -> String {
 }
 
 /// With `--nic-pair`: loads the driver (no udev in the guest to do it), and hands the guest
-/// command the pair's interface names in `NETCOPY_VM_NICS`, also left in `$R/nics`. Their
-/// addresses are the command's to give, from 192.0.2.0/24 only.
+/// command the pair's interface names in `NETCOPY_VM_NICS`, also left in `$R/nics`, and in
+/// `NETCOPY_NICS`, where netcopy's nic paths find them. Their addresses are the command's to
+/// give, from 192.0.2.0/24 only.
 const NIC_PAIR_SETUP: &str = "modprobe e1000\n\
     NETCOPY_VM_NICS=\n\
     for d in /sys/class/net/*; do\n\
@@ -240,6 +254,7 @@ const NIC_PAIR_SETUP: &str = "modprobe e1000\n\
     NETCOPY_VM_NICS=\"$NETCOPY_VM_NICS${NETCOPY_VM_NICS:+ }$(basename \"$d\")\"\n\
     done\n\
     export NETCOPY_VM_NICS\n\
+    export NETCOPY_NICS=\"$NETCOPY_VM_NICS\"\n\
     echo \"$NETCOPY_VM_NICS\" > \"$R/nics\"\n";
 
 /// The QEMU options of two e1000 NICs joined back to back over 127.0.0.1.

@@ -18,9 +18,36 @@ pub(super) fn versus_a1(s: &Summary, mode: &str, size: u64, threads: u32) -> Str
     }
 }
 
+/// The sending device of a run that left through one (the `nic` paths): per zero-copy mode,
+/// what the kernel did with the pinned bytes there, and what the error queue said of it.
+fn through_device(o: &mut String, s: &Summary, size_ref: u64, threads: u32) {
+    for mode in ["a3", "a4"] {
+        let Some(p) = s.point("stream", mode, size_ref, threads) else {
+            continue;
+        };
+        let Some(r) = p.traced.first().filter(|r| r.path.starts_with("nic")) else {
+            continue;
+        };
+        let _ = writeln!(
+            o,
+            "- {mode} at {} through {} (driver {}: {}): per byte sent, {} pinned, {} copied at delivery, {} copied at transmit; the error queue flagged {} % of the sends copied, an under-report of {} %.",
+            size(size_ref),
+            r.device,
+            r.device_driver,
+            r.device_offloads,
+            fmt_opt(p.kernel_per_byte(|r| r.k_pinned_bytes), 2),
+            fmt_opt(p.kernel_per_byte(|r| r.k_deferred_copy_bytes), 2),
+            fmt_opt(p.kernel_per_byte(|r| r.k_copied_at_transmit_bytes), 2),
+            fmt_opt(r.zc_copied_pct, 1),
+            fmt_opt(r.zc_underreport_pct, 1),
+        );
+    }
+}
+
 /// Verdict lines for a5 (sendfile) and for zero-copy receive, from the traced runs.
 pub(super) fn beyond_zero_copy(o: &mut String, s: &Summary) {
     let (size_ref, threads) = (s.reference_size(), s.min_threads());
+    through_device(o, s, size_ref, threads);
     match s.point("stream", "a5", size_ref, threads) {
         Some(p) if s.traced() => {
             let ratio = versus_a1(s, "a5", size_ref, threads);

@@ -7,6 +7,10 @@
 //! | `loopback` | TCP       | 127.0.0.1 in the machine's namespace    | copied at delivery       |
 //! | `veth`     | TCP       | a second namespace across a veth pair   | copied at delivery       |
 //! | `ifb-sink` | UDP       | none: an ifb device frees what it is sent | pages really not copied |
+//! | `nic`      | TCP       | a second namespace across two NICs joined back to back | pages really not copied |
+//! | `nic-no-sg`| TCP       | the same, scatter-gather off on the sending NIC | copied at transmit |
+
+mod nic;
 
 use std::{
     marker::PhantomData,
@@ -15,9 +19,12 @@ use std::{
 };
 
 use crate::{
+    device::{self, Device},
     error::{Error, Result},
     netns,
 };
+
+pub use nic::NICS_ENV;
 
 /// Which network path an experiment's bytes take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -26,6 +33,10 @@ pub enum NetPath {
     Loopback,
     Veth,
     IfbSink,
+    /// TCP through a NIC driver: two NICs joined back to back ([`NICS_ENV`]).
+    Nic,
+    /// [`NetPath::Nic`] with scatter-gather off on the sending NIC.
+    NicNoSg,
     /// TCP to a `netcopy serve` process, possibly on another host (`sweep --connect`).
     Remote,
 }
@@ -40,13 +51,21 @@ const SINK_LOCAL: &str = "10.203.1.1/24";
 const SINK_PEER: Ipv4Addr = Ipv4Addr::new(10, 203, 1, 2);
 
 impl NetPath {
-    pub const ALL: [NetPath; 3] = [NetPath::Loopback, NetPath::Veth, NetPath::IfbSink];
+    pub const ALL: [NetPath; 5] = [
+        NetPath::Loopback,
+        NetPath::Veth,
+        NetPath::IfbSink,
+        NetPath::Nic,
+        NetPath::NicNoSg,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             NetPath::Loopback => "loopback",
             NetPath::Veth => "veth",
             NetPath::IfbSink => "ifb-sink",
+            NetPath::Nic => "nic",
+            NetPath::NicNoSg => "nic-no-sg",
             NetPath::Remote => "remote",
         }
     }
@@ -57,6 +76,10 @@ impl NetPath {
             NetPath::Loopback => "TCP over lo to 127.0.0.1",
             NetPath::Veth => "TCP over a veth pair into a second network namespace",
             NetPath::IfbSink => "UDP out of an ifb device that frees every packet (no receiver)",
+            NetPath::Nic => "TCP through a NIC driver into a second namespace (two NICs joined)",
+            NetPath::NicNoSg => {
+                "TCP through a NIC driver, scatter-gather off on the sending NIC (two NICs joined)"
+            }
             NetPath::Remote => "TCP to a netcopy serve process (sweep --connect)",
         }
     }
@@ -71,13 +94,17 @@ impl NetPath {
     pub fn expected_fallback_pct(self) -> Option<f64> {
         match self {
             NetPath::Loopback | NetPath::Veth => Some(100.0),
-            NetPath::IfbSink => Some(0.0),
-            NetPath::Remote => None,
+            NetPath::IfbSink | NetPath::Nic => Some(0.0),
+            NetPath::NicNoSg | NetPath::Remote => None,
         }
     }
 }
 
-named_choice!(NetPath, "path", "loopback, veth or ifb-sink");
+named_choice!(
+    NetPath,
+    "path",
+    "loopback, veth, ifb-sink, nic or nic-no-sg"
+);
 
 /// A network path, built. For the control paths the calling thread has moved into netcopy's
 /// client namespace (sockets take the namespace of the thread that creates them, and threads
@@ -86,6 +113,8 @@ named_choice!(NetPath, "path", "loopback, veth or ifb-sink");
 pub struct Network {
     path: NetPath,
     namespaces: Option<Namespaces>,
+    /// The NICs the nic paths hold in their namespaces.
+    nics: Option<nic::Pair>,
     /// Namespace membership is per thread: the value must be dropped where it was made.
     _same_thread: PhantomData<*const ()>,
 }
@@ -102,6 +131,7 @@ impl Network {
         Self {
             path: NetPath::Loopback,
             namespaces: None,
+            nics: None,
             _same_thread: PhantomData,
         }
     }
@@ -118,8 +148,13 @@ impl Network {
                 original,
                 server: None,
             }),
+            nics: None,
             _same_thread: PhantomData,
         };
+        if matches!(path, NetPath::Nic | NetPath::NicNoSg) {
+            network.build_nics(path == NetPath::NicNoSg)?;
+            return Ok(network);
+        }
         // From here on, an error drops `network`, which moves the thread back.
         let server = if path == NetPath::Veth {
             netns::enter_private()?;
@@ -149,6 +184,75 @@ impl Network {
             NetPath::Loopback | NetPath::Remote => loopback,
             NetPath::Veth => IpAddr::V4(VETH_SERVER),
             NetPath::IfbSink => IpAddr::V4(SINK_PEER),
+            NetPath::Nic | NetPath::NicNoSg => IpAddr::V4(nic::SERVER),
+        }
+    }
+
+    /// The device the path sends through, with its driver and offloads as the kernel reports
+    /// them now; None for a remote server, or when the kernel will not say.
+    pub fn device(&self) -> Option<Device> {
+        let name = match self.path {
+            NetPath::Loopback => "lo",
+            NetPath::Veth => "nc-client",
+            NetPath::IfbSink => "nc-sink",
+            NetPath::Nic | NetPath::NicNoSg => &self.nics.as_ref()?.client,
+            NetPath::Remote => return None,
+        };
+        device::device(name).ok()
+    }
+
+    /// Takes the two NICs into two fresh namespaces, client's and server's, and addresses
+    /// them; the calling thread ends in the client's.
+    fn build_nics(&mut self, sg_off: bool) -> Result<()> {
+        let (client_nic, server_nic) = nic::names()?;
+        let ns = self.namespaces.as_mut().expect("built with namespaces");
+        netns::enter_private()?;
+        let server = netns::current()?;
+        netns::enter(ns.original.as_fd())?;
+        netns::enter_private()?;
+        let client = netns::current()?;
+        netns::enter(ns.original.as_fd())?;
+        ns.server = Some(server);
+        let pair = self.nics.insert(nic::Pair {
+            client: client_nic,
+            server: server_nic,
+            sg_turned_off: false,
+            moved: [false; 2],
+        });
+        let server = ns.server.as_ref().expect("set above");
+        nic::move_to(&pair.client, &client)?;
+        pair.moved[0] = true;
+        nic::move_to(&pair.server, server)?;
+        pair.moved[1] = true;
+        netns::enter(server.as_fd())?;
+        let served = nic::configure_server(pair);
+        netns::enter(client.as_fd())?;
+        served?;
+        nic::configure_client(pair, sg_off)?;
+        nic::wait_running(&pair.client)?;
+        netns::enter(server.as_fd())?;
+        let linked = nic::wait_running(&pair.server);
+        netns::enter(client.as_fd())?;
+        linked
+    }
+
+    /// Gives the NICs back to the namespace they came from, as they were. The thread is in
+    /// the client's namespace.
+    fn return_nics(&mut self) {
+        let (Some(pair), Some(ns)) = (self.nics.take(), self.namespaces.as_ref()) else {
+            return;
+        };
+        // Nothing sensible is left to do if these fail: the namespaces' end returns the NICs.
+        if pair.sg_turned_off {
+            let _ = device::set_scatter_gather(&pair.client, true);
+        }
+        if pair.moved[0] {
+            let _ = nic::move_to(&pair.client, &ns.original);
+        }
+        if let (true, Some(server)) = (pair.moved[1], ns.server.as_ref())
+            && netns::enter(server.as_fd()).is_ok()
+        {
+            let _ = nic::move_to(&pair.server, &ns.original);
         }
     }
 
@@ -167,6 +271,7 @@ impl Network {
 
 impl Drop for Network {
     fn drop(&mut self) {
+        self.return_nics();
         if let Some(ns) = &self.namespaces {
             // Nothing sensible is left to do if this fails; the thread stays where it is.
             let _ = netns::enter(ns.original.as_fd());
