@@ -46,6 +46,7 @@ pub struct Tracer {
 }
 
 mod links;
+pub use links::links_steady;
 
 /// Removes every key of `map`; a key another reader removed first is fine.
 fn remove_all<K>(
@@ -133,6 +134,7 @@ impl Tracer {
         let withheld: Vec<&str> = withheld.split(',').map(str::trim).collect();
         let (mut missing, mut chosen, mut absent) = (Vec::new(), Vec::new(), Vec::new());
         let mut links = Vec::new();
+        let changing = links::changing_links();
         for hook in HOOKS {
             match attach::choose(&mut ebpf, hook, &btf, &aya_btf, &withheld) {
                 Choice::Attached(att, link) => {
@@ -143,6 +145,7 @@ impl Tracer {
                 Choice::Missing(why) => missing.push((hook, why)),
             }
         }
+        drop(changing);
         if chosen.is_empty() {
             let why = missing
                 .first()
