@@ -219,6 +219,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     tracer.clear()?;
     let missed_before = tracer.missed_runs();
     tracer.classify_udp(config.net_path.is_sink())?;
+    let _steady = crate::kernel::tracer::links_steady();
     tracer.watch_endpoint(endpoint, slot)?;
     let result = {
         let observer = || tracer.run_time();

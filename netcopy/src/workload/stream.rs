@@ -44,10 +44,9 @@ struct ReceiverOut {
 /// Sends as fast as the sender allows until the clock says stop, then waits for every release.
 pub(super) fn send_loop(
     mut sender: Box<dyn Sender>,
-    config: Config,
+    mut ring: Ring,
     clock: PhaseClock,
 ) -> io::Result<SenderOut> {
-    let mut ring = Ring::new(config.size, config.ring_len());
     let mut latency = latency_histogram();
     let mut window_messages = 0;
     let mut seq = 0;
@@ -81,7 +80,11 @@ pub(super) fn spawn_sender(
     sender: Box<dyn Sender>,
     done: impl FnOnce() -> io::Result<()> + Send + 'static,
 ) -> Result<JoinHandle<io::Result<SenderOut>>> {
-    let (cfg, worker_clock) = (config.clone(), clock.clone());
+    // The messages are written before the thread starts, so that the warmup begins when the
+    // sender can send: under an emulated CPU, writing a 16 x 64 KiB ring took longer than a
+    // short test's whole window, which then saw no send at all.
+    let ring = Ring::new(config.size, config.ring_len());
+    let worker_clock = clock.clone();
     spawn(
         format!("send-{i}"),
         Side::Client,
@@ -89,7 +92,7 @@ pub(super) fn spawn_sender(
         config,
         clock,
         move || {
-            let out = send_loop(sender, cfg, worker_clock)?;
+            let out = send_loop(sender, ring, worker_clock)?;
             done()?;
             Ok(out)
         },

@@ -34,9 +34,9 @@ const KERNEL_TESTS: &[&str] = &[
 const CI_GUEST_TESTS: &[&str] = &["copy_accounting", "socket_accounting", "trace_command"];
 const CI_GUEST_KERNEL: &str = "6.1";
 
-/// Whether `cargo xtask test` runs the guest suite without being asked (`--guest`). Off until
-/// the per-kernel hooks make those tests pass on 6.1; flip it to true then.
-pub const GUEST_SUITE_IN_CI: bool = false;
+/// Whether `cargo xtask test` runs the guest suite without being asked (`--guest`): on since
+/// those tests pass on 6.1.
+pub const GUEST_SUITE_IN_CI: bool = true;
 
 /// A test binary cargo built: its target name and executable.
 struct TestBinary {

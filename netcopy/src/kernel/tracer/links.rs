@@ -4,15 +4,52 @@
 //! The programs stay loaded and their maps keep their contents: only the links go, so an
 //! untraced run pays for no hook at all and a traced run after it needs one attach per hook.
 
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use aya::programs::{links::LinkError, loaded_links};
 
 use super::{Tracer, attach};
 use crate::error::{Error, Result};
 
+/// An fexit program runs from a trampoline the kernel rebuilds whenever any program is attached
+/// to or detached from the same function. A call already inside the function (a receiver
+/// blocked in `sock_recvmsg`, a sender in `__sock_sendmsg`) then returns through the retired
+/// trampoline, which the kernel has patched to skip every fexit program (`bpf_tramp_image_put`
+/// in kernel/bpf/trampoline.c): that call is never counted. Seen on 6.1, where receives are
+/// counted at `sock_recvmsg`'s exit: each attach by another tracer of the same process was one
+/// read missing. So this process's tracers change their links only while no traced
+/// experiment runs: a change holds this lock for writing, an experiment for reading.
+static LINK_CHANGES: RwLock<()> = RwLock::new(());
+
+/// Held by a traced experiment from its first byte to its last count: no tracer of this
+/// process attaches or detaches a program meanwhile.
+pub fn links_steady() -> RwLockReadGuard<'static, ()> {
+    LINK_CHANGES.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held while programs are attached or detached (see [`LINK_CHANGES`]).
+pub(super) fn changing_links() -> RwLockWriteGuard<'static, ()> {
+    LINK_CHANGES.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for Tracer {
+    /// Detaches while no experiment of this process runs; the programs and maps go after.
+    fn drop(&mut self) {
+        let _changing = changing_links();
+        // Nothing to report to: a link left is closed with the object right after.
+        let _ = self.detach_links();
+    }
+}
+
 impl Tracer {
     /// Drops every link (the on-demand hooks' included): from now until [`Tracer::attach`],
     /// no netcopy program runs on any hook.
     pub fn detach(&mut self) -> Result<()> {
+        let _changing = changing_links();
+        self.detach_links()
+    }
+
+    fn detach_links(&mut self) -> Result<()> {
         self.classify_udp(false)?;
         self.count_consumed(false)?;
         while let Some((hook, att, link)) = self.links.pop() {
@@ -28,6 +65,7 @@ impl Tracer {
         if !self.links.is_empty() {
             return Ok(());
         }
+        let _changing = changing_links();
         for &(hook, att) in &self.chosen {
             if hook.on_demand {
                 continue;

@@ -47,6 +47,7 @@ pub struct Tracer {
 }
 
 mod links;
+pub use links::links_steady;
 
 /// An attach failure of `hook`, saying what the kernel lacks.
 pub(super) fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
@@ -112,6 +113,7 @@ impl Tracer {
         let withheld: Vec<&str> = withheld.split(',').map(str::trim).collect();
         let (mut missing, mut chosen, mut absent) = (Vec::new(), Vec::new(), Vec::new());
         let mut links = Vec::new();
+        let changing = links::changing_links();
         for hook in HOOKS {
             match attach::choose(&mut ebpf, hook, &btf, &aya_btf, &withheld) {
                 Choice::Attached(att, link) => {
@@ -122,6 +124,7 @@ impl Tracer {
                 Choice::Missing(why) => missing.push((hook, why)),
             }
         }
+        drop(changing);
         if chosen.is_empty() {
             let why = missing
                 .first()
