@@ -123,9 +123,19 @@ pub fn measure(
     }
     if figures.busy.is_none() {
         figures.note = Some("/proc/stat lists not every CPU the experiment used".into());
+    } else if figures.busy == Some(Duration::ZERO) {
+        // No tick landed in the window: the CPUs were with another guest (steal), or the
+        // window was shorter than a tick. Zero would be a figure; this is none.
+        figures = CpuFigures {
+            note: Some(NO_TICK.into()),
+            ..CpuFigures::default()
+        };
     }
     figures
 }
+
+/// Why a window has no CPU time: none of its CPUs' ticks was counted busy in it.
+pub const NO_TICK: &str = "no busy tick of the experiment's CPUs in the window (/proc/stat counts in ticks; time the hypervisor gave another guest, steal, is not busy)";
 
 #[cfg(test)]
 mod tests {
@@ -139,6 +149,15 @@ mod tests {
     const AFTER: &str = "cpu  99 0 99 100 0 0 0 0 0 0\n\
         cpu0 11 0 12 60 19 0 6 9 0 0\n\
         cpu1 4 1 5 140 0 1 2 0 0 0\n";
+
+    #[test]
+    fn a_window_without_a_busy_tick_has_no_cpu_time() {
+        let b = Snapshot::parse(BEFORE);
+        let same = Placement::resolve(Policy::Split, &[0, 1], &[], &[]).unwrap();
+        let f = measure(b.as_ref(), b.as_ref(), &same, 1);
+        assert_eq!((f.busy, f.client_busy, f.server_busy), (None, None, None));
+        assert_eq!(f.note.as_deref(), Some(NO_TICK));
+    }
 
     #[test]
     fn busy_time_counts_user_system_irq_softirq_not_idle_iowait_steal() {
