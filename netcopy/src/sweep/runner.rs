@@ -185,16 +185,7 @@ impl<'a> Sweep<'a> {
         planned.round = Some(round);
         planned.sweep_s = Some(self.started.elapsed().as_secs_f64());
         planned.budget_s = self.grid.confidence.budget.map(|b| b.as_secs_f64());
-        let observer = Observer::new(self.tracer.as_deref_mut(), traced);
-        let Some(row) = run_one(
-            planned,
-            config,
-            &mut self.target,
-            observer,
-            &self.bar,
-            self.ended,
-        )?
-        else {
+        let Some(row) = self.run(planned, config, traced)? else {
             return Ok(false);
         };
         if round > 0 {
@@ -202,6 +193,19 @@ impl<'a> Sweep<'a> {
         }
         self.keep(row)?;
         Ok(true)
+    }
+
+    /// One experiment, traced or not, as planned; None when netcopy was interrupted.
+    fn run(&mut self, planned: Row, config: Config, traced: bool) -> Result<Option<Row>> {
+        let observer = Observer::new(self.tracer.as_deref_mut(), traced);
+        run_one(
+            planned,
+            config,
+            &mut self.target,
+            observer,
+            &self.bar,
+            self.ended,
+        )
     }
 
     fn keep(&mut self, row: Row) -> Result<()> {
@@ -224,16 +228,7 @@ impl<'a> Sweep<'a> {
             self.experiment += 1;
             let mut planned = Row::planned(self.out.id(), self.experiment, 1, true, &config);
             planned.sweep_s = Some(self.started.elapsed().as_secs_f64());
-            let observer = Observer::new(self.tracer.as_deref_mut(), true);
-            let Some(row) = run_one(
-                planned,
-                config,
-                &mut self.target,
-                observer,
-                &self.bar,
-                self.ended,
-            )?
-            else {
+            let Some(row) = self.run(planned, config, true)? else {
                 break;
             };
             self.out.write(&row)?;

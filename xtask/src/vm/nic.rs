@@ -3,11 +3,9 @@
 //! `nic-no-sg` side by side (`netcopy compare`), then `serve` behind one NIC and
 //! `sweep --connect` through the other into one CSV. Also the NIC test for the guest suite.
 
-use std::time::Instant;
+use anyhow::Result;
 
-use anyhow::{Result, bail};
-
-use super::{Args, Job, quote};
+use super::{Job, quote};
 use crate::{cmd, setup};
 
 /// The test binaries the NIC pair's guest suite runs.
@@ -53,30 +51,11 @@ pub fn job(env: &setup::Env) -> Result<Job> {
 /// The NIC pair's guest suite: [`NIC_GUEST_TESTS`] in a 6.1 guest with the pair, timed. For
 /// `cargo xtask test`'s guest suite to call beside its own.
 pub fn ci_suite(env: &setup::Env) -> Result<()> {
-    let start = Instant::now();
-    let args = Args {
-        kernel: NIC_GUEST_KERNEL.to_owned(),
-        accel: None,
-        memory: "2G".to_owned(),
-        cpus: 2,
-        nic_pair: true,
-        timeout: 1800,
-        args: Vec::new(),
-    };
-    let job = super::tests::job(env, &[], NIC_GUEST_TESTS)?;
-    let outcome = super::boot(&args, &job)?;
-    let passed = outcome.status == 0;
-    eprintln!(
-        "xtask test: NIC guest suite on {} under {}: {} in {:.0} s (boot {:.0} s, tests {:.0} s)",
-        outcome.release,
-        outcome.accel.name(),
-        if passed { "passed" } else { "FAILED" },
-        start.elapsed().as_secs_f64(),
-        outcome.boot.as_secs_f64(),
-        outcome.command.as_secs_f64()
-    );
-    if !passed {
-        bail!("the NIC guest suite failed on {}", outcome.release);
-    }
-    Ok(())
+    super::tests::timed_suite(
+        env,
+        "NIC guest suite",
+        NIC_GUEST_KERNEL,
+        NIC_GUEST_TESTS,
+        true,
+    )
 }

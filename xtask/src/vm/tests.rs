@@ -154,21 +154,33 @@ pub(super) fn summary(run_dir: &std::path::Path, outcome: &Outcome) {
 
 /// `cargo xtask test`'s guest suite: [`CI_GUEST_TESTS`] in the 6.1 guest, timed.
 pub fn ci_suite(env: &setup::Env) -> Result<()> {
+    timed_suite(env, "guest suite", CI_GUEST_KERNEL, CI_GUEST_TESTS, false)
+}
+
+/// Runs `tests` in a guest of `kernel` (with the NIC pair when `nic_pair`), prints how long
+/// it took, and fails when any failed.
+pub(super) fn timed_suite(
+    env: &setup::Env,
+    what: &str,
+    kernel: &str,
+    tests: &[&str],
+    nic_pair: bool,
+) -> Result<()> {
     let start = Instant::now();
     let args = Args {
-        kernel: CI_GUEST_KERNEL.to_owned(),
+        kernel: kernel.to_owned(),
         accel: None,
         memory: "2G".to_owned(),
         cpus: 2,
-        nic_pair: false,
+        nic_pair,
         timeout: 1800,
         args: Vec::new(),
     };
-    let job = job(env, &[], CI_GUEST_TESTS)?;
+    let job = job(env, &[], tests)?;
     let outcome = super::boot(&args, &job)?;
     let passed = outcome.status == 0;
     eprintln!(
-        "xtask test: guest suite on {} under {}: {} in {:.0} s (boot {:.0} s, tests {:.0} s)",
+        "xtask test: {what} on {} under {}: {} in {:.0} s (boot {:.0} s, tests {:.0} s)",
         outcome.release,
         outcome.accel.name(),
         if passed { "passed" } else { "FAILED" },
@@ -177,7 +189,7 @@ pub fn ci_suite(env: &setup::Env) -> Result<()> {
         outcome.command.as_secs_f64()
     );
     if !passed {
-        bail!("the guest suite failed on {}", outcome.release);
+        bail!("the {what} failed on {}", outcome.release);
     }
     Ok(())
 }
