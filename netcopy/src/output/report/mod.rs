@@ -146,7 +146,10 @@ pub fn measured(o: &mut String, s: &Summary) {
     {
         // k_note says why a column is empty, which part of a figure was inferred, or which
         // mechanism fed it: not only empty cells.
-        let _ = writeln!(o, "- Note on the kernel figures (first traced run with one): {note}");
+        let _ = writeln!(
+            o,
+            "- Note on the kernel figures (first traced run with one): {note}"
+        );
     }
     let hardware = match s.hw_unavailable() {
         _ if s.rows().next().is_none() => "not measured (no experiment finished)".to_owned(),
