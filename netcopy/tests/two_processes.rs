@@ -277,6 +277,7 @@ fn a_stuck_peer_becomes_a_failed_row_after_10_s() {
     let port = common::free_port().to_string();
     let mut server = untraced_serve(&port);
     let dir = out_dir("stuck");
+    let spawned = Instant::now();
     let mut sweep = Command::new(env!("CARGO_BIN_EXE_netcopy"))
         .args([
             "sweep",
@@ -329,9 +330,12 @@ fn a_stuck_peer_becomes_a_failed_row_after_10_s() {
     server.kill().expect("kill serve");
     common::wait_bounded(&mut server, Duration::from_secs(60), "serve");
     assert!(!status.success(), "a failed row exits non-zero");
+    // The read that times out may have begun before the freeze (a request in flight, or the
+    // first one before the server's thread was seen): 10 s after it, never before the sweep.
+    let since_spawn = frozen.duration_since(spawned) + waited;
     assert!(
-        waited >= Duration::from_secs(10) && waited < Duration::from_secs(25),
-        "failed after {waited:?}"
+        since_spawn >= Duration::from_secs(10) && waited < Duration::from_secs(25),
+        "failed {waited:?} after the freeze, {since_spawn:?} after the sweep started"
     );
     let rows = read_rows(&dir.join("latest").join("results.csv")).expect("rows");
     assert_eq!(rows.len(), 1, "{rows:?}");
