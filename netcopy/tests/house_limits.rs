@@ -12,11 +12,6 @@ use std::{
 const MAX_FILE_LINES: usize = 450;
 const MAX_FN_LINES: usize = 80;
 
-/// Functions another change in flight owns, allowed over the limit until it lands:
-/// (module, function), the module as its file names it (`foo.rs` and `foo/mod.rs` are both
-/// `foo`). The lead empties this list at merge; nothing else may be added.
-const ALLOWED_UNTIL_MERGE: &[(&str, &str)] = &[];
-
 const TREES: [&str; 4] = [
     "netcopy/src",
     "netcopy-common/src",
@@ -232,16 +227,10 @@ fn no_source_file_is_over_450_lines() {
 #[test]
 fn no_function_is_over_80_lines() {
     let mut over = Vec::new();
-    let mut allowed_seen = BTreeSet::new();
     for file in all_files() {
         let text = std::fs::read_to_string(root().join(&file)).unwrap();
         for (name, lines) in functions(&text) {
             if lines <= MAX_FN_LINES {
-                continue;
-            }
-            let module = file.trim_end_matches(".rs").trim_end_matches("/mod");
-            if ALLOWED_UNTIL_MERGE.contains(&(module, name.as_str())) {
-                allowed_seen.insert((module.to_owned(), name));
                 continue;
             }
             over.push(format!("{file}: fn {name}, {lines} lines"));
@@ -252,12 +241,6 @@ fn no_function_is_over_80_lines() {
         "functions over {MAX_FN_LINES} lines:\n{}",
         over.join("\n")
     );
-    for (file, name) in ALLOWED_UNTIL_MERGE {
-        assert!(
-            allowed_seen.contains(&(file.to_string(), name.to_string())),
-            "{file}: fn {name} is within the limit now (or gone): take it off ALLOWED_UNTIL_MERGE"
-        );
-    }
 }
 
 #[test]
