@@ -1,6 +1,6 @@
 //! README's promise: the send loops allocate nothing. A counting global allocator counts the
-//! allocations made on the workers' threads (named `send-*` and `rr-*`); a run four times as
-//! long, with four times the sends, must make exactly as many: everything they allocate is
+//! allocations made on the workers' threads (named `send-*` and `rr-*`); a longer run that
+//! sent more than twice the messages must make exactly as many: everything they allocate is
 //! set-up, none of it per message.
 
 mod common;
@@ -86,18 +86,34 @@ fn the_send_loops_allocate_nothing_per_message() {
             let Some((short, short_sends)) = run(mode, workload, Duration::from_millis(100)) else {
                 continue;
             };
-            let Some((long, long_sends)) = run(mode, workload, Duration::from_millis(400)) else {
-                continue;
-            };
             // A mode that ran and sent nothing proves nothing about its loop: a failure.
             assert!(
                 short_sends > 0,
                 "{mode} {workload}: no message sent in 100 ms"
             );
-            assert!(
-                long_sends > 2 * short_sends,
-                "{mode} {workload}: {short_sends} vs {long_sends} sends"
-            );
+            // The longer run must send clearly more, or equal counts would prove nothing. On two
+            // shared CPUs a zero-copy run can crawl for a while (it waits for its receiver's
+            // completions), so the window grows until it does; the allocations must still match.
+            let mut longer = None;
+            for window_ms in [400, 1600, 4000] {
+                let Some((long, long_sends)) =
+                    run(mode, workload, Duration::from_millis(window_ms))
+                else {
+                    break;
+                };
+                eprintln!(
+                    "{mode} {workload}: {short_sends} sends in 100 ms, {long_sends} in {window_ms} ms"
+                );
+                if long_sends > 2 * short_sends {
+                    longer = Some((long, long_sends));
+                    break;
+                }
+            }
+            let Some((long, long_sends)) = longer else {
+                panic!(
+                    "{mode} {workload}: no run up to 4 s sent twice the {short_sends} sends of 100 ms"
+                );
+            };
             assert_eq!(
                 short, long,
                 "{mode} {workload}: {short} allocations in {short_sends} sends, {long} in {long_sends}"
