@@ -267,11 +267,9 @@ pub struct Traced {
 
 /// Reads what `tracer` counted; `missed_before` is `Tracer::missed_runs` when it started.
 pub fn rows(tracer: &mut Tracer, missed_before: &[(&str, u64)]) -> Result<Traced> {
-    let mut unseen = tracer.unseen(true);
-    tracer.unattached(&mut unseen);
     let figures = KernelFigures {
-        unseen,
-        fed_by: tracer.fed_by_fallback(true),
+        unseen: tracer.unseen(),
+        fed_by: tracer.fed_by_fallback(),
         skipped: tracer.skipped()?,
         missed_runs: missed_since(missed_before, &tracer.missed_runs()),
         ..KernelFigures::default()

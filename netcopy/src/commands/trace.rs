@@ -31,6 +31,8 @@ pub(crate) fn trace(args: Trace) -> Result<ExitCode> {
     tracer.classify_udp(true)?;
     // And a receiver may map what it consumes: only trace counts that.
     tracer.count_consumed(true)?;
+    // And it may leave through any device.
+    tracer.count_copied_at_transmit(true)?;
     for &port in &args.ports {
         tracer.watch_port(port, trace::SLOT)?;
     }

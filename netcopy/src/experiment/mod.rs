@@ -219,6 +219,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     tracer.clear()?;
     let missed_before = tracer.missed_runs();
     tracer.classify_udp(config.net_path.is_sink())?;
+    tracer.count_copied_at_transmit(config.net_path.through_device())?;
     let _steady = crate::kernel::tracer::links_steady();
     tracer.watch_endpoint(endpoint, slot)?;
     let result = {
@@ -230,8 +231,8 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     let figures = result?;
     let kernel = KernelFigures {
         counters: tracer.totals(slot)?,
-        unseen: tracer.unseen(config.net_path.is_sink()),
-        fed_by: tracer.fed_by_fallback(config.net_path.is_sink()),
+        unseen: tracer.unseen(),
+        fed_by: tracer.fed_by_fallback(),
         skipped: tracer.skipped()?,
         missed_runs: missed_since(&missed_before, &tracer.missed_runs()),
     };

@@ -12,14 +12,11 @@ use super::{
 };
 use crate::error::Result;
 
-/// The UDP classification hook.
-const UDP_PROGRAM: &str = "net_dev_start_xmit";
-
 impl Tracer {
     /// Attaches (or detaches) the transmit hook that classifies UDP sends as copied or
     /// pinned. TCP never needs it; UDP paths and `trace` do.
     pub fn classify_udp(&mut self, on: bool) -> Result<()> {
-        self.attach_on_demand(UDP_PROGRAM, on)
+        self.attach_on_demand("net_dev_start_xmit", on)
     }
 
     /// Attaches (or detaches) the hook that counts what TCP receivers consumed, copied or
@@ -28,28 +25,37 @@ impl Tracer {
         self.attach_on_demand("tcp_rcv_space_adjust", on)
     }
 
-    /// Adds to `unseen` the columns only an on-demand hook that is not attached now feeds
-    /// (the UDP hook's are fed by TCP's hooks too, so it has none): trace's own columns,
-    /// which the sweep's rows do not have.
-    pub fn unattached(&self, unseen: &mut BTreeMap<String, String>) {
-        let detached = HOOKS.iter().filter(|h| {
-            h.on_demand
-                && h.program != UDP_PROGRAM
-                && !self.on_demand_links.iter().any(|(n, _)| *n == h.program)
-        });
-        for hook in detached {
+    /// Attaches (or detaches) the hook that counts TCP bytes copied at transmit: only a path
+    /// through a device driver (and `trace`, which may see any path) can have them.
+    pub fn count_copied_at_transmit(&mut self, on: bool) -> Result<()> {
+        self.attach_on_demand("copied_at_transmit", on)
+    }
+
+    /// Whether the on-demand hook `name` is asked for now (attached, or refused by the kernel).
+    pub(super) fn wanted(&self, name: &str) -> bool {
+        self.wanted.contains(&name)
+    }
+
+    /// Adds to `unseen` the columns of the on-demand hooks not asked for now, each with why.
+    pub(super) fn idle(&self, unseen: &mut BTreeMap<String, String>) {
+        for hook in HOOKS
+            .iter()
+            .filter(|h| h.on_demand && !self.wanted(h.program))
+        {
+            let Some(why) = hook.idle_means else { continue };
             for column in hook.feeds {
-                unseen.entry((*column).to_owned()).or_insert_with(|| {
-                    format!(
-                        "hook {} not attached: only `netcopy trace` uses it",
-                        hook.event()
-                    )
-                });
+                unseen
+                    .entry((*column).to_owned())
+                    .or_insert_with(|| format!("hook {} not attached: {why}", hook.event()));
             }
         }
     }
 
     fn attach_on_demand(&mut self, name: &'static str, on: bool) -> Result<()> {
+        self.wanted.retain(|w| *w != name);
+        if on {
+            self.wanted.push(name);
+        }
         let attached = self.on_demand_links.iter().position(|(n, _)| *n == name);
         if on == attached.is_some() || self.missing.iter().any(|(h, _)| h.program == name) {
             // Nothing to do, or a refused hook, whose columns are in `unseen(true)`.

@@ -89,6 +89,15 @@ impl NetPath {
         self == NetPath::IfbSink
     }
 
+    /// Whether its TCP leaves through a device driver, which may copy at transmit (loopback's
+    /// takes fragments as they are; the sink carries UDP).
+    pub fn through_device(self) -> bool {
+        matches!(
+            self,
+            NetPath::Veth | NetPath::Nic | NetPath::NicNoSg | NetPath::Remote
+        )
+    }
+
     /// The fallback the kernel is known to take on this path for zero-copy sends, in %.
     /// None where it depends on the hardware between the hosts.
     pub fn expected_fallback_pct(self) -> Option<f64> {

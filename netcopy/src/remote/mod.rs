@@ -139,7 +139,7 @@ impl Client {
                 Some(KernelSide::split(
                     &t.flows(1)?,
                     |k| k.local_port != port,
-                    t.unseen(config.net_path.is_sink()),
+                    t.unseen(),
                     t.skipped()?,
                 ))
             }

@@ -212,7 +212,7 @@ fn run_served(
             drop(listener);
             workload::run_server(config, servers)
         });
-    let kernel = read_kernel_side(shared, &turn, config, detach, port, &mut attached)?;
+    let kernel = read_kernel_side(shared, &turn, detach, port, &mut attached)?;
     drop(turn);
     if refused > 3 {
         say(format_args!("refused {refused} data connections in all"));
@@ -245,6 +245,8 @@ fn arm_tracer(
             t.detach()?;
         } else {
             t.attach()?;
+            // A served connection may come from any device.
+            t.count_copied_at_transmit(true)?;
             t.clear()?;
             t.watch_endpoint(endpoint, 1)?;
         }
@@ -258,7 +260,6 @@ fn arm_tracer(
 fn read_kernel_side(
     shared: &Shared,
     turn: &Turn<'_>,
-    config: &Config,
     detach: bool,
     port: u16,
     attached: &mut Option<u32>,
@@ -273,7 +274,7 @@ fn read_kernel_side(
         Ok(Some(KernelSide::split(
             &flows,
             |k| k.local_port == port,
-            t.unseen(config.net_path.is_sink()),
+            t.unseen(),
             t.skipped()?,
         )))
     })?;

@@ -52,6 +52,7 @@ impl Tracer {
     fn detach_links(&mut self) -> Result<()> {
         self.classify_udp(false)?;
         self.count_consumed(false)?;
+        self.count_copied_at_transmit(false)?;
         while let Some((hook, att, link)) = self.links.pop() {
             attach::detach(&mut self.ebpf, hook, att, link)?;
         }
@@ -59,8 +60,7 @@ impl Tracer {
     }
 
     /// Attaches every hook that was attached at load again, the way the gate chose for it (the
-    /// on-demand hooks stay as [`Tracer::classify_udp`] and [`Tracer::count_consumed`] left
-    /// them); nothing to do when they are attached.
+    /// on-demand hooks stay detached until asked for again, see `on_demand.rs`); nothing to do when they are attached.
     pub fn attach(&mut self) -> Result<()> {
         if !self.links.is_empty() {
             return Ok(());

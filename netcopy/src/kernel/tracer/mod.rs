@@ -38,6 +38,8 @@ pub struct Tracer {
     absent: Vec<(&'static Hook, &'static str)>,
     /// The on-demand hooks attached now, each with its link (see `on_demand.rs`).
     pub(super) on_demand_links: Vec<(&'static str, BtfTracePointLinkId)>,
+    /// The on-demand hooks asked for now, attached or refused (see `on_demand.rs`).
+    pub(super) wanted: Vec<&'static str>,
     /// The other hooks' links, while attached (see [`Tracer::detach`]).
     links: Vec<(&'static Hook, &'static Attachment, AnyLink)>,
     /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
@@ -144,6 +146,7 @@ impl Tracer {
             chosen,
             absent,
             on_demand_links: Vec::new(),
+            wanted: Vec::new(),
             links,
             run_stats: None,
             deliveries: Collector::start(ring),
@@ -167,10 +170,10 @@ impl Tracer {
 
     /// The columns fed here by something other than a tracepoint (a function's entry or
     /// exit), each with the mechanisms that fed it: what a row's note says beside its figures.
-    pub fn fed_by_fallback(&self, udp: bool) -> BTreeMap<String, String> {
+    pub fn fed_by_fallback(&self) -> BTreeMap<String, String> {
         let mut fed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (hook, att) in &self.chosen {
-            if att.mechanism == Mechanism::TpBtf || (hook.on_demand && !udp) {
+            if att.mechanism == Mechanism::TpBtf || (hook.on_demand && !self.wanted(hook.program)) {
                 continue;
             }
             for column in hook.feeds {
@@ -184,13 +187,13 @@ impl Tracer {
             .collect()
     }
 
-    /// Every column this tracer cannot fill, with why: the columns of refused hooks (the UDP
-    /// transmit hook's only when `udp` traffic is classified), and the deferred copy's pages
-    /// when `skb_copy_ubufs` has no address.
-    pub fn unseen(&self, udp: bool) -> std::collections::BTreeMap<String, String> {
-        let mut unseen = std::collections::BTreeMap::new();
+    /// Every column this tracer cannot fill now, with why: the columns of refused hooks (an
+    /// on-demand hook's only while it is asked for) and of on-demand hooks not asked for, and
+    /// the deferred copy's pages when `skb_copy_ubufs` has no address.
+    pub fn unseen(&self) -> BTreeMap<String, String> {
+        let mut unseen = BTreeMap::new();
         for (hook, why) in &self.missing {
-            if hook.on_demand && !udp {
+            if hook.on_demand && !self.wanted(hook.program) {
                 continue;
             }
             for column in hook.feeds {
@@ -199,6 +202,7 @@ impl Tracer {
                     .or_insert_with(|| format!("hook {} unavailable: {why}", hook.event()));
             }
         }
+        self.idle(&mut unseen);
         if let Some(why) = &self.pages_unavailable {
             unseen
                 .entry("k_deferred_copy_pages".to_owned())
