@@ -27,12 +27,18 @@ impl KernelFigures {
 
     /// Pinned bytes the kernel copied anyway, at delivery or at transmit (in a zero-copy
     /// mode every byte sent is pinned, so every byte copied at transmit was): None unless
-    /// both are seen. A retransmission copies again: capped at the bytes pinned.
+    /// both are seen, or the delivery alone copied them all (loopback, where the transmit
+    /// hook is not attached). A retransmission copies again: capped at the bytes pinned.
     fn pinned_copied_bytes(&self) -> Option<u64> {
-        let at_transmit = self.copied_at_transmit_bytes()?;
         let c = &self.counters;
-        self.seen("k_deferred_copy_bytes")
-            .then(|| (c.deferred_copy_bytes + at_transmit).min(c.pinned_bytes()))
+        if !self.seen("k_deferred_copy_bytes") {
+            return None;
+        }
+        if c.deferred_copy_bytes >= c.pinned_bytes() {
+            return Some(c.pinned_bytes());
+        }
+        let at_transmit = self.copied_at_transmit_bytes()?;
+        Some((c.deferred_copy_bytes + at_transmit).min(c.pinned_bytes()))
     }
 
     /// The error queue's under-report: the share of completed sends it flagged "not copied"
