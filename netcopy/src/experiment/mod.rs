@@ -215,11 +215,11 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
         });
     };
     tracer.attach()?;
+    tracer.classify_udp(config.net_path.is_sink())?;
+    tracer.count_copied_at_transmit(config.net_path.through_device())?;
     let attached = tracer.attached_in_kernel()?;
     tracer.clear()?;
     let missed_before = tracer.missed_runs();
-    tracer.classify_udp(config.net_path.is_sink())?;
-    tracer.count_copied_at_transmit(config.net_path.through_device())?;
     let _steady = crate::kernel::tracer::links_steady();
     tracer.watch_endpoint(endpoint, slot)?;
     let result = {

@@ -225,7 +225,8 @@ pub const HOOKS: &[Hook] = &[
         attachments: &[tp("tcp:tcp_rcv_space_adjust", "tcp_rcv_space_adjust")],
         requirement: "tracepoint tcp:tcp_rcv_space_adjust (Linux 4.19+) and tp_btf (BTF)",
         on_demand: true,
-        idle_means: Some("only `netcopy trace` uses it"),
+        // Its columns are trace's own, and trace always asks for it.
+        idle_means: None,
         absent_means: None,
         feeds: &["k_recv_consumed_bytes", "k_mapped_bytes"],
     },
@@ -265,7 +266,7 @@ pub const HOOKS: &[Hook] = &[
             "attached only on paths through a device driver (veth, nic, remote): loopback's driver takes an skb's fragments as they are",
         ),
         absent_means: None,
-        feeds: &["k_copied_at_transmit_bytes", "zc_underreport_pct"],
+        feeds: &["k_copied_at_transmit_bytes"],
     },
     Hook {
         program: "netif_receive_skb",
