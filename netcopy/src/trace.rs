@@ -268,7 +268,7 @@ pub struct Traced {
 /// Reads what `tracer` counted; `missed_before` is `Tracer::missed_runs` when it started.
 pub fn rows(tracer: &mut Tracer, missed_before: &[(&str, u64)]) -> Result<Traced> {
     let figures = KernelFigures {
-        unseen: tracer.unseen(),
+        unseen: tracer.unseen_in_trace(),
         fed_by: tracer.fed_by_fallback(),
         skipped: tracer.skipped()?,
         missed_runs: missed_since(missed_before, &tracer.missed_runs()),

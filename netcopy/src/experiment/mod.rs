@@ -216,7 +216,8 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     };
     tracer.attach()?;
     tracer.classify_udp(config.net_path.is_sink())?;
-    tracer.count_copied_at_transmit(config.net_path.through_device())?;
+    let transmit = tracer.wants_copied_at_transmit(config.net_path.through_device());
+    tracer.count_copied_at_transmit(transmit)?;
     let attached = tracer.attached_in_kernel()?;
     tracer.clear()?;
     let missed_before = tracer.missed_runs();

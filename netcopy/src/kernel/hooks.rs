@@ -84,6 +84,10 @@ impl Hook {
 /// (comma-separated). How the per-hook fallback is tested on a kernel that has them all.
 pub const WITHHOLD_ENV: &str = "NETCOPY_WITHHOLD_HOOKS";
 
+/// Why a trace's consumed columns are empty when its tracer did not ask for them. An
+/// experiment's rows have no such columns, so an experiment does not list them.
+pub const TRACE_ONLY_IDLE: &str = "only `netcopy trace` uses it";
+
 /// TCP classification is made in `tcp_sendmsg_locked` and counted in `sock_send_length`.
 const SEND_FEEDS: &[&str] = &[
     "k_copied_at_send_bytes",
@@ -225,8 +229,7 @@ pub const HOOKS: &[Hook] = &[
         attachments: &[tp("tcp:tcp_rcv_space_adjust", "tcp_rcv_space_adjust")],
         requirement: "tracepoint tcp:tcp_rcv_space_adjust (Linux 4.19+) and tp_btf (BTF)",
         on_demand: true,
-        // Its columns are trace's own, and trace always asks for it.
-        idle_means: None,
+        idle_means: Some(TRACE_ONLY_IDLE),
         absent_means: None,
         feeds: &["k_recv_consumed_bytes", "k_mapped_bytes"],
     },

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use aya::programs::BtfTracePoint;
 
 use super::{
-    hooks::HOOKS,
+    hooks::{HOOKS, TRACE_ONLY_IDLE},
     tracer::{Tracer, attach_error},
 };
 use crate::error::Result;
@@ -31,24 +31,48 @@ impl Tracer {
         self.attach_on_demand("copied_at_transmit", on)
     }
 
+    /// Asks for the copies at transmit in every experiment, whatever its path: a loopback run
+    /// then shows its 0 instead of an empty cell (the accounting tests do).
+    pub fn count_copied_at_transmit_on_every_path(&mut self, on: bool) {
+        self.transmit_on_every_path = on;
+    }
+
+    /// Whether an experiment on a path that leaves through a device driver or not
+    /// (`through_device`) asks for the copies at transmit.
+    pub fn wants_copied_at_transmit(&self, through_device: bool) -> bool {
+        through_device || self.transmit_on_every_path
+    }
+
     /// Whether the on-demand hook `name` is asked for now (attached, or refused by the kernel).
     pub(super) fn wanted(&self, name: &str) -> bool {
         self.wanted.contains(&name)
     }
 
-    /// Adds to `unseen` the columns of the on-demand hooks not asked for now, each with why.
-    pub(super) fn idle(&self, unseen: &mut BTreeMap<String, String>) {
+    /// Adds to `unseen` the columns of the on-demand hooks not asked for now, each with why;
+    /// trace's own columns only `with_trace_columns`.
+    pub(super) fn idle(&self, unseen: &mut BTreeMap<String, String>, with_trace_columns: bool) {
         for hook in HOOKS
             .iter()
             .filter(|h| h.on_demand && !self.wanted(h.program))
         {
             let Some(why) = hook.idle_means else { continue };
+            if why == TRACE_ONLY_IDLE && !with_trace_columns {
+                continue;
+            }
             for column in hook.feeds {
                 unseen
                     .entry((*column).to_owned())
                     .or_insert_with(|| format!("hook {} not attached: {why}", hook.event()));
             }
         }
+    }
+
+    /// Every column a trace's rows cannot fill now, with why: [`Tracer::unseen`] and trace's
+    /// own columns when their hook was not asked for.
+    pub fn unseen_in_trace(&self) -> BTreeMap<String, String> {
+        let mut unseen = self.unseen();
+        self.idle(&mut unseen, true);
+        unseen
     }
 
     fn attach_on_demand(&mut self, name: &'static str, on: bool) -> Result<()> {

@@ -123,7 +123,7 @@ impl Client {
             .map(Tracer::missed_runs)
             .unwrap_or_default();
         if let Some(t) = tracer.as_deref_mut() {
-            t.count_copied_at_transmit(config.net_path.through_device())?;
+            t.count_copied_at_transmit(true)?;
             t.clear()?;
             t.watch_endpoint(server, 1)?;
         }

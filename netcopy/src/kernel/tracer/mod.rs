@@ -40,6 +40,8 @@ pub struct Tracer {
     pub(super) on_demand_links: Vec<(&'static str, BtfTracePointLinkId)>,
     /// The on-demand hooks asked for now, attached or refused (see `on_demand.rs`).
     pub(super) wanted: Vec<&'static str>,
+    /// Whether every experiment asks for the copies at transmit (see `on_demand.rs`).
+    pub(super) transmit_on_every_path: bool,
     /// The other hooks' links, while attached (see [`Tracer::detach`]).
     links: Vec<(&'static Hook, &'static Attachment, AnyLink)>,
     /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
@@ -147,6 +149,7 @@ impl Tracer {
             absent,
             on_demand_links: Vec::new(),
             wanted: Vec::new(),
+            transmit_on_every_path: false,
             links,
             run_stats: None,
             deliveries: Collector::start(ring),
@@ -202,7 +205,7 @@ impl Tracer {
                     .or_insert_with(|| format!("hook {} unavailable: {why}", hook.event()));
             }
         }
-        self.idle(&mut unseen);
+        self.idle(&mut unseen, false);
         if let Some(why) = &self.pages_unavailable {
             unseen
                 .entry("k_deferred_copy_pages".to_owned())
