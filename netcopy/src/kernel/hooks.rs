@@ -62,9 +62,8 @@ pub struct Hook {
     /// Attached only while something needs it (see `on_demand.rs`); at load it is attached
     /// once and detached, so a kernel that refuses it is known at once.
     pub on_demand: bool,
-    /// For an on-demand hook: why the columns it feeds are empty while it is not attached.
-    /// None when other hooks feed them too.
-    pub idle_means: Option<&'static str>,
+    /// For an on-demand hook: what its columns read while it is not attached.
+    pub when_idle: WhenIdle,
     /// The CSV columns it feeds: empty, with the reason, when this kernel refuses it.
     pub feeds: &'static [&'static str],
     /// Set for a hook on a path only some kernels take: when none of its functions exists,
@@ -84,9 +83,17 @@ impl Hook {
 /// (comma-separated). How the per-hook fallback is tested on a kernel that has them all.
 pub const WITHHOLD_ENV: &str = "NETCOPY_WITHHOLD_HOOKS";
 
-/// Why a trace's consumed columns are empty when its tracer did not ask for them. An
-/// experiment's rows have no such columns, so an experiment does not list them.
-pub const TRACE_ONLY_IDLE: &str = "only `netcopy trace` uses it";
+/// What an on-demand hook's columns read while it is not attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenIdle {
+    /// Other hooks feed them too (or the hook is never on demand): nothing to say.
+    Fed,
+    /// Empty, for this reason.
+    Empty(&'static str),
+    /// Trace's own columns: empty in a trace that did not ask for the hook; an experiment's
+    /// rows have no such columns, so an experiment does not list them.
+    TraceOnly,
+}
 
 /// TCP classification is made in `tcp_sendmsg_locked` and counted in `sock_send_length`.
 const SEND_FEEDS: &[&str] = &[
@@ -152,7 +159,7 @@ pub const HOOKS: &[Hook] = &[
         ],
         requirement: "tracepoint tcp:tcp_sendmsg_locked (Linux 6.16+) or fentry on tcp_sendmsg_locked, and BTF",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: None,
         feeds: SEND_FEEDS,
     },
@@ -179,7 +186,7 @@ pub const HOOKS: &[Hook] = &[
         ],
         requirement: "tracepoint sock:sock_send_length (Linux 6.3+) or fexit on __sock_sendmsg or tcp_sendmsg, and BTF",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: None,
         feeds: SEND_LENGTH_FEEDS,
     },
@@ -195,7 +202,7 @@ pub const HOOKS: &[Hook] = &[
         )],
         requirement: "fexit on tcp_sendpage (kernels before 6.5) and BTF",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: Some(
             "no tcp_sendpage on this kernel (6.5+): sendfile goes through tcp_sendmsg_locked with MSG_SPLICE_PAGES",
         ),
@@ -214,7 +221,7 @@ pub const HOOKS: &[Hook] = &[
         ],
         requirement: "tracepoint sock:sock_recv_length (Linux 6.3+) or fexit on sock_recvmsg, and BTF",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: None,
         feeds: &[
             "k_recv_calls",
@@ -229,7 +236,7 @@ pub const HOOKS: &[Hook] = &[
         attachments: &[tp("tcp:tcp_rcv_space_adjust", "tcp_rcv_space_adjust")],
         requirement: "tracepoint tcp:tcp_rcv_space_adjust (Linux 4.19+) and tp_btf (BTF)",
         on_demand: true,
-        idle_means: Some(TRACE_ONLY_IDLE),
+        when_idle: WhenIdle::TraceOnly,
         absent_means: None,
         feeds: &["k_recv_consumed_bytes", "k_mapped_bytes"],
     },
@@ -238,7 +245,7 @@ pub const HOOKS: &[Hook] = &[
         attachments: &[tp("skb:skb_copy_datagram_iovec", "skb_copy_datagram_iovec")],
         requirement: "tracepoint skb:skb_copy_datagram_iovec and tp_btf (BTF)",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: None,
         feeds: &["k_recv_copy_bytes", "k_mapped_bytes"],
     },
@@ -249,7 +256,7 @@ pub const HOOKS: &[Hook] = &[
         // Every packet on the machine passes here, and only UDP needs it: about 4 % of a
         // traced small-message TCP run's throughput when left on.
         on_demand: true,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         // UDP has no splice classification: copied or pinned as each datagram leaves.
         absent_means: None,
         feeds: &[
@@ -265,7 +272,7 @@ pub const HOOKS: &[Hook] = &[
         // Every packet on the machine passes here, and only a path through a device driver can
         // copy at transmit: about 1 % of a traced 16 KiB zero-copy run on loopback when left on.
         on_demand: true,
-        idle_means: Some(
+        when_idle: WhenIdle::Empty(
             "attached only on paths through a device driver (veth, nic, remote): loopback's driver takes an skb's fragments as they are",
         ),
         absent_means: None,
@@ -276,7 +283,7 @@ pub const HOOKS: &[Hook] = &[
         attachments: &[tp("net:netif_receive_skb", "netif_receive_skb")],
         requirement: "tracepoint net:netif_receive_skb and tp_btf (BTF)",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: None,
         feeds: &[
             "k_deferred_copy_bytes",
@@ -292,7 +299,7 @@ pub const HOOKS: &[Hook] = &[
         attachments: &[tp("kmem:mm_page_alloc", "mm_page_alloc")],
         requirement: "tracepoint kmem:mm_page_alloc, tp_btf (BTF) and bpf_get_stack",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: None,
         feeds: &["k_deferred_copy_pages"],
     },
@@ -301,7 +308,7 @@ pub const HOOKS: &[Hook] = &[
         attachments: &[tp("sock:inet_sk_error_report", "inet_sk_error_report")],
         requirement: "tracepoint sock:inet_sk_error_report (Linux 5.16+) and tp_btf (BTF)",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: None,
         feeds: &["k_zc_notifications"],
     },
@@ -310,7 +317,7 @@ pub const HOOKS: &[Hook] = &[
         attachments: &[tp("sock:inet_sock_set_state", "inet_sock_set_state")],
         requirement: "tracepoint sock:inet_sock_set_state (Linux 4.16+) and tp_btf (BTF)",
         on_demand: false,
-        idle_means: None,
+        when_idle: WhenIdle::Fed,
         absent_means: None,
         feeds: &[],
     },

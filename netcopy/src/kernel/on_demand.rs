@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use aya::programs::BtfTracePoint;
 
 use super::{
-    hooks::{HOOKS, TRACE_ONLY_IDLE},
+    hooks::{HOOKS, WhenIdle},
     tracer::{Tracer, attach_error},
 };
 use crate::error::Result;
@@ -55,10 +55,12 @@ impl Tracer {
             .iter()
             .filter(|h| h.on_demand && !self.wanted(h.program))
         {
-            let Some(why) = hook.idle_means else { continue };
-            if why == TRACE_ONLY_IDLE && !with_trace_columns {
-                continue;
-            }
+            let why = match hook.when_idle {
+                WhenIdle::Fed => continue,
+                WhenIdle::Empty(why) => why,
+                WhenIdle::TraceOnly if with_trace_columns => "only `netcopy trace` uses it",
+                WhenIdle::TraceOnly => continue,
+            };
             for column in hook.feeds {
                 unseen
                     .entry((*column).to_owned())
@@ -82,7 +84,7 @@ impl Tracer {
         }
         let attached = self.on_demand_links.iter().position(|(n, _)| *n == name);
         if on == attached.is_some() || self.missing.iter().any(|(h, _)| h.program == name) {
-            // Nothing to do, or a refused hook, whose columns are in `unseen(true)`.
+            // Nothing to do, or a refused hook, whose columns are in `unseen`.
             return Ok(());
         }
         let hook = HOOKS

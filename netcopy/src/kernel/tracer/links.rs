@@ -60,7 +60,8 @@ impl Tracer {
     }
 
     /// Attaches every hook that was attached at load again, the way the gate chose for it (the
-    /// on-demand hooks stay detached until asked for again, see `on_demand.rs`); nothing to do when they are attached.
+    /// on-demand hooks stay detached until asked for again, see `on_demand.rs`); nothing to do
+    /// when they are attached.
     pub fn attach(&mut self) -> Result<()> {
         if !self.links.is_empty() {
             return Ok(());
