@@ -43,20 +43,14 @@ fn used(ebpf: &Ebpf) -> Result<u32> {
 pub fn flows(ebpf: &Ebpf, slot: u32) -> Result<BTreeMap<FlowKey, FlowCounters>> {
     let keys = array::<FlowKey>(ebpf, names::FLOW_KEYS)?;
     let counters = per_cpu(ebpf, names::FLOWS)?;
-    let mut flows = BTreeMap::new();
+    let mut flows: BTreeMap<FlowKey, FlowCounters> = BTreeMap::new();
     for index in 0..used(ebpf)? {
         let key = keys.get(&index, 0).map_err(map_err(names::FLOW_KEYS))?;
         if key.slot != slot || key.slot == VOID_SLOT {
             continue;
         }
-        let total: &mut FlowCounters = flows.entry(key).or_default();
-        for c in counters
-            .get(&index, 0)
-            .map_err(map_err(names::FLOWS))?
-            .iter()
-        {
-            total.accumulate(c);
-        }
+        let sum = summed(&counters, index, names::FLOWS)?;
+        flows.entry(key).or_default().accumulate(&sum);
     }
     Ok(flows)
 }
@@ -64,16 +58,21 @@ pub fn flows(ebpf: &Ebpf, slot: u32) -> Result<BTreeMap<FlowKey, FlowCounters>> 
 /// The counters of `slot`'s sockets that found the table full, together.
 pub fn overflow(ebpf: &Ebpf, slot: u32) -> Result<FlowCounters> {
     let array = per_cpu(ebpf, names::OVERFLOW)?;
-    let mut total = FlowCounters::default();
     if slot >= array.len() {
         // Shrunk by NETCOPY_MAP_ENTRIES: the slot has no aggregate (events are skipped).
-        return Ok(total);
+        return Ok(FlowCounters::default());
     }
-    for counters in array
-        .get(&slot, 0)
-        .map_err(map_err(names::OVERFLOW))?
-        .iter()
-    {
+    summed(&array, slot, names::OVERFLOW)
+}
+
+/// Entry `index` of the per-CPU counters `array` (named `name`), summed over CPUs.
+fn summed(
+    array: &PerCpuArray<&MapData, FlowCounters>,
+    index: u32,
+    name: &'static str,
+) -> Result<FlowCounters> {
+    let mut total = FlowCounters::default();
+    for counters in array.get(&index, 0).map_err(map_err(name))?.iter() {
         total.accumulate(counters);
     }
     Ok(total)
