@@ -13,8 +13,10 @@ pub enum Skipped {
     /// The flow counters map was full and the slot had no aggregate: a socket's counts were
     /// lost.
     FlowMapFull = 0,
-    /// A send call's copy-or-pin decision could not be stored: its bytes are unclassified.
-    DecisionMapFull = 1,
+    /// A send call's copy-or-pin decision overwrote another task's, not yet consumed: two
+    /// tasks whose thread ids share a decision slot sent at once, and one call's bytes will
+    /// be unclassified.
+    DecisionSlotShared = 1,
     /// An adopted connection could not be stored: its later events are lost.
     ConnMapFull = 2,
     /// A pinned TCP skb's delivery record found the ring buffer full: its bytes are lost.
@@ -24,7 +26,7 @@ pub enum Skipped {
 impl Skipped {
     pub const ALL: [Skipped; 4] = [
         Skipped::FlowMapFull,
-        Skipped::DecisionMapFull,
+        Skipped::DecisionSlotShared,
         Skipped::ConnMapFull,
         Skipped::DeliveryRecordLost,
     ];
@@ -32,7 +34,7 @@ impl Skipped {
     pub fn name(self) -> &'static str {
         match self {
             Skipped::FlowMapFull => "flow map full",
-            Skipped::DecisionMapFull => "send decision not stored",
+            Skipped::DecisionSlotShared => "send decision overwritten by another task",
             Skipped::ConnMapFull => "adopted connection not stored",
             Skipped::DeliveryRecordLost => "delivery record lost (ring buffer full)",
         }
@@ -62,15 +64,10 @@ pub fn ubuf_copy_pages(pagelen: u64, page_size: u64, max_frags: u64) -> u64 {
 }
 
 /// How the kernel handled the bytes of one TCP send call, decided from what
-/// `tcp_sendmsg_locked` saw.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SendDecision {
-    /// [`SendDecision::COPIED`], [`SendDecision::PINNED`], [`SendDecision::REFERENCED`], or
-    /// [`SendDecision::NONE`]: no send call in progress (the entry is reused, not deleted).
-    pub how: u32,
-    pub _pad: u32,
-}
+/// `tcp_sendmsg_locked` saw, kept for the call's `sock_send_length` in the calling thread's
+/// slot of [`names::SEND_DECISIONS`]. The thread id and the decision share one u64, so one
+/// store writes both and no reader sees one task's id with another's decision.
+pub struct SendDecision;
 
 impl SendDecision {
     /// Copied from user memory into kernel pages during the call.
@@ -80,7 +77,29 @@ impl SendDecision {
     /// Pages the kernel already owned (the page cache, for sendfile and splice) attached to
     /// the skb by reference (MSG_SPLICE_PAGES).
     pub const REFERENCED: u32 = 2;
+    /// No send call of the slot's thread in progress: its decision was consumed.
     pub const NONE: u32 = u32::MAX;
+    /// Slots: a thread's is its id modulo this. No two threads share one while the kernel's
+    /// `pid_max` is at most this (32768 by default on machines with up to 32 CPUs).
+    pub const SLOTS: u32 = 1 << 16;
+
+    /// The slot of thread `tid`.
+    #[inline(always)]
+    pub const fn slot(tid: u32) -> u32 {
+        tid & (Self::SLOTS - 1)
+    }
+
+    /// A slot's value: thread `tid` decided `how`.
+    #[inline(always)]
+    pub const fn pack(tid: u32, how: u32) -> u64 {
+        ((tid as u64) << 32) | how as u64
+    }
+
+    /// (thread id, decision) of a slot's value.
+    #[inline(always)]
+    pub const fn unpack(value: u64) -> (u32, u32) {
+        ((value >> 32) as u32, value as u32)
+    }
 }
 
 /// Length of [`names::WATCHED_PORTS`]: an array indexed by port, so a probe finds a port's
@@ -415,6 +434,5 @@ mod pod {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::Watch {}
     unsafe impl aya::Pod for super::FlowCounters {}
-    unsafe impl aya::Pod for super::SendDecision {}
     unsafe impl aya::Pod for super::Delivery {}
 }

@@ -54,20 +54,38 @@ pub fn try_classify_send(sk: *const u8, msg: *const u8) -> Result<(), Skip> {
     decide(how)
 }
 
-/// Keeps this task's decision for its send call's length to consume.
+/// Keeps this thread's decision for its send call's length to consume.
 #[inline(always)]
 fn decide(how: u32) -> Result<(), Skip> {
-    let decision = SendDecision { how, _pad: 0 };
-    let task = bpf_get_current_pid_tgid();
-    match SEND_DECISIONS.get_ptr_mut(task) {
-        // SAFETY: the task's own entry; only this task writes it.
-        Some(slot) => unsafe { *slot = decision },
-        None => SEND_DECISIONS.insert(task, decision, 0).map_err(|_| {
-            skipped(Skipped::DecisionMapFull);
-            Skip
-        })?,
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let slot = SEND_DECISIONS
+        .get_ptr_mut(SendDecision::slot(tid))
+        .or_skip()?;
+    // SAFETY: a live array element, read and written whole (one u64: never torn).
+    unsafe {
+        let (holder, pending) = SendDecision::unpack(core::ptr::read_volatile(slot));
+        if holder != tid && pending != SendDecision::NONE {
+            skipped(Skipped::DecisionSlotShared);
+        }
+        core::ptr::write_volatile(slot, SendDecision::pack(tid, how));
     }
     Ok(())
+}
+
+/// This thread's decision for the send call that just returned, consumed: None when no
+/// `tcp_sendmsg_locked` of this thread decided one since its last call.
+#[inline(always)]
+fn take_decision(tid: u32) -> Option<u32> {
+    let slot = SEND_DECISIONS.get_ptr_mut(SendDecision::slot(tid))?;
+    // SAFETY: as in `decide`.
+    unsafe {
+        let (holder, how) = SendDecision::unpack(core::ptr::read_volatile(slot));
+        if holder != tid || how == SendDecision::NONE {
+            return None;
+        }
+        core::ptr::write_volatile(slot, SendDecision::pack(tid, SendDecision::NONE));
+        Some(how)
+    }
 }
 
 /// A send call's result `ret` on `sk`: from `sock:sock_send_length(sk, ret, flags)`, fired by
@@ -85,14 +103,7 @@ fn count_send(sk: *const u8, ret: i32, calls: u64) -> Result<(), Skip> {
     let key = watched_flow_or_adopt(sk).or_skip()?;
     let task = bpf_get_current_pid_tgid();
     let udp = is_udp(sk);
-    let decision = SEND_DECISIONS.get_ptr_mut(task).and_then(|slot| {
-        // SAFETY: the task's own entry; read, then marked consumed.
-        unsafe {
-            let d = *slot;
-            (*slot).how = SendDecision::NONE;
-            (d.how != SendDecision::NONE).then_some(d.how)
-        }
-    });
+    let decision = take_decision(task as u32);
     let counters = flow_counters(&key).or_skip()?;
     if udp {
         confirm_adoption(task, &key);
