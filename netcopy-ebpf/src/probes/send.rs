@@ -72,20 +72,23 @@ fn decide(how: u32) -> Result<(), Skip> {
     Ok(())
 }
 
-/// This thread's decision for the send call that just returned, consumed: None when no
-/// `tcp_sendmsg_locked` of this thread decided one since its last call.
+/// This thread's decision for the send call that just returned, consumed:
+/// [`SendDecision::NONE`] when no `tcp_sendmsg_locked` of this thread decided one since its
+/// last call. A plain u32, not an Option: with an Option the compiler left a register unset
+/// on the path without a slot, which the verifier refuses.
 #[inline(always)]
-fn take_decision(tid: u32) -> Option<u32> {
-    let slot = SEND_DECISIONS.get_ptr_mut(SendDecision::slot(tid))?;
+fn take_decision(tid: u32) -> u32 {
+    let Some(slot) = SEND_DECISIONS.get_ptr_mut(SendDecision::slot(tid)) else {
+        return SendDecision::NONE;
+    };
     // SAFETY: as in `decide`.
-    unsafe {
-        let (holder, how) = SendDecision::unpack(core::ptr::read_volatile(slot));
-        if holder != tid || how == SendDecision::NONE {
-            return None;
-        }
-        core::ptr::write_volatile(slot, SendDecision::pack(tid, SendDecision::NONE));
-        Some(how)
+    let (holder, how) = SendDecision::unpack(unsafe { core::ptr::read_volatile(slot) });
+    if holder != tid || how == SendDecision::NONE {
+        return SendDecision::NONE;
     }
+    // SAFETY: as in `decide`.
+    unsafe { core::ptr::write_volatile(slot, SendDecision::pack(tid, SendDecision::NONE)) };
+    how
 }
 
 /// A send call's result `ret` on `sk`: from `sock:sock_send_length(sk, ret, flags)`, fired by
@@ -118,13 +121,13 @@ fn count_send(sk: *const u8, ret: i32, calls: u64) -> Result<(), Skip> {
         (*counters).send_calls += calls;
         (*counters).send_bytes += bytes;
         match decision {
-            Some(SendDecision::PINNED) => (*counters).tcp_pinned_bytes += bytes,
-            Some(SendDecision::REFERENCED) => (*counters).tcp_referenced_at_send_bytes += bytes,
-            Some(_) => (*counters).tcp_copied_at_send_bytes += bytes,
+            SendDecision::PINNED => (*counters).tcp_pinned_bytes += bytes,
+            SendDecision::REFERENCED => (*counters).tcp_referenced_at_send_bytes += bytes,
             // UDP is classified when it leaves (`net_dev_start_xmit`); a TCP call without a
             // decision is a gap in the accounting, counted so the cross-check can see it.
-            None if udp => {}
-            None => (*counters).unclassified_send_bytes += bytes,
+            SendDecision::NONE if udp => {}
+            SendDecision::NONE => (*counters).unclassified_send_bytes += bytes,
+            _ => (*counters).tcp_copied_at_send_bytes += bytes,
         }
     }
     Ok(())
