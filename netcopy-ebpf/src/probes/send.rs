@@ -64,7 +64,8 @@ fn decide(how: u32) -> Result<(), Skip> {
     // SAFETY: a live array element, read and written whole (one u64: never torn).
     unsafe {
         let (holder, pending) = SendDecision::unpack(core::ptr::read_volatile(slot));
-        if holder != tid && pending != SendDecision::NONE {
+        // Holder 0 is a slot never written (thread 0, the idle task, sends nothing).
+        if holder != tid && holder != 0 && pending != SendDecision::NONE {
             skipped(Skipped::DecisionSlotShared);
         }
         core::ptr::write_volatile(slot, SendDecision::pack(tid, how));
