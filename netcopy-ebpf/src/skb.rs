@@ -52,45 +52,77 @@ pub fn payload_from_skb(skb: *const u8, packet: &Packet) -> Option<u32> {
     Some(len.saturating_sub(packet.header))
 }
 
-/// The skb's `skb_shared_info` (at `head + end`).
-#[inline(always)]
-pub fn shared_info(skb: *const u8) -> Option<*const u8> {
-    let head: u64 = field(skb, offset!(skb_head))?;
-    let end = if offset!(skb_end_is_offset) == 1 {
-        head + u64::from(field::<u32>(skb, offset!(skb_end))?)
-    } else {
-        field::<u64>(skb, offset!(skb_end))?
-    };
-    Some(end as *const u8)
+/// Bytes of `skb_shared_info` read at once from its start: its flags, fragment count and
+/// `frag_list` lie there (at 0, 2 and 8 on every kernel seen), so one helper call gets all
+/// three. A field further in is read on its own.
+const SHINFO_HEAD: usize = 16;
+
+/// An skb's `skb_shared_info` (at `head + end`), with its first bytes already read.
+pub struct SharedInfo {
+    at: *const u8,
+    head: [u8; SHINFO_HEAD],
 }
 
-/// Whether the skb's fragments are user pages whose release must be notified
-/// (`SKBFL_ZEROCOPY_ENABLE`).
-#[inline(always)]
-pub fn carries_user_pages(shinfo: *const u8) -> Option<bool> {
-    let flags: u8 = read(shinfo, offset!(shinfo_flags))?;
-    Some(u32::from(flags) & offset!(skbfl_zerocopy_enable) != 0)
-}
-
-/// Sum of the skb's page-fragment lengths: its `data_len` when it has no `frag_list` (the
-/// bytes beyond the linear part are then all in page fragments), else summed fragment by
-/// fragment.
-#[inline(always)]
-pub fn fragment_bytes(skb: *const u8, shinfo: *const u8) -> Option<u64> {
-    let frag_list: u64 = read(shinfo, offset!(shinfo_frag_list))?;
-    if frag_list == 0 {
-        return field::<u32>(skb, offset!(skb_data_len)).map(u64::from);
+impl SharedInfo {
+    #[inline(always)]
+    pub fn of(skb: *const u8) -> Option<Self> {
+        let head: u64 = field(skb, offset!(skb_head))?;
+        let end = if offset!(skb_end_is_offset) == 1 {
+            head + u64::from(field::<u32>(skb, offset!(skb_end))?)
+        } else {
+            field::<u64>(skb, offset!(skb_end))?
+        };
+        let at = end as *const u8;
+        Some(Self {
+            at,
+            head: read(at, 0)?,
+        })
     }
-    let nr_frags: u8 = read(shinfo, offset!(shinfo_nr_frags))?;
-    let mut bytes = 0u64;
-    for i in 0..MAX_FRAGS {
-        if i >= u32::from(nr_frags) {
-            break;
+
+    #[inline(always)]
+    fn byte(&self, offset: u32) -> Option<u8> {
+        match self.head.get(offset as usize) {
+            Some(&b) => Some(b),
+            None => read(self.at, offset),
         }
-        let at = offset!(shinfo_frags) + i * offset!(frag_size) + offset!(frag_len);
-        bytes += u64::from(read::<u32>(shinfo, at)?);
     }
-    Some(bytes)
+
+    #[inline(always)]
+    fn word(&self, offset: u32) -> Option<u64> {
+        let at = offset as usize;
+        match self.head.get(at..at + 8) {
+            Some(b) => Some(u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
+            None => read(self.at, offset),
+        }
+    }
+
+    /// Whether the skb's fragments are user pages whose release must be notified
+    /// (`SKBFL_ZEROCOPY_ENABLE`).
+    #[inline(always)]
+    pub fn carries_user_pages(&self) -> Option<bool> {
+        let flags = self.byte(offset!(shinfo_flags))?;
+        Some(u32::from(flags) & offset!(skbfl_zerocopy_enable) != 0)
+    }
+
+    /// Sum of the skb's page-fragment lengths: its `data_len` when it has no `frag_list`
+    /// (the bytes beyond the linear part are then all in page fragments), else summed
+    /// fragment by fragment.
+    #[inline(always)]
+    pub fn fragment_bytes(&self, skb: *const u8) -> Option<u64> {
+        if self.word(offset!(shinfo_frag_list))? == 0 {
+            return field::<u32>(skb, offset!(skb_data_len)).map(u64::from);
+        }
+        let nr_frags = self.byte(offset!(shinfo_nr_frags))?;
+        let mut bytes = 0u64;
+        for i in 0..MAX_FRAGS {
+            if i >= u32::from(nr_frags) {
+                break;
+            }
+            let at = offset!(shinfo_frags) + i * offset!(frag_size) + offset!(frag_len);
+            bytes += u64::from(read::<u32>(self.at, at)?);
+        }
+        Some(bytes)
+    }
 }
 
 /// The IP packet in the skb, from its network header. None for anything but IPv4/IPv6.

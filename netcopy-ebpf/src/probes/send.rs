@@ -8,7 +8,7 @@ use super::{OrSkip as _, Skip};
 use crate::{
     flows::flow_counters,
     maps::{SEND_DECISIONS, offset, skipped},
-    skb::{IPPROTO_UDP, carries_user_pages, ip_packet, shared_info},
+    skb::{IPPROTO_UDP, SharedInfo, ip_packet},
     sock::{
         adopt_at_transmit, confirm_adoption, field, is_udp, watched_flow, watched_flow_or_adopt,
     },
@@ -170,8 +170,8 @@ pub fn try_net_dev_start_xmit(ctx: &BtfTracePointContext) -> Result<(), Skip> {
     }
     let udp_header = if packet.has_transport_header { 8 } else { 0 };
     let payload = u64::from(packet.ip_payload.saturating_sub(udp_header));
-    let shinfo = shared_info(skb).or_skip()?;
-    let pinned = if packet.unfragmented && carries_user_pages(shinfo).or_skip()? {
+    let shinfo = SharedInfo::of(skb).or_skip()?;
+    let pinned = if packet.unfragmented && shinfo.carries_user_pages().or_skip()? {
         let data_len: u32 = field(skb, offset!(skb_data_len)).or_skip()?;
         u64::from(data_len).min(payload)
     } else {
