@@ -91,7 +91,9 @@ impl SharedInfo {
     fn word(&self, offset: u32) -> Option<u64> {
         let at = offset as usize;
         match self.head.get(at..at + 8) {
-            Some(b) => Some(u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
+            Some(b) => Some(u64::from_ne_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+            ])),
             None => read(self.at, offset),
         }
     }

@@ -253,9 +253,9 @@ impl Row {
         self.perf(&f.perf, f.window_bytes_sent);
         self.cpu(&f.cpu, f.window_bytes_sent);
         self.attached_programs = outcome.attached_programs;
-        self.observer_ms = f.observer_time.map(ms);
-        self.observer_pct = match (f.observer_time, f.cpu.busy) {
-            (Some(o), Some(busy)) if !busy.is_zero() => {
+        self.observer_ms = f.observer_time.map(|(o, _)| ms(o));
+        self.observer_pct = match f.observer_time {
+            Some((o, busy)) if !busy.is_zero() => {
                 Some(o.as_secs_f64() * 100.0 / busy.as_secs_f64())
             }
             _ => None,

@@ -16,9 +16,7 @@ use super::{OrSkip as _, Skip};
 use crate::{
     flows::flow_counters,
     maps::{DELIVERIES, DELIVERING, Delivering, STACK_SCRATCH, offset, skipped},
-    skb::{
-        IPPROTO_TCP, IPPROTO_UDP, Packet, SharedInfo, ip_packet, payload_from_skb, tcp_segment,
-    },
+    skb::{IPPROTO_TCP, IPPROTO_UDP, Packet, SharedInfo, ip_packet, payload_from_skb, tcp_segment},
     sock::watched,
 };
 

@@ -223,10 +223,7 @@ pub fn run(prepared: Prepared, tracer: Option<&mut Tracer>, slot: u32) -> Result
     let missed_before = tracer.missed_runs();
     let _steady = crate::kernel::tracer::links_steady();
     tracer.watch_endpoint(endpoint, slot)?;
-    let result = {
-        let observer = || tracer.run_time();
-        prepared.run_observed(Some(&observer))
-    };
+    let result = prepared.run_observed(Some(&*tracer));
     // Stop counting before reading, whatever happened: the next experiment may reuse the port.
     tracer.unwatch_port(port)?;
     let figures = result?;

@@ -6,7 +6,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU8, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::{interrupt, perf, side::Side};
@@ -84,4 +84,38 @@ impl PhaseClock {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// The window is read in slices this long (the last one may be shorter): their rates show
+/// how much the figure moves within one run.
+pub const SLICE: Duration = Duration::from_millis(50);
+
+/// Waits out the window from `start` in [`SLICE`]s, reading the bytes received (`sum`, at
+/// `before` when the window opened) at each edge; the rate of each slice, Gbit/s. Reading the
+/// counters is a few atomic loads: nothing a worker waits on.
+pub(super) fn measure_slices(
+    clock: &PhaseClock,
+    duration: Duration,
+    start: Instant,
+    before: u64,
+    sum: impl Fn() -> u64,
+) -> Vec<f64> {
+    let mut rates = Vec::with_capacity(duration.div_duration_f64(SLICE).ceil() as usize);
+    let (mut edge, mut bytes) = (start, before);
+    while let Some(left) = duration
+        .checked_sub(start.elapsed())
+        .filter(|d| !d.is_zero())
+    {
+        clock.wait(left.min(SLICE));
+        if clock.failed() || interrupt::requested() {
+            break;
+        }
+        let (now, total) = (Instant::now(), sum());
+        let secs = now.duration_since(edge).as_secs_f64();
+        if secs > 0.0 {
+            rates.push((total - bytes) as f64 * 8.0 / secs / 1e9);
+        }
+        (edge, bytes) = (now, total);
+    }
+    rates
 }

@@ -28,7 +28,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use clock::{Phase, PhaseClock};
+use clock::measure_slices;
+pub use clock::{Phase, PhaseClock, SLICE};
 pub use config::{Config, Workload, check_fits};
 use hdrhistogram::Histogram;
 use ring::Ring;
@@ -73,9 +74,9 @@ pub struct Figures {
     pub perf: PerfFigures,
     /// Busy time of the experiment's CPUs over the window.
     pub cpu: CpuFigures,
-    /// Run time of the observer's eBPF programs over the window, when traced with run-time
-    /// statistics on.
-    pub observer_time: Option<Duration>,
+    /// Run time of the observer's eBPF programs, and the experiment CPUs' busy time, over the
+    /// warmup, when traced with run-time statistics (see [`RunTimeClock`]).
+    pub observer_time: Option<(Duration, Duration)>,
     /// With zero-copy receive: what the receivers mapped and copied.
     pub zc_receive: Option<zc_receive::ZcReceiveCounters>,
     /// The receivers' rate in each [`SLICE`] of the window, Gbit/s (stream: the data; rr:
@@ -110,20 +111,21 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid")
 }
 
-/// The window is read in slices this long (the last one may be shorter): their rates show
-/// how much the figure moves within one run.
-pub const SLICE: Duration = Duration::from_millis(50);
-
 /// How long the coordinator waits for every worker to start before counting without it.
 const START_WAIT: Duration = Duration::from_secs(5);
 
-/// Reads the observer's total run time so far (the eBPF programs' kernel statistics): the
-/// window's edges read it, so the observer's share of the window's CPU time can be told.
-pub type ObserverClock<'a> = Option<&'a dyn Fn() -> Option<Duration>>;
+/// The observer's run-time clock: `start` turns the kernel's statistics of its programs on
+/// and reads their total run time, `stop` reads it and turns them off. The warmup's edges
+/// call them: the statistics' clock reads would slow the window (see `run_time.rs`).
+pub trait RunTimeClock {
+    fn start(&self) -> Option<Duration>;
+    fn stop(&self) -> Option<Duration>;
+}
+pub type ObserverClock<'a> = Option<&'a dyn RunTimeClock>;
 
 /// Runs the experiment's clock on the calling thread: perf counters opened on every worker,
-/// warmup, then the measured window (counters enabled, CPU time and the observer's run time
-/// read at both edges), then stop. Returns the figures a workload starts from: the window's,
+/// warmup (the observer's run time read at its edges), then the measured window (counters
+/// enabled, CPU time read at both edges), then stop. Returns the figures a workload starts from: the window's,
 /// with nothing sent or received yet.
 fn coordinate(
     config: &Config,
@@ -143,10 +145,18 @@ fn coordinate(
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut counters = perf::Session::open(&clock.threads());
+    let observer_before = observer.and_then(|o| o.start());
+    let warm_cpu = observer_before.and_then(|_| cpustat::Snapshot::read());
     clock.wait(config.warmup);
     let before = sum();
-    let observer_before = observer.and_then(|o| o());
+    let observer_after = observer.and_then(|o| o.stop());
     let cpu_before = cpustat::Snapshot::read();
+    let warm = cpustat::measure(
+        warm_cpu.as_ref(),
+        cpu_before.as_ref(),
+        &config.placement,
+        config.threads,
+    );
     counters.enable();
     clock.set(Phase::Measure);
     let start = Instant::now();
@@ -155,8 +165,8 @@ fn coordinate(
     counters.disable();
     let window = start.elapsed();
     let cpu_after = cpustat::Snapshot::read();
-    let observer_time = match (observer_before, observer.and_then(|o| o())) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+    let observer_time = match (observer_before, observer_after, warm.busy) {
+        (Some(a), Some(b), Some(busy)) => Some((b.saturating_sub(a), busy)),
         _ => None,
     };
     Figures {
@@ -177,36 +187,6 @@ fn coordinate(
         },
         ..Figures::default()
     }
-}
-
-/// Waits out the window from `start` in [`SLICE`]s, reading the bytes received (`sum`, at
-/// `before` when the window opened) at each edge; the rate of each slice, Gbit/s. Reading the
-/// counters is a few atomic loads: nothing a worker waits on.
-fn measure_slices(
-    clock: &PhaseClock,
-    duration: Duration,
-    start: Instant,
-    before: u64,
-    sum: impl Fn() -> u64,
-) -> Vec<f64> {
-    let mut rates = Vec::with_capacity(duration.div_duration_f64(SLICE).ceil() as usize);
-    let (mut edge, mut bytes) = (start, before);
-    while let Some(left) = duration
-        .checked_sub(start.elapsed())
-        .filter(|d| !d.is_zero())
-    {
-        clock.wait(left.min(SLICE));
-        if clock.failed() || interrupt::requested() {
-            break;
-        }
-        let (now, total) = (Instant::now(), sum());
-        let secs = now.duration_since(edge).as_secs_f64();
-        if secs > 0.0 {
-            rates.push((total - bytes) as f64 * 8.0 / secs / 1e9);
-        }
-        (edge, bytes) = (now, total);
-    }
-    rates
 }
 
 /// Starts worker `i` of `side`, pinned where the placement says; it pins itself and

@@ -21,8 +21,9 @@ pub use soak::soak;
 const REPS: usize = 3;
 /// Part 1 compares two noisy figures against a line (1.0): more repetitions for its medians.
 const HARNESS_REPS: usize = 9;
-/// Part 2's interleaved (untraced, floor, traced) triples per point.
-const OBSERVER_REPS: usize = 5;
+/// Part 2's interleaved (untraced, floor, traced) triples per point: its paired ratios'
+/// intervals narrow with more (at five, a3 16 KiB on one CPU read 0.92 and 0.98 an hour apart).
+const OBSERVER_REPS: usize = 7;
 const DURATION: &str = "2s";
 
 /// Which parts to run (`cargo xtask bench` flags).

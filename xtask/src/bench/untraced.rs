@@ -5,7 +5,7 @@ use std::{fmt::Write as _, path::Path, process::Command, process::Stdio};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::util::median;
+use super::util::{interval, median};
 
 /// Pairs of sweeps (traced, `--no-trace`) per point, run alternately. a1 at 16 KiB on one CPU
 /// is bimodal here (about 24 or 29 Gbit/s, run by run): with four pairs one fast run moved a
@@ -13,26 +13,6 @@ use super::util::median;
 const PAIRS: usize = 8;
 /// Timing runs per sweep.
 const SWEEP_REPS: &str = "3";
-
-/// Mean and 95 % half-width (Student's t) of `v`.
-fn interval(v: &[f64]) -> (f64, f64) {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    let n = v.len();
-    let mean = v.iter().sum::<f64>() / n.max(1) as f64;
-    if n < 2 {
-        return (mean, f64::INFINITY);
-    }
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let t = T
-        .get(n - 2)
-        .copied()
-        .unwrap_or(1.960 + 2.4 / (n - 1) as f64);
-    (mean, t * (var / n as f64).sqrt())
-}
 
 /// One sweep of `mode` at `size` (stream, one connection, default placement); its untraced
 /// rows' throughputs, and how many of them the kernel showed with programs attached.

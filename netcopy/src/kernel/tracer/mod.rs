@@ -44,14 +44,19 @@ pub struct Tracer {
     pub(super) transmit_on_every_path: bool,
     /// The other hooks' links, while attached (see [`Tracer::detach`]).
     links: Vec<(&'static Hook, &'static Attachment, AnyLink)>,
-    /// Keeps the kernel's run-time statistics on while held (see [`Tracer::time_programs`]).
-    run_stats: Option<std::os::fd::OwnedFd>,
+    /// The programs' run time is measured (see `run_time.rs`): whether, and the handle that
+    /// keeps the kernel's statistics on while it is held.
+    time_runs: bool,
+    run_stats: std::cell::RefCell<Option<std::os::fd::OwnedFd>>,
     /// The TCP deliveries of pinned skbs, read from the programs' ring buffer.
     deliveries: Collector,
 }
 
 mod links;
+mod run_time;
+
 pub use links::links_steady;
+pub use run_time::enable_run_stats;
 
 /// An attach failure of `hook`, saying what the kernel lacks.
 pub(super) fn attach_error(hook: &'static Hook) -> impl Fn(aya::programs::ProgramError) -> Error {
@@ -151,7 +156,8 @@ impl Tracer {
             wanted: Vec::new(),
             transmit_on_every_path: false,
             links,
-            run_stats: None,
+            time_runs: false,
+            run_stats: std::cell::RefCell::new(None),
             deliveries: Collector::start(ring),
         })
     }
@@ -212,22 +218,6 @@ impl Tracer {
                 .or_insert_with(|| why.clone());
         }
         unseen
-    }
-
-    /// Turns on the kernel's per-program run-time statistics for this tracer's life, so
-    /// [`Tracer::run_time`] can say what the observer itself cost. They add a clock read to
-    /// every program run.
-    pub fn time_programs(&mut self) -> Result<()> {
-        if self.run_stats.is_none() {
-            self.run_stats = Some(enable_run_stats()?);
-        }
-        Ok(())
-    }
-
-    /// Total run time of every program since load, while statistics are on; None otherwise.
-    pub fn run_time(&self) -> Option<std::time::Duration> {
-        self.run_stats.as_ref()?;
-        Some(self.program_stats().iter().map(|(_, _, t)| *t).sum())
     }
 
     /// The offsets handed to the programs.
@@ -367,11 +357,4 @@ impl Tracer {
         }
         Ok(out)
     }
-}
-
-/// Turns on the kernel's per-program run-time statistics (`BPF_ENABLE_STATS`) for as long as
-/// the returned handle lives. They cost a clock read per program run, so only benchmarks ask.
-pub fn enable_run_stats() -> Result<std::os::fd::OwnedFd> {
-    aya::sys::enable_stats(aya::sys::Stats::RunTime)
-        .map_err(|e| Error::io("enabling BPF run-time statistics", std::io::Error::other(e)))
 }

@@ -305,7 +305,7 @@ pub fn observer(o: &mut String, s: &Summary) {
         .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
     let _ = writeln!(
         o,
-        "One traced run per point against its untraced timing runs, which ran with every netcopy program detached: the kernel's link list showed none attached in {unobserved} of {untraced} untraced runs (`attached_programs`). Below 1.00 the eBPF programs slowed the experiment; the 95 % interval takes the traced run as one more draw with the untraced runs' spread, so an interval that holds 1.00 shows no cost this machine can see. `observer %` is the programs' own run time as a share of the experiment's CPU time in the traced run (kernel BPF statistics).\n"
+        "One traced run per point against its untraced timing runs, which ran with every netcopy program detached: the kernel's link list showed none attached in {unobserved} of {untraced} untraced runs (`attached_programs`). Below 1.00 the eBPF programs slowed the experiment; the 95 % interval takes the traced run as one more draw with the untraced runs' spread, so an interval that holds 1.00 shows no cost this machine can see. `observer %` is the programs' own run time as a share of the experiment's CPU time, over the traced run's warmup: the kernel's BPF statistics that time them add two clock reads to every program run (at 256 B they took a1 on one CPU from 0.80 to 0.66 of its untraced speed), so they are on only then, and the traced throughput above is measured without them.\n"
     );
     let modes = s.modes();
     let _ = writeln!(
