@@ -10,7 +10,7 @@ use super::{
     OBSERVER_REPS,
     harness::Copies,
     runs::{PLACEMENTS, bench_one, netcopy_row, stream_point},
-    util::{interval, median, number},
+    util::{interval, median, number, verdict},
 };
 
 /// One CPU and split: traced / untraced and floor / untraced per mode at 256 B and 16 KiB.
@@ -55,15 +55,7 @@ pub fn tracing_overhead(md: &mut String, netcopy: &Path, scratch: &Path) -> Resu
                     copies.insert((mode.to_owned(), size.to_owned()), (u, per_byte));
                 }
                 let ratio = t / u;
-                let verdict = if mean - half >= target {
-                    "met"
-                } else if mean + half < target {
-                    "missed"
-                } else if ratio >= target {
-                    "met, within noise"
-                } else {
-                    "missed, within noise"
-                };
+                let verdict = verdict(mean, half, target);
                 let _ = writeln!(
                     md,
                     "| {name} | {mode} | {size} | {u:.2} | {f:.2} | {t:.2} | {:.2} | {ratio:.2} | {mean:.3} ± {half:.3} | {target:.2}: {verdict} |",

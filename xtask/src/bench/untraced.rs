@@ -5,7 +5,7 @@ use std::{fmt::Write as _, path::Path, process::Command, process::Stdio};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::util::{interval, median};
+use super::util::{interval, median, verdict};
 
 /// Pairs of sweeps (traced, `--no-trace`) per point, run alternately. a1 at 16 KiB on one CPU
 /// is bimodal here (about 24 or 29 Gbit/s, run by run): with four pairs one fast run moved a
@@ -65,7 +65,7 @@ pub fn untraced_rows(md: &mut String, netcopy: &Path, scratch: &Path) -> Result<
     );
     let _ = writeln!(
         md,
-        "{PAIRS} pairs of sweeps per point, traced and `--no-trace` alternately, {SWEEP_REPS} timing runs each; mean ± 95 % interval of the untraced rows, the ratio of the means (the target's) and of the medians. `attached` counts the traced sweeps' untraced rows whose `attached_programs` (the kernel's link list) was not 0.\n"
+        "{PAIRS} pairs of sweeps per point, traced and `--no-trace` alternately, {SWEEP_REPS} timing runs each; mean ± 95 % interval of the untraced rows, the ratio of the means (the target's, with its 95 % interval from the two means') and of the medians. `attached` counts the traced sweeps' untraced rows whose `attached_programs` (the kernel's link list) was not 0.\n"
     );
     let _ = writeln!(
         md,
@@ -82,12 +82,13 @@ pub fn untraced_rows(md: &mut String, netcopy: &Path, scratch: &Path) -> Result<
         }
         let ((t, th), (p, ph)) = (interval(&traced), interval(&plain));
         let ratio = t / p;
+        let half = ratio * ((th / t).powi(2) + (ph / p).powi(2)).sqrt();
         let medians = median(traced.clone()) / median(plain.clone());
         let _ = writeln!(
             md,
-            "| {mode} | {size} | {t:.3} ± {th:.3} | {p:.3} ± {ph:.3} | {ratio:.3} | {medians:.3} | {observed} of {} | ≥ 0.97: {} |",
+            "| {mode} | {size} | {t:.3} ± {th:.3} | {p:.3} ± {ph:.3} | {ratio:.3} ± {half:.3} | {medians:.3} | {observed} of {} | ≥ 0.97: {} |",
             traced.len(),
-            if ratio >= 0.97 { "met" } else { "missed" }
+            verdict(ratio, half, 0.97)
         );
     }
     Ok(())

@@ -39,6 +39,21 @@ pub fn interval(v: &[f64]) -> (f64, f64) {
     (mean, t * (var / n as f64).sqrt())
 }
 
+/// Whether `estimate` ± `half` (a 95 % interval) meets `target`: "met" or "missed" when the
+/// interval clears it, with "within noise" when it holds it.
+pub fn verdict(estimate: f64, half: f64, target: f64) -> &'static str {
+    match (
+        estimate - half >= target,
+        estimate + half < target,
+        estimate >= target,
+    ) {
+        (true, _, _) => "met",
+        (_, true, _) => "missed",
+        (_, _, true) => "met, within noise",
+        _ => "missed, within noise",
+    }
+}
+
 /// "min-max" of `v`, so a median is read with its spread.
 pub fn range(v: &[f64], digits: usize) -> String {
     let min = v.iter().copied().fold(f64::INFINITY, f64::min);
