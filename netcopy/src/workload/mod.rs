@@ -124,9 +124,9 @@ pub trait RunTimeClock {
 pub type ObserverClock<'a> = Option<&'a dyn RunTimeClock>;
 
 /// Runs the experiment's clock on the calling thread: perf counters opened on every worker,
-/// warmup (the observer's run time read at its edges), then the measured window (counters
-/// enabled, CPU time read at both edges), then stop. Returns the figures a workload starts from: the window's,
-/// with nothing sent or received yet.
+/// warmup (the observer's run time and CPU time read at its edges), then the measured window
+/// (counters enabled, CPU time read at both edges), then stop. Returns the figures a workload
+/// starts from: the window's, with nothing sent or received yet.
 fn coordinate(
     config: &Config,
     clock: &PhaseClock,
@@ -151,12 +151,6 @@ fn coordinate(
     let before = sum();
     let observer_after = observer.and_then(|o| o.stop());
     let cpu_before = cpustat::Snapshot::read();
-    let warm = cpustat::measure(
-        warm_cpu.as_ref(),
-        cpu_before.as_ref(),
-        &config.placement,
-        config.threads,
-    );
     counters.enable();
     clock.set(Phase::Measure);
     let start = Instant::now();
@@ -165,8 +159,16 @@ fn coordinate(
     counters.disable();
     let window = start.elapsed();
     let cpu_after = cpustat::Snapshot::read();
-    let observer_time = match (observer_before, observer_after, warm.busy) {
-        (Some(a), Some(b), Some(busy)) => Some((b.saturating_sub(a), busy)),
+    let observer_time = match (observer_before, observer_after) {
+        (Some(a), Some(b)) => {
+            let warm = cpustat::measure(
+                warm_cpu.as_ref(),
+                cpu_before.as_ref(),
+                &config.placement,
+                config.threads,
+            );
+            warm.busy.map(|busy| (b.saturating_sub(a), busy))
+        }
         _ => None,
     };
     Figures {
