@@ -67,9 +67,7 @@ pub fn ubuf_copy_pages(pagelen: u64, page_size: u64, max_frags: u64) -> u64 {
 /// `tcp_sendmsg_locked` saw, kept for the call's `sock_send_length` in the calling thread's
 /// slot of [`names::SEND_DECISIONS`]. The thread id and the decision share one u64, so one
 /// store writes both and no reader sees one task's id with another's decision.
-pub struct SendDecision;
-
-impl SendDecision {
+pub mod send_decision {
     /// Copied from user memory into kernel pages during the call.
     pub const COPIED: u32 = 0;
     /// User pages pinned and attached to the skb (MSG_ZEROCOPY, io_uring zero-copy).
@@ -86,7 +84,7 @@ impl SendDecision {
     /// The slot of thread `tid`.
     #[inline(always)]
     pub const fn slot(tid: u32) -> u32 {
-        tid & (Self::SLOTS - 1)
+        tid & (SLOTS - 1)
     }
 
     /// A slot's value: thread `tid` decided `how`.

@@ -19,7 +19,7 @@ pub const FLOW_KEYS: &str = "FLOW_KEYS";
 pub const FLOW_INDEX: &str = "FLOW_INDEX";
 /// Array of one u64: the next free flow index.
 pub const FLOW_NEXT: &str = "FLOW_NEXT";
-/// Array: thread slot -> the thread's [`SendDecision`](super::SendDecision) for its send in
+/// Array: thread slot -> the thread's [`send_decision`](super::send_decision) for its send in
 /// progress, packed with its thread id.
 pub const SEND_DECISIONS: &str = "SEND_DECISIONS";
 /// Per-CPU array of one [`FlowKey`](super::FlowKey): the flow whose pinned skb this CPU is

@@ -7,8 +7,8 @@ use aya_ebpf::{
 };
 use netcopy_common::{
     DELIVERIES_BYTES, FlowCounters, FlowKey, KernelOffsets, MAX_FLOWS, MAX_SLOTS,
-    MAX_WATCHED_CONNS, MAX_WATCHED_TGIDS, STACK_DEPTH, SendDecision, Skipped, WATCHED_PORTS_LEN,
-    Watch,
+    MAX_WATCHED_CONNS, MAX_WATCHED_TGIDS, STACK_DEPTH, Skipped, WATCHED_PORTS_LEN, Watch,
+    send_decision,
 };
 
 /// Filled in by userspace from BTF and kallsyms before load (see `netcopy::kernel::tracer`).
@@ -30,12 +30,12 @@ pub static WATCHED_CONNS: HashMap<FlowKey, u32> = HashMap::with_max_entries(MAX_
 #[map(name = "OVERFLOW")]
 pub static OVERFLOW: PerCpuArray<FlowCounters> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
 
-/// Per thread (see [`SendDecision`]): a send call runs in one thread from `tcp_sendmsg_locked`
+/// Per thread (see [`send_decision`]): a send call runs in one thread from `tcp_sendmsg_locked`
 /// to `sock_send_length`, even when it sleeps and wakes on another CPU. An array indexed by
 /// thread id, not a hash map keyed by task: the verifier inlines an array access, where a hash
 /// lookup is a call, and on this VM calls and returns were a third of the send probes' cost.
 #[map(name = "SEND_DECISIONS")]
-pub static SEND_DECISIONS: Array<u64> = Array::with_max_entries(SendDecision::SLOTS, 0);
+pub static SEND_DECISIONS: Array<u64> = Array::with_max_entries(send_decision::SLOTS, 0);
 
 /// Per task: a UDP socket adopted while it transmitted, before its send call returned (see
 /// `sock::adopt_at_transmit`), until that call's `sock_send_length` confirms it.

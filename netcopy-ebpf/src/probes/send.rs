@@ -2,7 +2,7 @@
 //! bytes or pinned the pages they live in.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::BtfTracePointContext};
-use netcopy_common::{SendDecision, Skipped};
+use netcopy_common::{Skipped, send_decision};
 
 use super::{OrSkip as _, Skip};
 use crate::{
@@ -42,14 +42,14 @@ pub fn try_classify_send(sk: *const u8, msg: *const u8) -> Result<(), Skip> {
             sk_flags >> offset!(sock_zerocopy_bit) & 1 == 1
         };
         if enabled && scatter_gather()? {
-            SendDecision::PINNED
+            send_decision::PINNED
         } else {
-            SendDecision::COPIED
+            send_decision::COPIED
         }
     } else if flags & MSG_SPLICE_PAGES != 0 && scatter_gather()? {
-        SendDecision::REFERENCED
+        send_decision::REFERENCED
     } else {
-        SendDecision::COPIED
+        send_decision::COPIED
     };
     decide(how)
 }
@@ -59,36 +59,36 @@ pub fn try_classify_send(sk: *const u8, msg: *const u8) -> Result<(), Skip> {
 fn decide(how: u32) -> Result<(), Skip> {
     let tid = bpf_get_current_pid_tgid() as u32;
     let slot = SEND_DECISIONS
-        .get_ptr_mut(SendDecision::slot(tid))
+        .get_ptr_mut(send_decision::slot(tid))
         .or_skip()?;
     // SAFETY: a live array element, read and written whole (one u64: never torn).
     unsafe {
-        let (holder, pending) = SendDecision::unpack(core::ptr::read_volatile(slot));
+        let (holder, pending) = send_decision::unpack(core::ptr::read_volatile(slot));
         // Holder 0 is a slot never written (thread 0, the idle task, sends nothing).
-        if holder != tid && holder != 0 && pending != SendDecision::NONE {
+        if holder != tid && holder != 0 && pending != send_decision::NONE {
             skipped(Skipped::DecisionSlotShared);
         }
-        core::ptr::write_volatile(slot, SendDecision::pack(tid, how));
+        core::ptr::write_volatile(slot, send_decision::pack(tid, how));
     }
     Ok(())
 }
 
 /// This thread's decision for the send call that just returned, consumed:
-/// [`SendDecision::NONE`] when no `tcp_sendmsg_locked` of this thread decided one since its
+/// [`send_decision::NONE`] when no `tcp_sendmsg_locked` of this thread decided one since its
 /// last call. A plain u32, not an Option: with an Option the compiler left a register unset
 /// on the path without a slot, which the verifier refuses.
 #[inline(always)]
 fn take_decision(tid: u32) -> u32 {
-    let Some(slot) = SEND_DECISIONS.get_ptr_mut(SendDecision::slot(tid)) else {
-        return SendDecision::NONE;
+    let Some(slot) = SEND_DECISIONS.get_ptr_mut(send_decision::slot(tid)) else {
+        return send_decision::NONE;
     };
     // SAFETY: as in `decide`.
-    let (holder, how) = SendDecision::unpack(unsafe { core::ptr::read_volatile(slot) });
-    if holder != tid || how == SendDecision::NONE {
-        return SendDecision::NONE;
+    let (holder, how) = send_decision::unpack(unsafe { core::ptr::read_volatile(slot) });
+    if holder != tid || how == send_decision::NONE {
+        return send_decision::NONE;
     }
     // SAFETY: as in `decide`.
-    unsafe { core::ptr::write_volatile(slot, SendDecision::pack(tid, SendDecision::NONE)) };
+    unsafe { core::ptr::write_volatile(slot, send_decision::pack(tid, send_decision::NONE)) };
     how
 }
 
@@ -122,12 +122,12 @@ fn count_send(sk: *const u8, ret: i32, calls: u64) -> Result<(), Skip> {
         (*counters).send_calls += calls;
         (*counters).send_bytes += bytes;
         match decision {
-            SendDecision::PINNED => (*counters).tcp_pinned_bytes += bytes,
-            SendDecision::REFERENCED => (*counters).tcp_referenced_at_send_bytes += bytes,
+            send_decision::PINNED => (*counters).tcp_pinned_bytes += bytes,
+            send_decision::REFERENCED => (*counters).tcp_referenced_at_send_bytes += bytes,
             // UDP is classified when it leaves (`net_dev_start_xmit`); a TCP call without a
             // decision is a gap in the accounting, counted so the cross-check can see it.
-            SendDecision::NONE if udp => {}
-            SendDecision::NONE => (*counters).unclassified_send_bytes += bytes,
+            send_decision::NONE if udp => {}
+            send_decision::NONE => (*counters).unclassified_send_bytes += bytes,
             _ => (*counters).tcp_copied_at_send_bytes += bytes,
         }
     }
@@ -144,9 +144,9 @@ pub fn try_sendpage_length(sk: *const u8, ret: i32, flags: i32) -> Result<(), Sk
     watched_flow_or_adopt(sk).or_skip()?;
     let route_caps: u64 = field(sk, offset!(sock_route_caps)).or_skip()?;
     if route_caps >> offset!(netif_sg_bit) & 1 == 1 {
-        decide(SendDecision::REFERENCED)?;
+        decide(send_decision::REFERENCED)?;
     } else {
-        decide(SendDecision::COPIED)?;
+        decide(send_decision::COPIED)?;
     }
     let last = flags & MSG_SENDPAGE_NOTLAST == 0;
     count_send(sk, ret, u64::from(last))
