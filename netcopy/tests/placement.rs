@@ -205,12 +205,22 @@ fn cpu_time_per_byte_agrees_with_the_threads_own_clocks() {
     let same = Placement::resolve(Policy::Same, &cpus, &[], &[]).unwrap();
     let mut long = config(Workload::Stream, 1, same);
     long.duration = Duration::from_secs(2);
-    let (_, row) = observe(long, ["send-", "recv-"]);
-    assert_close(
-        "one CPU",
-        row.cpu_busy_ms,
-        sum(row.client_task_clock_ms, row.server_task_clock_ms),
-    );
+    // The same allowance as above: a kernel thread on that CPU for a while is a second window.
+    let one_cpu = |r: &Row| {
+        (
+            r.cpu_busy_ms,
+            sum(r.client_task_clock_ms, r.server_task_clock_ms),
+        )
+    };
+    let mut row = observe(long.clone(), ["send-", "recv-"]).1;
+    if let (Some(busy), Some(task)) = one_cpu(&row)
+        && (busy - task).abs() / busy.max(task) > 0.05
+    {
+        eprintln!("one CPU: {busy:.1} ms busy vs {task:.1} ms task clock; a second window");
+        row = observe(long, ["send-", "recv-"]).1;
+    }
+    let (busy, task) = one_cpu(&row);
+    assert_close("one CPU", busy, task);
     assert!(row.cpu_ns_per_byte.is_some());
     assert_eq!(row.client_cpu_ns_per_byte, None);
     assert!(row.cpu_note.contains("separate CPUs"), "{}", row.cpu_note);
