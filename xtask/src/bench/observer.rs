@@ -22,7 +22,7 @@ pub fn tracing_overhead(md: &mut String, netcopy: &Path, scratch: &Path) -> Resu
     );
     let _ = writeln!(
         md,
-        "Medians of {OBSERVER_REPS} interleaved triples (`bench-one`, no BPF statistics running). `floor`: every program attached but returning at once (`--empty-programs`), the price of entering them at all. `same` pins the whole experiment on CPU 0 (the worst case: no idle core absorbs the probes); `split` puts clients on CPU 0 and servers on CPU 1. `paired`: the mean of each triple's traced / untraced ratio with its 95 % interval (Student's t); one run's throughput here wanders by several per cent, so a ratio near the target is met or missed by noise unless its interval clears it.\n"
+        "Medians of {OBSERVER_REPS} interleaved triples (`bench-one`, no BPF statistics running). `floor`: every program attached but returning at once (`--empty-programs`), the price of entering them at all. `same` pins the whole experiment on CPU 0 (the worst case: no idle core absorbs the probes); `split` puts clients on CPU 0 and servers on CPU 1. `paired`: the mean of each triple's traced / untraced ratio with its 95 % interval (Student's t); one run's throughput here wanders by several per cent, so a ratio near the target is met or missed by noise unless its interval clears it. When the floor's own interval lies below a target, the target says so: no program body, however cheap, can meet it with these hooks.\n"
     );
     let _ = writeln!(
         md,
@@ -43,6 +43,8 @@ pub fn tracing_overhead(md: &mut String, netcopy: &Path, scratch: &Path) -> Resu
                 }
                 let paired: Vec<f64> = on.iter().zip(&off).map(|(t, u)| t / u).collect();
                 let (mean, half) = interval(&paired);
+                let floors: Vec<f64> = floor.iter().zip(&off).map(|(f, u)| f / u).collect();
+                let (floor_mean, floor_half) = interval(&floors);
                 let (u, f, t) = (median(off), median(floor), median(on));
                 if name == "same" {
                     let traced = netcopy_row(
@@ -55,7 +57,14 @@ pub fn tracing_overhead(md: &mut String, netcopy: &Path, scratch: &Path) -> Resu
                     copies.insert((mode.to_owned(), size.to_owned()), (u, per_byte));
                 }
                 let ratio = t / u;
-                let verdict = verdict(mean, half, target);
+                let mut verdict = verdict(mean, half, target).to_owned();
+                // Attaching alone costing more than the target allows is a different finding
+                // from programs that do too much: said, so the reader knows which one it is.
+                if floor_mean + floor_half < target {
+                    verdict.push_str(&format!(
+                        " (the floor, {floor_mean:.3} ± {floor_half:.3}, is below it: no body can meet it)"
+                    ));
+                }
                 let _ = writeln!(
                     md,
                     "| {name} | {mode} | {size} | {u:.2} | {f:.2} | {t:.2} | {:.2} | {ratio:.2} | {mean:.3} ± {half:.3} | {target:.2}: {verdict} |",
