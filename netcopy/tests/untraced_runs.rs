@@ -15,17 +15,84 @@ use netcopy::{kernel::tracer::Tracer, stats::Estimate};
 /// ones (a hook on a path this kernel does not take, such as `tcp_sendpage` after 6.5, has
 /// none).
 fn always_attached() -> u32 {
+    let _alone = in_process();
     let tracer = Tracer::load().expect("loading the programs");
     let hooks = tracer.mechanisms().iter().filter(|(h, _)| !h.on_demand);
     hooks.count() as u32
 }
 
+/// Held while this process has a tracer of its own, so a test can tell its tracer's threads
+/// from another test's.
+static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn in_process() -> std::sync::MutexGuard<'static, ()> {
+    IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This process's threads named `name`, by thread id.
+fn threads_named(name: &str) -> Vec<String> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("listing this process's threads");
+    tasks
+        .filter_map(|t| t.ok()?.file_name().into_string().ok())
+        .filter(|tid| {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+                .is_ok_and(|comm| comm.trim() == name)
+        })
+        .collect()
+}
+
+/// How many times the kernel has switched thread `tid` out because it slept.
+fn sleeps(tid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .expect("a voluntary_ctxt_switches line");
+    line.trim().parse().unwrap()
+}
+
+/// The thread that drains the programs' ring buffer sleeps while they are detached, so an
+/// untraced run shares its CPUs with no part of the observer: the kernel's count of that
+/// thread's sleeps stands still, where attached it wakes every few milliseconds.
+#[test]
+fn the_observer_thread_sleeps_while_the_programs_are_detached() {
+    let _alone = in_process();
+    let before = threads_named("deliveries");
+    let Some(mut tracer) = common::tracer_or_skip("observer thread") else {
+        return;
+    };
+    let ours: Vec<String> = threads_named("deliveries")
+        .into_iter()
+        .filter(|t| !before.contains(t))
+        .collect();
+    assert_eq!(ours.len(), 1, "the tracer's draining thread: {ours:?}");
+    let wakes_over = |window: Duration| {
+        let start = sleeps(&ours[0]);
+        std::thread::sleep(window);
+        sleeps(&ours[0]) - start
+    };
+    let attached = wakes_over(Duration::from_millis(200));
+    tracer.detach().unwrap();
+    // Time to finish the drain in progress and park.
+    std::thread::sleep(Duration::from_millis(50));
+    let detached = wakes_over(Duration::from_millis(300));
+    tracer.attach().unwrap();
+    let again = wakes_over(Duration::from_millis(200));
+    eprintln!(
+        "sleeps: attached {attached} in 200 ms, detached {detached} in 300 ms, attached again {again} in 200 ms"
+    );
+    assert!(attached >= 10, "attached: {attached} sleeps in 200 ms");
+    assert_eq!(detached, 0);
+    assert!(again >= 10, "attached again: {again} sleeps in 200 ms");
+}
+
 #[test]
 fn the_kernel_sees_the_programs_detached_and_attached_again() {
+    let all = always_attached();
+    let _alone = in_process();
     let Some(mut tracer) = common::tracer_or_skip("detach") else {
         return;
     };
-    let all = always_attached();
     assert!(all > 0);
     assert_eq!(tracer.attached_in_kernel().unwrap(), Some(all));
     tracer.classify_udp(true).unwrap();

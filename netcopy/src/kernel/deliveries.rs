@@ -6,6 +6,7 @@
 //!
 //! A thread drains the ring buffer every few milliseconds, so a long experiment or trace never
 //! fills it; a record that still finds it full is counted as skipped (`DeliveryRecordLost`).
+//! While the programs are detached (a speed figure is being taken) it sleeps without waking.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -102,6 +103,8 @@ pub struct Collector {
     ring: Arc<Mutex<RingBuf<MapData>>>,
     flows: Arc<Mutex<Flows>>,
     stop: Arc<AtomicBool>,
+    /// Set while no program is attached: nothing can arrive, so the thread parks.
+    paused: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -128,12 +131,19 @@ impl Collector {
         let ring = Arc::new(Mutex::new(ring));
         let flows = Arc::new(Mutex::new(Flows::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (ring, flows, stop) = (ring.clone(), flows.clone(), stop.clone());
+            let (ring, flows) = (ring.clone(), flows.clone());
+            let (stop, paused) = (stop.clone(), paused.clone());
             std::thread::Builder::new()
                 .name("deliveries".into())
                 .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::Acquire) {
+                        if paused.load(Ordering::Acquire) {
+                            // Woken by `resume` or `drop`; a spurious wake-up loops back here.
+                            std::thread::park();
+                            continue;
+                        }
                         drain(&ring, &flows);
                         std::thread::sleep(DRAIN_EVERY);
                     }
@@ -144,7 +154,22 @@ impl Collector {
             ring,
             flows,
             stop,
+            paused,
             thread,
+        }
+    }
+
+    /// Stops the draining thread from waking (every program is detached): an untraced run
+    /// shares its CPUs with no part of the observer. Records still waiting stay in the ring.
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Release);
+    }
+
+    /// Drains every few milliseconds again (the programs are attached again).
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Release);
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
         }
     }
 
@@ -171,8 +196,9 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }

@@ -2,7 +2,8 @@
 //! traced run, and asking the kernel (not netcopy's own state) which of them are attached.
 //!
 //! The programs stay loaded and their maps keep their contents: only the links go, so an
-//! untraced run pays for no hook at all and a traced run after it needs one attach per hook.
+//! untraced run pays for no hook at all (and the thread that drains the programs' ring buffer
+//! sleeps meanwhile), and a traced run after it needs one attach per hook.
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -56,6 +57,7 @@ impl Tracer {
         while let Some((hook, att, link)) = self.links.pop() {
             attach::detach(&mut self.ebpf, hook, att, link)?;
         }
+        self.deliveries.pause();
         Ok(())
     }
 
@@ -67,6 +69,7 @@ impl Tracer {
             return Ok(());
         }
         let _changing = changing_links();
+        self.deliveries.resume();
         for &(hook, att) in &self.chosen {
             if hook.on_demand {
                 continue;
