@@ -41,10 +41,18 @@ pub fn tracing_overhead(md: &mut String, netcopy: &Path, scratch: &Path) -> Resu
                     );
                     on.push(bench_one(netcopy, mode, size, placement, &[])?.gbps);
                 }
-                let paired: Vec<f64> = on.iter().zip(&off).map(|(t, u)| t / u).collect();
-                let (mean, half) = interval(&paired);
-                let floors: Vec<f64> = floor.iter().zip(&off).map(|(f, u)| f / u).collect();
-                let (floor_mean, floor_half) = interval(&floors);
+                // Each triple's run over its own untraced run, as a mean with its interval.
+                let paired = |runs: &[f64]| {
+                    interval(
+                        &runs
+                            .iter()
+                            .zip(&off)
+                            .map(|(r, u)| r / u)
+                            .collect::<Vec<_>>(),
+                    )
+                };
+                let (mean, half) = paired(&on);
+                let (floor_mean, floor_half) = paired(&floor);
                 let (u, f, t) = (median(off), median(floor), median(on));
                 if name == "same" {
                     let traced = netcopy_row(
